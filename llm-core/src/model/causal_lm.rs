@@ -1,0 +1,190 @@
+//! The decoder-only causal LM: embeddings, decoder layers, final norm, LM head.
+
+use burn::module::{Module, Param};
+use burn::tensor::{backend::Backend, module::embedding, DType, Int, Tensor};
+
+use super::DecoderLayer;
+use crate::config::ModelConfig;
+use crate::error::{LlmError, Result};
+use crate::nn::{KvCache, Linear, MaskSpec, RmsNorm, RotaryEmbedding};
+
+/// A Llama-family causal LM (Llama, Mistral, Qwen2, Mixtral).
+///
+/// Build it with [`crate::weights`] loaders; run it with [`CausalLm::forward`] (whole sequences)
+/// or [`CausalLm::forward_with`] (padding, explicit positions, KV cache, hidden states).
+#[derive(Module, Debug)]
+pub struct CausalLm<B: Backend> {
+    /// `[vocab_size, d_model]`
+    pub embed_tokens: Param<Tensor<B, 2>>,
+    /// Decoder layers, bottom to top.
+    pub layers: Vec<DecoderLayer<B>>,
+    /// Final norm.
+    pub norm: RmsNorm<B>,
+    /// `[vocab_size, d_model]`; `None` when tied to `embed_tokens`.
+    pub lm_head: Option<Linear<B>>,
+    /// The configuration the model was built from.
+    #[module(skip)]
+    pub config: ModelConfig,
+    /// Rotary frequencies.
+    #[module(skip)]
+    pub rotary: RotaryEmbedding,
+}
+
+/// Everything a forward pass can take besides the model.
+#[derive(Debug, Clone)]
+pub struct ModelInput<B: Backend> {
+    /// `[batch, seq]`
+    pub input_ids: Tensor<B, 2, Int>,
+    /// `[batch][past_len + seq]`, false at padding (transformers' `attention_mask` as booleans).
+    pub attention_mask: Option<Vec<Vec<bool>>>,
+    /// `[batch][seq]` rotary positions; default `past_len..past_len + seq` for every row.
+    pub position_ids: Option<Vec<Vec<usize>>>,
+    /// Return the hidden state entering each layer and the final normed one.
+    pub output_hidden_states: bool,
+    /// Compute logits for the last position only (what decoding needs).
+    pub last_logits_only: bool,
+}
+
+impl<B: Backend> ModelInput<B> {
+    /// Plain input: no padding, default positions, all logits.
+    pub fn new(input_ids: Tensor<B, 2, Int>) -> Self {
+        Self {
+            input_ids,
+            attention_mask: None,
+            position_ids: None,
+            output_hidden_states: false,
+            last_logits_only: false,
+        }
+    }
+}
+
+/// What a forward pass returns.
+#[derive(Debug, Clone)]
+pub struct ModelOutput<B: Backend> {
+    /// `[batch, seq or 1, vocab_size]`, f32.
+    pub logits: Tensor<B, 3>,
+    /// `n_layers + 1` tensors `[batch, seq, d_model]`: the embeddings, the input of each later
+    /// layer, and the final normed state (transformers' `output_hidden_states`). Empty unless asked.
+    pub hidden_states: Vec<Tensor<B, 3>>,
+    /// Per MoE layer, `[batch*seq, n_experts]`.
+    pub router_logits: Vec<Tensor<B, 2>>,
+}
+
+impl<B: Backend> CausalLm<B> {
+    /// input_ids: `[batch, seq]` -> logits `[batch, seq, vocab_size]`
+    ///
+    /// # Panics
+    /// Never for valid ids; see [`Self::forward_with`] for the checked form.
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.forward_with(ModelInput::new(input_ids), None)
+            .expect("a forward without cache or mask cannot fail")
+            .logits
+    }
+
+    /// The full forward pass.
+    ///
+    /// With a cache, the new tokens are appended after the positions it holds and attend to
+    /// them; `attention_mask` then covers past and new positions.
+    pub fn forward_with(&self, input: ModelInput<B>, mut cache: Option<&mut KvCache<B>>) -> Result<ModelOutput<B>> {
+        let [batch, seq] = input.input_ids.dims();
+        let past_len = cache.as_ref().map_or(0, |c| c.len());
+        if let Some(c) = cache.as_ref() {
+            c.check_room(batch, seq)?;
+        }
+        self.check_input(&input, batch, seq, past_len)?;
+        let device = input.input_ids.device();
+        let dtype = self.dtype();
+
+        let positions = input.position_ids.clone().unwrap_or_else(|| vec![(past_len..past_len + seq).collect()]);
+        let rope = self.rotary.tables::<B>(&positions, dtype, &device);
+        let spec = MaskSpec { batch, past_len, seq, attention_mask: input.attention_mask.as_deref() };
+        let full_mask = spec.build::<B>(None, &device);
+        let window_masks: Vec<_> = self
+            .distinct_windows()
+            .into_iter()
+            .map(|w| (w, spec.build::<B>(Some(w), &device)))
+            .collect();
+
+        let mut x = embedding(self.embed_tokens.val(), input.input_ids);
+        let mut hidden_states = Vec::new();
+        let mut router_logits = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            if input.output_hidden_states {
+                hidden_states.push(x.clone());
+            }
+            let mask = match layer.self_attn.sliding_window {
+                None => full_mask.clone(),
+                Some(w) => window_masks.iter().find(|(ww, _)| *ww == w).and_then(|(_, m)| m.clone()),
+            };
+            let layer_cache = cache.as_mut().map(|c| c.layer_mut(i));
+            let (out, router) = layer.forward(x, &rope, mask, layer_cache);
+            x = out;
+            router_logits.extend(router);
+        }
+        if let Some(c) = cache {
+            c.advance(seq);
+        }
+        let x = self.norm.forward(x);
+        if input.output_hidden_states {
+            hidden_states.push(x.clone());
+        }
+        let x = if input.last_logits_only { x.narrow(1, seq - 1, 1) } else { x };
+        let logits = match &self.lm_head {
+            Some(head) => head.forward(x),
+            None => burn::tensor::module::linear(x, self.embed_tokens.val().transpose(), None),
+        };
+        Ok(ModelOutput { logits: logits.cast(DType::F32), hidden_states, router_logits })
+    }
+
+    /// A cache for `batch` rows of up to `capacity` positions, in the model's dtype.
+    pub fn new_cache(&self, batch: usize, capacity: usize) -> KvCache<B> {
+        let c = &self.config;
+        KvCache::new(c.n_layers, batch, c.n_kv_heads, capacity, c.head_dim, self.dtype(), &self.embed_tokens.device())
+    }
+
+    /// The float dtype the weights are held in.
+    pub fn dtype(&self) -> DType {
+        self.embed_tokens.val().dtype()
+    }
+
+    /// The device holding the weights.
+    pub fn device(&self) -> B::Device {
+        self.embed_tokens.device()
+    }
+
+    fn distinct_windows(&self) -> Vec<usize> {
+        let mut windows: Vec<usize> = self.layers.iter().filter_map(|l| l.self_attn.sliding_window).collect();
+        windows.sort_unstable();
+        windows.dedup();
+        windows
+    }
+
+    fn check_input(&self, input: &ModelInput<B>, batch: usize, seq: usize, past_len: usize) -> Result<()> {
+        if seq == 0 || batch == 0 {
+            return Err(LlmError::Shape {
+                what: "input_ids".into(),
+                expected: "[batch > 0, seq > 0]".into(),
+                got: vec![batch, seq],
+            });
+        }
+        if let Some(m) = &input.attention_mask {
+            if m.len() != batch || m.iter().any(|r| r.len() != past_len + seq) {
+                return Err(LlmError::Shape {
+                    what: "attention_mask".into(),
+                    expected: format!("[{batch}][{}] (past + new positions)", past_len + seq),
+                    got: vec![m.len(), m.first().map_or(0, Vec::len)],
+                });
+            }
+        }
+        if let Some(p) = &input.position_ids {
+            if (p.len() != batch && p.len() != 1) || p.iter().any(|r| r.len() != seq) {
+                return Err(LlmError::Shape {
+                    what: "position_ids".into(),
+                    expected: format!("[{batch} or 1][{seq}]"),
+                    got: vec![p.len(), p.first().map_or(0, Vec::len)],
+                });
+            }
+        }
+        Ok(())
+    }
+}

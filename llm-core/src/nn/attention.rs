@@ -1,0 +1,112 @@
+//! Multi-head attention with grouped key/value heads (MHA, GQA, MQA).
+
+use burn::module::Module;
+use burn::tensor::{
+    activation::softmax, backend::Backend, module::attention, ops::AttentionModuleOptions, Bool, Tensor,
+};
+
+use super::kv_cache::LayerCache;
+use super::rope::{apply_rotary, RopeTables};
+use super::Linear;
+
+/// How scaled dot-product attention is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionKernel {
+    /// The backend's fused kernel (`burn::tensor::module::attention`): exact softmax, no
+    /// approximation; on Flex it tiles long sequences with an online softmax.
+    #[default]
+    Fused,
+    /// `softmax(QKᵀ·scale + mask)·V` from plain tensor ops; the readable reference.
+    Plain,
+}
+
+/// Self-attention of one decoder layer.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// `[n_heads * head_dim, d_model]`
+    pub q_proj: Linear<B>,
+    /// `[n_kv_heads * head_dim, d_model]`
+    pub k_proj: Linear<B>,
+    /// `[n_kv_heads * head_dim, d_model]`
+    pub v_proj: Linear<B>,
+    /// `[d_model, n_heads * head_dim]`
+    pub o_proj: Linear<B>,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads.
+    pub n_kv_heads: usize,
+    /// Width of a head.
+    pub head_dim: usize,
+    /// Keys further back than this are hidden (`None`: full attention).
+    pub sliding_window: Option<usize>,
+    /// Fused or plain kernel.
+    pub kernel: AttentionKernel,
+}
+
+impl<B: Backend> Attention<B> {
+    /// x: `[batch, seq, d_model]`, mask `[batch, 1, seq, kv_len]` (true = hidden) -> `[batch, seq, d_model]`
+    ///
+    /// With a cache, the new keys/values are appended at `past_len` and the queries attend over
+    /// all `past_len + seq` positions.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        mask: Option<Tensor<B, 4, Bool>>,
+        cache: Option<(&mut LayerCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
+        let [batch, seq, _] = x.dims();
+        let (h, kv, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        // [b, s, h*d] -> [b, h, s, d]
+        let split = |t: Tensor<B, 3>, heads: usize| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
+        let q = apply_rotary(split(self.q_proj.forward(x.clone()), h), rope);
+        let k = apply_rotary(split(self.k_proj.forward(x.clone()), kv), rope);
+        let v = split(self.v_proj.forward(x), kv);
+        let (k, v) = match cache {
+            Some((layer, past_len)) => layer.append(past_len, k, v),
+            None => (k, v),
+        };
+        let out = self.attend(q, k, v, mask);
+        // [b, h, s, d] -> [b, s, h*d]
+        self.o_proj.forward(out.swap_dims(1, 2).reshape([batch, seq, h * d]))
+    }
+
+    /// q: `[b, h, s, d]`, k/v: `[b, kv, t, d]`, mask `[b, 1, s, t]` -> `[b, h, s, d]`
+    ///
+    /// Query heads sharing a key/value head are folded into the query length
+    /// (`[b, kv, rep*s, d]`), so keys and values are never repeated in memory.
+    fn attend(
+        &self,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        mask: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 4> {
+        let [b, h, s, d] = q.dims();
+        let [_, kv, t, _] = k.dims();
+        let rep = h / kv;
+        // Head hq uses kv head hq / rep (transformers' repeat_kv), so heads are grouped contiguously.
+        let q = q.reshape([b, kv, rep * s, d]);
+        let mask = mask.map(|m| {
+            // [b, 1, s, t] -> [b, kv, rep*s, t]
+            m.unsqueeze_dim::<5>(1).expand([b, kv, rep, s, t]).reshape([b, kv, rep * s, t])
+        });
+        let scale = (d as f64).powf(-0.5);
+        let out = match self.kernel {
+            AttentionKernel::Fused => {
+                let options = AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
+                attention(q, k, v, mask, None, options)
+            }
+            AttentionKernel::Plain => {
+                let scores = q.matmul(k.swap_dims(2, 3)) * scale;
+                let scores = match mask {
+                    Some(m) => scores.mask_fill(m, f32::NEG_INFINITY),
+                    None => scores,
+                };
+                softmax(scores, 3).matmul(v)
+            }
+        };
+        // [b, kv, rep*s, d] -> [b, h, s, d]
+        out.reshape([b, h, s, d])
+    }
+}

@@ -1,0 +1,114 @@
+//! A preallocated key/value cache for batched incremental decoding.
+
+use burn::tensor::{backend::Backend, DType, Tensor};
+
+use crate::error::{LlmError, Result};
+
+/// Keys and values of one layer, `[batch, n_kv_heads, capacity, head_dim]` each, allocated once.
+#[derive(Debug, Clone)]
+pub struct LayerCache<B: Backend> {
+    keys: Option<Tensor<B, 4>>,
+    values: Option<Tensor<B, 4>>,
+}
+
+/// The cache of a whole model: one [`LayerCache`] per layer and the number of positions filled.
+///
+/// Appending writes into the preallocated buffers in place (`slice_assign` on a uniquely owned
+/// tensor), so decoding does not reallocate or copy the past.
+#[derive(Debug, Clone)]
+pub struct KvCache<B: Backend> {
+    layers: Vec<LayerCache<B>>,
+    len: usize,
+    capacity: usize,
+    batch: usize,
+}
+
+impl<B: Backend> KvCache<B> {
+    /// Allocates zeroed buffers for `n_layers` layers.
+    pub fn new(
+        n_layers: usize,
+        batch: usize,
+        n_kv_heads: usize,
+        capacity: usize,
+        head_dim: usize,
+        dtype: DType,
+        device: &B::Device,
+    ) -> Self {
+        let shape = [batch, n_kv_heads, capacity, head_dim];
+        let layers = (0..n_layers)
+            .map(|_| LayerCache {
+                keys: Some(Tensor::zeros(shape, (device, dtype))),
+                values: Some(Tensor::zeros(shape, (device, dtype))),
+            })
+            .collect();
+        Self { layers, len: 0, capacity, batch }
+    }
+
+    /// Positions stored so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first forward.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Positions preallocated.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Rows (sequences) the cache holds.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Forgets every stored position; buffers are kept for reuse.
+    pub fn reset(&mut self) {
+        self.len = 0;
+    }
+
+    pub(crate) fn check_room(&self, batch: usize, extra: usize) -> Result<()> {
+        if batch != self.batch {
+            return Err(LlmError::Shape {
+                what: "input_ids (batch of a cached forward)".into(),
+                expected: format!("batch {} as the KV cache was allocated", self.batch),
+                got: vec![batch],
+            });
+        }
+        if self.len + extra > self.capacity {
+            return Err(LlmError::CacheFull { len: self.len, capacity: self.capacity, extra });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn layer_mut(&mut self, i: usize) -> (&mut LayerCache<B>, usize) {
+        (&mut self.layers[i], self.len)
+    }
+
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.len += n;
+    }
+}
+
+impl<B: Backend> LayerCache<B> {
+    /// Writes new keys/values at `start` and returns everything stored up to the end of them.
+    ///
+    /// k, v: `[batch, n_kv_heads, seq, head_dim]` -> `[batch, n_kv_heads, start + seq, head_dim]` each
+    pub(crate) fn append(&mut self, start: usize, k: Tensor<B, 4>, v: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let [b, h, s, d] = k.dims();
+        let end = start + s;
+        let write = |slot: &mut Option<Tensor<B, 4>>, new: Tensor<B, 4>| {
+            // Take the buffer so it is uniquely owned and the write happens in place.
+            let buf = slot.take().expect("cache buffer present between calls");
+            let buf = buf.slice_assign([0..b, 0..h, start..end, 0..d], new);
+            let view = buf.clone().slice([0..b, 0..h, 0..end, 0..d]);
+            *slot = Some(buf);
+            view
+        };
+        let keys = write(&mut self.keys, k);
+        let values = write(&mut self.values, v);
+        (keys, values)
+    }
+}

@@ -1,0 +1,25 @@
+//! The SwiGLU feed-forward block.
+
+use burn::module::Module;
+use burn::tensor::{activation::silu, backend::Backend, Tensor};
+
+use super::Linear;
+
+/// `down(silu(gate(x)) * up(x))`.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// `[d_ff, d_model]`
+    pub gate_proj: Linear<B>,
+    /// `[d_ff, d_model]`
+    pub up_proj: Linear<B>,
+    /// `[d_model, d_ff]`
+    pub down_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// x: `[..., d_model]` -> `[..., d_model]`
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}

@@ -1,0 +1,19 @@
+//! Transformer building blocks, one module each, generic over the backend.
+
+pub mod attention;
+pub mod kv_cache;
+pub mod linear;
+pub mod mask;
+pub mod mlp;
+pub mod moe;
+pub mod rms_norm;
+pub mod rope;
+
+pub use attention::{Attention, AttentionKernel};
+pub use kv_cache::KvCache;
+pub use linear::Linear;
+pub use mask::MaskSpec;
+pub use mlp::Mlp;
+pub use moe::{MoeOutput, SparseMoe};
+pub use rms_norm::RmsNorm;
+pub use rope::{apply_rotary, RopeTables, RotaryEmbedding};

@@ -1,0 +1,268 @@
+//! GGUF checkpoints (llama.cpp's format) for `general.architecture = llama`: metadata to
+//! [`ModelConfig`], tensors dequantised to f32 under their Hugging Face names.
+
+mod file;
+pub mod quants;
+
+use std::path::Path;
+
+use burn::tensor::TensorData;
+
+pub use file::{GgufFile, GgufTensorInfo, GgufValue};
+pub use quants::GgmlType;
+
+use super::TensorSource;
+use crate::config::{Architecture, ModelConfig, MoeConfig, RopeConfig, RopeScaling};
+use crate::error::{LlmError, Result};
+
+/// A GGUF file seen as a checkpoint with Hugging Face tensor names.
+///
+/// Q and K projection rows are un-permuted on read: llama.cpp's converter reorders them for
+/// its interleaved RoPE, while our attention (like transformers) rotates split halves.
+pub struct GgufSource {
+    file: GgufFile,
+    config: ModelConfig,
+    name: String,
+    /// HF name -> (GGUF name, expert index for stacked expert tensors).
+    names: Vec<(String, String, Option<usize>)>,
+}
+
+impl GgufSource {
+    /// Opens and parses a GGUF file and derives the model config from its metadata.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let file = GgufFile::open(path.as_ref())?;
+        let config = config_from_gguf(&file)?;
+        let names = hf_names(&file, &config);
+        Ok(Self { name: file.path().display().to_string(), file, config, names })
+    }
+
+    /// The model config the metadata describes.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The parsed file: metadata (`tokenizer.ggml.*`, `tokenizer.chat_template`) and tensor infos.
+    pub fn file(&self) -> &GgufFile {
+        &self.file
+    }
+
+    fn lookup(&self, hf: &str) -> Option<(&GgufTensorInfo, &str, Option<usize>)> {
+        let (_, gguf, expert) = self.names.iter().find(|(h, _, _)| h == hf)?;
+        Some((self.file.tensors.get(gguf)?, gguf.as_str(), *expert))
+    }
+}
+
+impl TensorSource for GgufSource {
+    fn source_name(&self) -> &str {
+        &self.name
+    }
+
+    fn tensor_names(&self) -> Vec<String> {
+        self.names.iter().map(|(h, _, _)| h.clone()).collect()
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let (info, _, expert) = self.lookup(name)?;
+        let shape = info.shape();
+        Some(if expert.is_some() { shape[1..].to_vec() } else { shape })
+    }
+
+    fn read(&self, name: &str) -> Result<TensorData> {
+        let (info, gguf_name, expert) = self.lookup(name).ok_or_else(|| LlmError::WeightMismatch {
+            source_name: self.name.clone(),
+            missing: vec![name.to_string()],
+            unexpected: vec![],
+            mis_shaped: vec![],
+        })?;
+        let mut bytes = self.file.tensor_bytes(info);
+        let mut shape = info.shape();
+        if let Some(e) = expert {
+            // Stacked experts [n_experts, rows, cols]: expert e is one contiguous slab.
+            let per = bytes.len() / shape[0];
+            bytes = &bytes[e * per..(e + 1) * per];
+            shape.remove(0);
+        }
+        let mut values = quants::dequantize(info.ggml_type, bytes);
+        if gguf_name.ends_with("attn_q.weight") || gguf_name.ends_with("attn_q.bias") {
+            values = unpermute_rows(&values, &shape, self.config.n_heads);
+        } else if gguf_name.ends_with("attn_k.weight") || gguf_name.ends_with("attn_k.bias") {
+            values = unpermute_rows(&values, &shape, self.config.n_kv_heads);
+        }
+        Ok(TensorData::new(values, shape))
+    }
+}
+
+/// Undoes llama.cpp's `permute`: within each head, GGUF row `2i + a` is HF row `a * d/2 + i`.
+///
+/// values: `[n_heads * head_dim, cols]` (or `[n_heads * head_dim]` for a bias), row-major.
+pub fn unpermute_rows(values: &[f32], shape: &[usize], n_heads: usize) -> Vec<f32> {
+    let rows = shape[0];
+    let cols: usize = shape[1..].iter().product();
+    let head_dim = rows / n_heads;
+    let half = head_dim / 2;
+    let mut out = vec![0.0; values.len()];
+    for h in 0..n_heads {
+        for i in 0..half {
+            for a in 0..2 {
+                let src = h * head_dim + 2 * i + a;
+                let dst = h * head_dim + a * half + i;
+                out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+/// GGUF layer-tensor suffix -> HF suffix (dense layers).
+const LAYER_NAMES: &[(&str, &str)] = &[
+    ("attn_norm.weight", "input_layernorm.weight"),
+    ("attn_q.weight", "self_attn.q_proj.weight"),
+    ("attn_k.weight", "self_attn.k_proj.weight"),
+    ("attn_v.weight", "self_attn.v_proj.weight"),
+    ("attn_output.weight", "self_attn.o_proj.weight"),
+    ("attn_q.bias", "self_attn.q_proj.bias"),
+    ("attn_k.bias", "self_attn.k_proj.bias"),
+    ("attn_v.bias", "self_attn.v_proj.bias"),
+    ("attn_output.bias", "self_attn.o_proj.bias"),
+    ("ffn_norm.weight", "post_attention_layernorm.weight"),
+    ("ffn_gate.weight", "mlp.gate_proj.weight"),
+    ("ffn_up.weight", "mlp.up_proj.weight"),
+    ("ffn_down.weight", "mlp.down_proj.weight"),
+    ("ffn_gate_inp.weight", "block_sparse_moe.gate.weight"),
+];
+
+/// Stacked expert tensors -> Mixtral's per-expert names.
+const EXPERT_NAMES: &[(&str, &str)] = &[("ffn_gate_exps.weight", "w1"), ("ffn_down_exps.weight", "w2"), ("ffn_up_exps.weight", "w3")];
+
+fn hf_names(file: &GgufFile, config: &ModelConfig) -> Vec<(String, String, Option<usize>)> {
+    let mut out = Vec::new();
+    for gguf in file.tensors.keys() {
+        let mut push = |hf: String, expert| out.push((hf, gguf.clone(), expert));
+        match gguf.as_str() {
+            "token_embd.weight" => push("model.embed_tokens.weight".into(), None),
+            "output_norm.weight" => push("model.norm.weight".into(), None),
+            "output.weight" => push("lm_head.weight".into(), None),
+            name => {
+                let Some((layer, suffix)) = name.strip_prefix("blk.").and_then(|r| r.split_once('.')) else {
+                    push(name.to_string(), None); // reported as unexpected by the loader
+                    continue;
+                };
+                if let Some((_, hf)) = LAYER_NAMES.iter().find(|(g, _)| *g == suffix) {
+                    push(format!("model.layers.{layer}.{hf}"), None);
+                } else if let Some((_, w)) = EXPERT_NAMES.iter().find(|(g, _)| *g == suffix) {
+                    for e in 0..config.moe.map_or(0, |m| m.n_experts) {
+                        push(format!("model.layers.{layer}.block_sparse_moe.experts.{e}.{w}.weight"), Some(e));
+                    }
+                } else if let Some((e, w)) = legacy_expert(suffix) {
+                    push(format!("model.layers.{layer}.block_sparse_moe.experts.{e}.{w}.weight"), None);
+                } else {
+                    push(name.to_string(), None);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Older Mixtral GGUFs store experts one by one: `ffn_gate.E.weight` -> (E, "w1").
+fn legacy_expert(suffix: &str) -> Option<(usize, &'static str)> {
+    let (kind, rest) = suffix.strip_prefix("ffn_")?.split_once('.')?;
+    let expert = rest.strip_suffix(".weight")?.parse().ok()?;
+    let w = match kind {
+        "gate" => "w1",
+        "down" => "w2",
+        "up" => "w3",
+        _ => return None,
+    };
+    Some((expert, w))
+}
+
+fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
+    let field = |k: &str| format!("GGUF metadata `{k}`");
+    let arch = file
+        .get("general.architecture")
+        .and_then(GgufValue::as_str)
+        .ok_or_else(|| LlmError::config(field("general.architecture"), "is missing"))?;
+    if arch != "llama" {
+        return Err(LlmError::config(
+            field("general.architecture"),
+            format!("`{arch}` is not supported; supported: llama"),
+        ));
+    }
+    if file.tensors.contains_key("rope_freqs.weight") {
+        return Err(LlmError::config(
+            "GGUF tensor `rope_freqs.weight`",
+            "per-frequency RoPE factors (Llama 3.1 scaling baked into GGUF) are not supported; load the HF checkpoint",
+        ));
+    }
+    let u = |k: &str| file.get(&format!("llama.{k}")).and_then(GgufValue::as_u64).map(|v| v as usize);
+    let f = |k: &str| file.get(&format!("llama.{k}")).and_then(GgufValue::as_f64);
+    let need = |k: &str| u(k).ok_or_else(|| LlmError::config(field(&format!("llama.{k}")), "is missing"));
+    let d_model = need("embedding_length")?;
+    let n_heads = need("attention.head_count")?;
+    let n_layers = need("block_count")?;
+    let head_dim = u("attention.key_length").unwrap_or(d_model / n_heads.max(1));
+    if let Some(rot) = u("rope.dimension_count") {
+        if rot != head_dim {
+            return Err(LlmError::config(
+                field("llama.rope.dimension_count"),
+                format!("partial rotary ({rot} of {head_dim} dims) is not supported"),
+            ));
+        }
+    }
+    let max_pos = u("context_length").unwrap_or(2048);
+    let tokens = file.get("tokenizer.ggml.tokens").and_then(GgufValue::as_array).map(<[_]>::len);
+    let embd_rows = file.tensors.get("token_embd.weight").and_then(|t| t.dims.get(1)).map(|&d| d as usize);
+    let vocab_size = u("vocab_size").or(tokens).or(embd_rows).ok_or_else(|| {
+        LlmError::config(field("llama.vocab_size"), "is missing and no token list or embedding gives it")
+    })?;
+    let scaling = match file.get("llama.rope.scaling.type").and_then(GgufValue::as_str) {
+        None | Some("none") => RopeScaling::Default,
+        Some("linear") => RopeScaling::Linear { factor: f("rope.scaling.factor").unwrap_or(1.0) },
+        Some("yarn") => RopeScaling::Yarn {
+            factor: f("rope.scaling.factor").unwrap_or(1.0),
+            original_max_position_embeddings: u("rope.scaling.original_context_length").unwrap_or(max_pos),
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+            attention_factor: None,
+            mscale: None,
+            mscale_all_dim: None,
+            truncate: true,
+        },
+        Some(other) => {
+            return Err(LlmError::config(
+                field("llama.rope.scaling.type"),
+                format!("`{other}` is not supported; supported: none, linear, yarn"),
+            ))
+        }
+    };
+    let moe = match (u("expert_count"), u("expert_used_count")) {
+        (Some(n), Some(k)) if n > 0 => Some(MoeConfig { n_experts: n, n_experts_per_tok: k }),
+        _ => None,
+    };
+    let token = |k: &str| file.get(&format!("tokenizer.ggml.{k}")).and_then(GgufValue::as_u64).map(|v| v as u32);
+    let config = ModelConfig {
+        architecture: if moe.is_some() { Architecture::Mixtral } else { Architecture::Llama },
+        vocab_size,
+        d_model,
+        d_ff: need("feed_forward_length")?,
+        n_layers,
+        n_heads,
+        n_kv_heads: u("attention.head_count_kv").unwrap_or(n_heads),
+        head_dim,
+        max_position_embeddings: max_pos,
+        rms_norm_eps: f("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+        rope: RopeConfig { rope_theta: f("rope.freq_base").unwrap_or(10_000.0), scaling },
+        tie_word_embeddings: !file.tensors.contains_key("output.weight"),
+        qkv_bias: file.tensors.contains_key("blk.0.attn_q.bias"),
+        o_bias: file.tensors.contains_key("blk.0.attn_output.bias"),
+        mlp_bias: false,
+        sliding_window: vec![None; n_layers],
+        moe,
+        bos_token_id: token("bos_token_id"),
+        eos_token_ids: token("eos_token_id").into_iter().collect(),
+        pad_token_id: token("padding_token_id"),
+    };
+    config.validate()?;
+    Ok(config)
+}

@@ -1,0 +1,144 @@
+//! GGML tensor types and their dequantisation to f32, bit-exact with gguf-py's numpy code
+//! (which transformers uses to load GGUF files).
+
+use half::f16;
+
+/// A GGML tensor type id as stored in GGUF tensor infos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GgmlType(pub u32);
+
+impl GgmlType {
+    /// 32-bit float.
+    pub const F32: Self = Self(0);
+    /// 16-bit float.
+    pub const F16: Self = Self(1);
+    /// 4-bit, block 32, scale.
+    pub const Q4_0: Self = Self(2);
+    /// 4-bit, block 32, scale and min.
+    pub const Q4_1: Self = Self(3);
+    /// 5-bit, block 32, scale.
+    pub const Q5_0: Self = Self(6);
+    /// 5-bit, block 32, scale and min.
+    pub const Q5_1: Self = Self(7);
+    /// 8-bit, block 32, scale.
+    pub const Q8_0: Self = Self(8);
+    /// bfloat16.
+    pub const BF16: Self = Self(30);
+
+    /// The name ggml gives the type (`Q4_1`, `Q6_K`...).
+    pub fn name(self) -> String {
+        const NAMES: &[&str] = &[
+            "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K",
+            "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS",
+            "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16",
+        ];
+        NAMES.get(self.0 as usize).map_or_else(|| format!("type {}", self.0), |s| s.to_string())
+    }
+
+    /// `(elements per block, bytes per block)` for the types we can dequantise.
+    pub fn block_layout(self) -> Option<(usize, usize)> {
+        Some(match self {
+            Self::F32 => (1, 4),
+            Self::F16 | Self::BF16 => (1, 2),
+            Self::Q4_0 => (32, 18),
+            Self::Q4_1 => (32, 20),
+            Self::Q5_0 => (32, 22),
+            Self::Q5_1 => (32, 24),
+            Self::Q8_0 => (32, 34),
+            _ => return None,
+        })
+    }
+}
+
+/// Dequantises `bytes` (whole blocks of `ty`) into f32. The caller has checked the length
+/// against [`GgmlType::block_layout`].
+pub fn dequantize(ty: GgmlType, bytes: &[u8]) -> Vec<f32> {
+    let (block, size) = ty.block_layout().expect("caller checked the type is supported");
+    let mut out = Vec::with_capacity(bytes.len() / size * block);
+    for b in bytes.chunks_exact(size) {
+        match ty {
+            GgmlType::F32 => out.push(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            GgmlType::F16 => out.push(f16::from_le_bytes([b[0], b[1]]).to_f32()),
+            GgmlType::BF16 => out.push(half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+            GgmlType::Q4_0 => q4(b, &mut out, 8.0, None),
+            GgmlType::Q4_1 => q4(b, &mut out, 0.0, Some(half_at(b, 2))),
+            GgmlType::Q5_0 => q5(b, &mut out, 16.0, None),
+            GgmlType::Q5_1 => q5(b, &mut out, 0.0, Some(half_at(b, 2))),
+            GgmlType::Q8_0 => {
+                let d = half_at(b, 0);
+                out.extend(b[2..34].iter().map(|&q| (q as i8) as f32 * d));
+            }
+            _ => unreachable!("block_layout admits only the types above"),
+        }
+    }
+    out
+}
+
+fn half_at(b: &[u8], i: usize) -> f32 {
+    f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+/// Q4_0 / Q4_1: low nibbles are elements 0..16, high nibbles 16..32.
+fn q4(b: &[u8], out: &mut Vec<f32>, offset: f32, min: Option<f32>) {
+    let d = half_at(b, 0);
+    let qs = &b[if min.is_some() { 4 } else { 2 }..][..16];
+    let value = |q: u8| {
+        let x = (q as f32 - offset) * d;
+        min.map_or(x, |m| x + m)
+    };
+    out.extend(qs.iter().map(|&q| value(q & 0x0f)));
+    out.extend(qs.iter().map(|&q| value(q >> 4)));
+}
+
+/// Q5_0 / Q5_1: as Q4 with a fifth bit per element in a little-endian u32.
+fn q5(b: &[u8], out: &mut Vec<f32>, offset: f32, min: Option<f32>) {
+    let d = half_at(b, 0);
+    let at = if min.is_some() { 4 } else { 2 };
+    let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let qs = &b[at + 4..][..16];
+    let value = |q: u32| {
+        let x = (q as f32 - offset) * d;
+        min.map_or(x, |m| x + m)
+    };
+    out.extend(qs.iter().enumerate().map(|(j, &q)| value((q as u32 & 0x0f) | (((qh >> j) << 4) & 0x10))));
+    out.extend(qs.iter().enumerate().map(|(j, &q)| value((q as u32 >> 4) | ((qh >> (j + 12)) & 0x10))));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f16_bytes(x: f32) -> [u8; 2] {
+        f16::from_f32(x).to_le_bytes()
+    }
+
+    #[test]
+    fn q4_0_nibbles_are_low_then_high_with_offset_8() {
+        let mut block = f16_bytes(0.5).to_vec();
+        block.extend((0..16u8).map(|j| (j & 0x0f) | (15 - j) << 4));
+        let y = dequantize(GgmlType::Q4_0, &block);
+        assert_eq!(y[0], (0.0 - 8.0) * 0.5);
+        assert_eq!(y[15], (15.0 - 8.0) * 0.5);
+        assert_eq!(y[16], (15.0 - 8.0) * 0.5);
+        assert_eq!(y[31], (0.0 - 8.0) * 0.5);
+    }
+
+    #[test]
+    fn q5_1_uses_the_high_bit_field() {
+        let mut block = f16_bytes(1.0).to_vec();
+        block.extend(f16_bytes(-2.0));
+        // element 0 and element 16 get their fifth bit (bits 0 and 16 of qh)
+        block.extend(0x0001_0001u32.to_le_bytes());
+        block.extend([0u8; 16]);
+        let y = dequantize(GgmlType::Q5_1, &block);
+        assert_eq!((y[0], y[1], y[16], y[17]), (16.0 - 2.0, -2.0, 16.0 - 2.0, -2.0));
+    }
+
+    #[test]
+    fn q8_0_is_signed() {
+        let mut block = f16_bytes(0.25).to_vec();
+        block.extend((0..32).map(|i| (i as i8 - 16) as u8));
+        let y = dequantize(GgmlType::Q8_0, &block);
+        assert_eq!((y[0], y[31]), (-4.0, 3.75));
+    }
+}
