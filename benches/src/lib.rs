@@ -1,1 +1,52 @@
+//! Helpers shared by the benches: model paths, inputs, memory bandwidth, result tables.
 
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The SmolLM2-135M-Instruct Q4_1 GGUF fetched by `scripts/fetch-models.sh`.
+pub fn smollm2_gguf() -> PathBuf {
+    let cache = std::env::var_os("LLM_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/llm-rs"));
+    let path = cache.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(path.exists(), "{} is missing: run scripts/fetch-models.sh", path.display());
+    path
+}
+
+/// A fixed, model-independent prompt of `n` ids below `vocab`.
+pub fn prompt_ids(n: usize, vocab: usize) -> Vec<u32> {
+    (0..n).map(|i| ((i * 7919 + 13) % vocab) as u32).collect()
+}
+
+/// Sustained read bandwidth of this machine in GB/s: sums a 1 GiB buffer of u64 (twice the
+/// size of any cache) on every core, best of three.
+pub fn read_bandwidth_gbs() -> f64 {
+    let words = (1usize << 30) / 8;
+    let buf: Vec<u64> = (0..words as u64).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = words / threads;
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let total: u64 = std::thread::scope(|s| {
+            let handles: Vec<_> = buf
+                .chunks(chunk)
+                .map(|c| s.spawn(move || c.iter().fold(0u64, |a, &x| a.wrapping_add(x))))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0)).fold(0u64, u64::wrapping_add)
+        });
+        std::hint::black_box(total);
+        best = best.max((words * 8) as f64 / start.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
+/// Mean time in seconds of a criterion benchmark, read from `target/criterion`.
+pub fn criterion_mean_s(group: &str, id: &str) -> Option<f64> {
+    let dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target")
+    });
+    let path = dir.join("criterion").join(group).join(id).join("new/estimates.json");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    Some(json["mean"]["point_estimate"].as_f64()? / 1e9)
+}
