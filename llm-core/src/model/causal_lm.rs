@@ -6,6 +6,7 @@ use burn::tensor::{backend::Backend, module::embedding, DType, Int, Tensor};
 use super::DecoderLayer;
 use crate::config::ModelConfig;
 use crate::error::{LlmError, Result};
+use crate::nn::linear::linear_forward;
 use crate::nn::{KvCache, Linear, MaskSpec, RmsNorm, RotaryEmbedding};
 
 /// A Llama-family causal LM (Llama, Mistral, Qwen2, Mixtral).
@@ -131,7 +132,7 @@ impl<B: Backend> CausalLm<B> {
         let x = if input.last_logits_only { x.narrow(1, seq - 1, 1) } else { x };
         let logits = match &self.lm_head {
             Some(head) => head.forward(x),
-            None => burn::tensor::module::linear(x, self.embed_tokens.val().transpose(), None),
+            None => linear_forward(x, self.embed_tokens.val(), None),
         };
         Ok(ModelOutput { logits: logits.cast(DType::F32), hidden_states, router_logits })
     }

@@ -22,7 +22,7 @@ impl<B: Backend> Linear<B> {
 
     /// x: `[..., d_in]` -> `[..., d_out]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        burn::tensor::module::linear(x, self.weight.val().transpose(), self.bias.as_ref().map(|b| b.val()))
+        linear_forward(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
     }
 
     /// `(d_out, d_in)`.
@@ -30,4 +30,30 @@ impl<B: Backend> Linear<B> {
         let [d_out, d_in] = self.weight.dims();
         (d_out, d_in)
     }
+}
+
+/// `x · Wᵀ + b` for a weight stored `[d_out, d_in]`.
+///
+/// x: `[..., d_in]`, weight `[d_out, d_in]`, bias `[d_out]` -> `[..., d_out]`
+///
+/// The input is flattened to 2-D so the weight is only ever viewed transposed: reshaping a
+/// transposed view (as `burn::tensor::module::linear` does to broadcast it) makes backends
+/// copy the whole weight on every call.
+pub fn linear_forward<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, D> {
+    let dims = x.dims();
+    let d_in = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let [d_out, _] = weight.dims();
+    let y = x.reshape([rows, d_in]).matmul(weight.transpose());
+    let y = match bias {
+        Some(b) => y + b.unsqueeze::<2>(),
+        None => y,
+    };
+    let mut out = dims;
+    out[D - 1] = d_out;
+    y.reshape(out)
 }
