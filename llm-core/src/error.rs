@@ -101,6 +101,26 @@ pub enum LlmError {
         extra: usize,
     },
 
+    /// A tokenizer file is not valid, or encoding/decoding failed.
+    #[error("tokenizer {source_name}: {message}")]
+    Tokenizer {
+        /// The file (or GGUF) the tokenizer came from.
+        source_name: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// A chat template failed to compile or render (including `raise_exception`).
+    #[error("chat template {name}{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Template {
+        /// The template's file or label.
+        name: String,
+        /// 1-based line of the error, when known.
+        line: Option<usize>,
+        /// The renderer's message.
+        message: String,
+    },
+
     /// A backend was requested that this build does not include, or has no device.
     #[error("backend `{name}` is not available: {message}")]
     Backend {

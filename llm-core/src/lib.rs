@@ -6,6 +6,7 @@
 //!   KV cache, SwiGLU MLP, sparse MoE.
 //! - [`model`]: decoder layer and causal LM.
 //! - [`weights`]: strict loading from safetensors directories and GGUF files.
+//! - [`tokenizer`] and [`chat`]: tokenizers (HF files or GGUF metadata) and chat templates.
 //!
 //! ```no_run
 //! use burn::backend::Flex;
@@ -21,12 +22,15 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod chat;
 pub mod config;
 pub mod error;
 pub mod model;
 pub mod nn;
+pub mod tokenizer;
 pub mod weights;
 
 pub use config::ModelConfig;
 pub use error::{LlmError, Result};
 pub use model::{CausalLm, ModelInput, ModelOutput};
+pub use tokenizer::Tokenizer;

@@ -11,7 +11,7 @@ use burn::module::Param;
 use burn::tensor::{backend::Backend, DType, Tensor, TensorData};
 use tracing::info;
 
-pub use gguf::GgufSource;
+pub use gguf::{GgufFile, GgufSource, GgufValue};
 pub use names::{expected_tensors, TensorSpec};
 pub use safetensors::SafetensorsSource;
 
