@@ -121,6 +121,15 @@ pub enum LlmError {
         message: String,
     },
 
+    /// A prompt does not fit in the model's context.
+    #[error("prompt of {tokens} tokens does not fit the model's context of {context} (max_position_embeddings)")]
+    ContextOverflow {
+        /// Prompt length.
+        tokens: usize,
+        /// The model's context.
+        context: usize,
+    },
+
     /// A backend was requested that this build does not include, or has no device.
     #[error("backend `{name}` is not available: {message}")]
     Backend {

@@ -25,6 +25,8 @@ pub mod backend;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod eval;
+pub mod generate;
 pub mod model;
 pub mod nn;
 pub mod tokenizer;

@@ -1,0 +1,269 @@
+//! Text generation: greedy, sampling with a chain of logits processors, stop conditions,
+//! batched prompts with left padding, and a streaming iterator of text deltas.
+
+mod config;
+pub mod processors;
+mod sampler;
+mod stream;
+
+use std::time::{Duration, Instant};
+
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+
+pub use config::GenerationConfig;
+pub use processors::{processors_for, LogitsProcessor};
+pub use sampler::{argmax, Sampler};
+pub use stream::{TextDelta, TextStream};
+
+use crate::error::{LlmError, Result};
+use crate::model::{CausalLm, ModelInput};
+use crate::nn::KvCache;
+use crate::tokenizer::Tokenizer;
+
+/// Why a sequence stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// An EOS token was generated (it is included in the output).
+    Eos,
+    /// A stop string appeared in the generated text.
+    StopString,
+    /// `max_new_tokens` or the model's context was reached.
+    Length,
+}
+
+/// The result of [`Generator::generate`].
+#[derive(Debug, Clone)]
+pub struct GenerationOutput {
+    /// New tokens per prompt (prompt order), EOS included when generated.
+    pub sequences: Vec<Vec<u32>>,
+    /// Why each sequence stopped.
+    pub stop_reasons: Vec<StopReason>,
+    /// Time of the prompt's forward pass (first token included).
+    pub prefill: Duration,
+    /// Time of each later decode step (one token per row).
+    pub decode_steps: Vec<Duration>,
+}
+
+impl GenerationOutput {
+    /// Decode throughput over the steps after the prefill, tokens/s per row.
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        let total: Duration = self.decode_steps.iter().sum();
+        if total.is_zero() {
+            0.0
+        } else {
+            self.decode_steps.len() as f64 / total.as_secs_f64()
+        }
+    }
+}
+
+/// Runs a model with a [`GenerationConfig`].
+pub struct Generator<'a, B: Backend> {
+    model: &'a CausalLm<B>,
+    config: GenerationConfig,
+    processors: Vec<Box<dyn LogitsProcessor>>,
+    tokenizer: Option<&'a Tokenizer>,
+}
+
+impl<'a, B: Backend> Generator<'a, B> {
+    /// Validates `config` and builds its processor chain.
+    pub fn new(model: &'a CausalLm<B>, config: GenerationConfig) -> Result<Self> {
+        config.validate()?;
+        if config.num_beams > 1 {
+            return Err(LlmError::config("num_beams", "beam search is not implemented yet; use num_beams = 1"));
+        }
+        let processors = processors_for(&config);
+        Ok(Self { model, config, processors, tokenizer: None })
+    }
+
+    /// A tokenizer, needed for stop strings and streaming text.
+    pub fn with_tokenizer(mut self, tokenizer: &'a Tokenizer) -> Self {
+        self.tokenizer = Some(tokenizer);
+        self
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &GenerationConfig {
+        &self.config
+    }
+
+    /// Generates for a batch of prompts (left-padded together).
+    pub fn generate(&self, prompts: &[Vec<u32>]) -> Result<GenerationOutput> {
+        let mut state = DecodeState::new(self, prompts)?;
+        let mut decode_steps = vec![];
+        let start = Instant::now();
+        state.step()?;
+        let prefill = start.elapsed();
+        while !state.finished() {
+            let t = Instant::now();
+            state.step()?;
+            decode_steps.push(t.elapsed());
+        }
+        Ok(GenerationOutput {
+            sequences: state.generated(),
+            stop_reasons: state.stop.iter().map(|s| s.unwrap_or(StopReason::Length)).collect(),
+            prefill,
+            decode_steps,
+        })
+    }
+
+    /// Streams one prompt as text deltas (needs a tokenizer).
+    pub fn stream(&'a self, prompt: &[u32]) -> Result<TextStream<'a, B>> {
+        let tokenizer = self.tokenizer.ok_or_else(|| LlmError::config("tokenizer", "streaming needs with_tokenizer"))?;
+        Ok(TextStream::new(DecodeState::new(self, &[prompt.to_vec()])?, tokenizer))
+    }
+}
+
+/// The decode loop's state: cache, ids, padding, stop flags.
+pub(crate) struct DecodeState<'g, 'a, B: Backend> {
+    generator: &'g Generator<'a, B>,
+    cache: KvCache<B>,
+    /// Per row: prompt then generated ids (no padding).
+    ids: Vec<Vec<u32>>,
+    prompt_lens: Vec<usize>,
+    /// Per row, over every cache position (padding false).
+    mask: Vec<Vec<bool>>,
+    padded: bool,
+    stop: Vec<Option<StopReason>>,
+    sampler: Sampler,
+    new_tokens: usize,
+    max_new: usize,
+    pad_id: u32,
+}
+
+impl<'g, 'a, B: Backend> DecodeState<'g, 'a, B> {
+    fn new(generator: &'g Generator<'a, B>, prompts: &[Vec<u32>]) -> Result<Self> {
+        let model = generator.model;
+        let context = model.config.max_position_embeddings;
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        if prompts.is_empty() || prompts.iter().any(Vec::is_empty) {
+            return Err(LlmError::Shape { what: "prompts".into(), expected: "at least one non-empty prompt".into(), got: vec![prompts.len()] });
+        }
+        if longest >= context {
+            return Err(LlmError::ContextOverflow { tokens: longest, context });
+        }
+        let vocab = model.config.vocab_size as u32;
+        if let Some(bad) = prompts.iter().flatten().find(|&&id| id >= vocab) {
+            return Err(LlmError::Shape { what: "prompt ids".into(), expected: format!("ids < vocab_size {vocab}"), got: vec![*bad as usize] });
+        }
+        let max_new = generator.config.max_new_tokens.min(context - longest);
+        let mask: Vec<Vec<bool>> = prompts
+            .iter()
+            .map(|p| [vec![false; longest - p.len()], vec![true; p.len()]].concat())
+            .collect();
+        let pad_id = generator.config.pad_token_id.or(generator.config.eos_token_id.first().copied()).unwrap_or(0);
+        Ok(Self {
+            generator,
+            cache: model.new_cache(prompts.len(), longest + max_new),
+            ids: prompts.to_vec(),
+            prompt_lens: prompts.iter().map(Vec::len).collect(),
+            padded: prompts.iter().any(|p| p.len() != longest),
+            mask,
+            stop: vec![if max_new == 0 { Some(StopReason::Length) } else { None }; prompts.len()],
+            sampler: Sampler::new(generator.config.seed),
+            new_tokens: 0,
+            max_new,
+            pad_id,
+        })
+    }
+
+    fn finished(&self) -> bool {
+        self.stop.iter().all(Option::is_some)
+    }
+
+    fn generated(&self) -> Vec<Vec<u32>> {
+        self.ids.iter().zip(&self.prompt_lens).map(|(ids, &p)| ids[p..].to_vec()).collect()
+    }
+
+    /// One forward pass and one new token per unfinished row; returns the new ids
+    /// (`None` for rows already stopped).
+    fn step(&mut self) -> Result<Vec<Option<u32>>> {
+        let model = self.generator.model;
+        let device = model.device();
+        let first = self.cache.is_empty();
+        let rows: Vec<Vec<u32>> = if first {
+            let width = self.mask[0].len();
+            self.ids.iter().map(|r| [vec![self.pad_id; width - r.len()], r.clone()].concat()).collect()
+        } else {
+            self.ids.iter().map(|r| vec![*r.last().unwrap_or(&self.pad_id)]).collect()
+        };
+        let (batch, seq) = (rows.len(), rows[0].len());
+        let flat: Vec<i64> = rows.iter().flatten().map(|&i| i as i64).collect();
+        let mut input = ModelInput::new(Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [batch, seq]), &device));
+        input.last_logits_only = true;
+        if self.padded {
+            input.attention_mask = Some(self.mask.clone());
+            // transformers' generate(): position = number of real tokens before this one.
+            input.position_ids = Some(self.mask.iter().map(|m| positions(m, seq)).collect());
+        }
+        let logits = model.forward_with(input, Some(&mut self.cache))?.logits;
+        let next = self.choose(logits)?;
+        self.new_tokens += 1;
+        let mut out = vec![None; batch];
+        for (row, id) in next.into_iter().enumerate() {
+            self.mask[row].push(true);
+            if self.stop[row].is_some() {
+                continue;
+            }
+            self.ids[row].push(id);
+            out[row] = Some(id);
+            self.stop[row] = self.stop_reason(row, id)?;
+        }
+        Ok(out)
+    }
+
+    /// logits: `[batch, 1, vocab]` -> one id per row.
+    fn choose(&mut self, logits: Tensor<B, 3>) -> Result<Vec<u32>> {
+        let g = self.generator;
+        if !g.config.do_sample && g.processors.is_empty() {
+            // Greedy: only the ids leave the device.
+            return Ok(logits.argmax(2).into_data().iter::<i64>().map(|i| i as u32).collect());
+        }
+        let [batch, _, vocab] = logits.dims();
+        let all: Vec<f32> = logits.into_data().iter::<f32>().collect();
+        let mut out = Vec::with_capacity(batch);
+        for (row, scores) in all.chunks(vocab).enumerate() {
+            let mut scores = scores.to_vec();
+            for p in &g.processors {
+                p.process(&self.ids[row], self.prompt_lens[row], &mut scores);
+            }
+            out.push(if g.config.do_sample { self.sampler.sample(&scores) } else { argmax(&scores) });
+        }
+        Ok(out)
+    }
+
+    fn stop_reason(&self, row: usize, id: u32) -> Result<Option<StopReason>> {
+        let g = self.generator;
+        if g.config.eos_token_id.contains(&id) {
+            return Ok(Some(StopReason::Eos));
+        }
+        if !g.config.stop_strings.is_empty() {
+            if let Some(tok) = g.tokenizer {
+                let text = tok.decode(&self.ids[row][self.prompt_lens[row]..], false)?;
+                if g.config.stop_strings.iter().any(|s| text.contains(s.as_str())) {
+                    return Ok(Some(StopReason::StopString));
+                }
+            }
+        }
+        if self.new_tokens >= self.max_new {
+            return Ok(Some(StopReason::Length));
+        }
+        Ok(None)
+    }
+}
+
+/// transformers' `generate()` positions: each token sits at the number of real tokens before
+/// it, so a left-padded row starts at 0 like an unpadded one.
+///
+/// mask: one row over every cache position including the `seq` new ones -> `[seq]`
+fn positions(mask: &[bool], seq: usize) -> Vec<usize> {
+    let start = mask.len() - seq;
+    let mut n = mask[..start].iter().filter(|&&real| real).count();
+    mask[start..]
+        .iter()
+        .map(|&real| {
+            let p = n;
+            n += usize::from(real);
+            p
+        })
+        .collect()
+}
