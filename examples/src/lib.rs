@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use clap::Args;
+use llm_core::generate::GenerationConfig;
 use burn::tensor::{backend::Backend, DType, Int, Tensor, TensorData};
 use llm_core::backend::BackendKind;
 use llm_core::CausalLm;
@@ -78,4 +80,104 @@ pub fn write_json_rows(value: &Value, out: &mut impl std::io::Write) -> std::io:
         writeln!(out, "  {row}{sep}")?;
     }
     writeln!(out, "]")
+}
+
+/// `--model`, `--backend`, `--device`, `--dtype`: shared by every example.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A Hugging Face model directory or a .gguf file (default: the cached SmolLM2-135M-Instruct GGUF).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// flex, wgpu or cuda (the last two need `--features wgpu|cuda`).
+    #[arg(long, default_value = "flex", value_parser = parse_backend)]
+    pub backend: BackendKind,
+    /// Device index for GPU backends.
+    #[arg(long, default_value_t = 0)]
+    pub device: usize,
+    /// Weight dtype in memory: f32, f16, bf16.
+    #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+    pub dtype: DType,
+}
+
+impl ModelArgs {
+    /// `--model`, or the default SmolLM2 GGUF.
+    pub fn model_path(&self) -> anyhow::Result<PathBuf> {
+        match &self.model {
+            Some(m) => Ok(m.clone()),
+            None => default_model(),
+        }
+    }
+}
+
+/// Decoding flags. Unset flags keep the model's `generation_config.json`;
+/// `--temperature 0` means greedy.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SamplingArgs {
+    /// Sampling temperature; 0 = greedy.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Keep the k most likely tokens (0 = off).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Nucleus sampling mass.
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Drop tokens below min_p times the top probability.
+    #[arg(long)]
+    pub min_p: Option<f32>,
+    /// Locally typical sampling mass.
+    #[arg(long)]
+    pub typical_p: Option<f32>,
+    /// transformers' repetition penalty (1 = off).
+    #[arg(long)]
+    pub repetition_penalty: Option<f32>,
+    /// OpenAI-style frequency penalty.
+    #[arg(long)]
+    pub frequency_penalty: Option<f32>,
+    /// OpenAI-style presence penalty.
+    #[arg(long)]
+    pub presence_penalty: Option<f32>,
+    /// Forbid repeating n-grams of this size.
+    #[arg(long)]
+    pub no_repeat_ngram_size: Option<usize>,
+    /// Stop when this text appears (repeatable).
+    #[arg(long = "stop")]
+    pub stop: Vec<String>,
+    /// Sampling seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// New tokens at most.
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: usize,
+}
+
+impl SamplingArgs {
+    /// Applies the flags on top of the model's defaults.
+    pub fn apply(&self, mut config: GenerationConfig) -> GenerationConfig {
+        match self.temperature {
+            Some(t) if t <= 0.0 => config.do_sample = false,
+            Some(t) => {
+                config.do_sample = true;
+                config.temperature = t;
+            }
+            None => {}
+        }
+        let set = |field: &mut f32, v: Option<f32>| {
+            if let Some(v) = v {
+                *field = v;
+            }
+        };
+        set(&mut config.top_p, self.top_p);
+        set(&mut config.typical_p, self.typical_p);
+        set(&mut config.repetition_penalty, self.repetition_penalty);
+        set(&mut config.frequency_penalty, self.frequency_penalty);
+        set(&mut config.presence_penalty, self.presence_penalty);
+        config.top_k = self.top_k.unwrap_or(config.top_k);
+        config.min_p = self.min_p.or(config.min_p);
+        config.no_repeat_ngram_size = self.no_repeat_ngram_size.unwrap_or(config.no_repeat_ngram_size);
+        config.stop_strings.extend(self.stop.iter().cloned());
+        config.seed = self.seed.unwrap_or(config.seed);
+        config.max_new_tokens = self.max_new_tokens;
+        config
+    }
 }

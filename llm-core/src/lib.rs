@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod bundle;
 pub mod chat;
 pub mod config;
 pub mod error;
@@ -35,4 +36,5 @@ pub mod weights;
 pub use config::ModelConfig;
 pub use error::{LlmError, Result};
 pub use model::{CausalLm, ModelInput, ModelOutput};
+pub use bundle::ModelBundle;
 pub use tokenizer::Tokenizer;

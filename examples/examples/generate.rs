@@ -1,0 +1,69 @@
+//! Text completion with every decoding flag.
+//!
+//! ```text
+//! cargo run --release --example generate -- --prompt "The capital of France is" --temperature 0 --json
+//! ```
+
+use anyhow::Context;
+use burn::tensor::backend::Backend;
+use clap::Parser;
+use llm_core::backend::{run_on, BackendTask};
+use llm_core::generate::Generator;
+use llm_core::weights::LoadOptions;
+use llm_core::ModelBundle;
+use llm_examples::{ModelArgs, SamplingArgs};
+use serde_json::json;
+
+/// Complete a prompt.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// The text to continue.
+    #[arg(long)]
+    prompt: String,
+    /// Print `{"text": ..., "token_ids": [...]}` (new tokens only) instead of streaming text.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Generate(Cli);
+
+impl BackendTask for Generate {
+    type Output = anyhow::Result<()>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let cli = self.0;
+        let path = cli.model.model_path()?;
+        let options = LoadOptions { dtype: cli.model.dtype, ..Default::default() };
+        let bundle = ModelBundle::<B>::load(&path, options, &device).with_context(|| format!("loading {}", path.display()))?;
+        let config = cli.sampling.apply(bundle.generation.clone());
+        let generator = Generator::new(&bundle.model, config)?.with_tokenizer(&bundle.tokenizer);
+        let ids = bundle.tokenizer.encode(&cli.prompt, true)?.ids;
+        if cli.json {
+            let out = generator.generate(&[ids])?;
+            let new = &out.sequences[0];
+            let text = bundle.tokenizer.decode(new, true)?;
+            println!("{}", json!({ "text": text, "token_ids": new }));
+        } else {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            write!(stdout, "{}", cli.prompt)?;
+            for delta in generator.stream(&ids)? {
+                write!(stdout, "{}", delta?.text)?;
+                stdout.flush()?;
+            }
+            writeln!(stdout)?;
+        }
+        Ok(())
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (backend, device) = (cli.model.backend, cli.model.device);
+    run_on(backend, device, Generate(cli))?
+}
