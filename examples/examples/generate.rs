@@ -43,7 +43,15 @@ impl BackendTask for Generate {
         let config = cli.sampling.apply(bundle.generation.clone());
         let generator = Generator::new(&bundle.model, config)?.with_tokenizer(&bundle.tokenizer);
         let ids = bundle.tokenizer.encode(&cli.prompt, true)?.ids;
-        if cli.json {
+        if generator.config().num_beams > 1 {
+            let best = generator.beam_search(&[ids])?.remove(0);
+            let text = bundle.tokenizer.decode(&best.sequences[0], true)?;
+            if cli.json {
+                println!("{}", json!({ "text": text, "token_ids": best.sequences[0], "score": best.scores[0] }));
+            } else {
+                println!("{}{text}", cli.prompt);
+            }
+        } else if cli.json {
             let out = generator.generate(&[ids])?;
             let new = &out.sequences[0];
             let text = bundle.tokenizer.decode(new, true)?;

@@ -140,6 +140,12 @@ pub struct SamplingArgs {
     /// Forbid repeating n-grams of this size.
     #[arg(long)]
     pub no_repeat_ngram_size: Option<usize>,
+    /// Beam search with this many beams (greedy scoring; 1 = off).
+    #[arg(long)]
+    pub num_beams: Option<usize>,
+    /// Beam score = sum of log-probs / new_len^length_penalty.
+    #[arg(long)]
+    pub length_penalty: Option<f32>,
     /// Stop when this text appears (repeatable).
     #[arg(long = "stop")]
     pub stop: Vec<String>,
@@ -175,6 +181,11 @@ impl SamplingArgs {
         config.top_k = self.top_k.unwrap_or(config.top_k);
         config.min_p = self.min_p.or(config.min_p);
         config.no_repeat_ngram_size = self.no_repeat_ngram_size.unwrap_or(config.no_repeat_ngram_size);
+        config.num_beams = self.num_beams.unwrap_or(config.num_beams);
+        set(&mut config.length_penalty, self.length_penalty);
+        if config.num_beams > 1 {
+            config.do_sample = false;
+        }
         config.stop_strings.extend(self.stop.iter().cloned());
         config.seed = self.seed.unwrap_or(config.seed);
         config.max_new_tokens = self.max_new_tokens;

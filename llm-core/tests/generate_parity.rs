@@ -162,3 +162,38 @@ fn smollm2_sliding_window_perplexity_equals_transformers() {
     assert!((report.perplexity / exact - 1.0).abs() < 1e-3, "exact perplexity {} vs {exact}", report.perplexity);
     assert!((report.perplexity_hf_recipe / recipe - 1.0).abs() < 1e-3, "recipe {} vs {recipe}", report.perplexity_hf_recipe);
 }
+
+#[test]
+fn beam_search_equals_transformers_including_eos_and_early_stopping_cases() {
+    let model = tiny("llama");
+    let golden = read_json(&fixture("i_generate/golden.json"));
+    let mut checked = 0;
+    for group in ["beam_search", "beam_search_eos_extra"] {
+        for (name, case) in golden["generate"][group].as_object().unwrap() {
+            let kw = &case["generate_kwargs"];
+            let config = GenerationConfig {
+                num_beams: kw["num_beams"].as_u64().unwrap() as usize,
+                num_return_sequences: kw["num_return_sequences"].as_u64().unwrap() as usize,
+                max_new_tokens: kw["max_new_tokens"].as_u64().unwrap() as usize,
+                length_penalty: kw["length_penalty"].as_f64().unwrap() as f32,
+                early_stopping: kw["early_stopping"].as_bool().unwrap(),
+                no_repeat_ngram_size: kw.get("no_repeat_ngram_size").and_then(|v| v.as_u64()).unwrap_or(0) as usize,
+                eos_token_id: kw["eos_token_id"].as_u64().map(|e| vec![e as u32]).unwrap_or_default(),
+                ..GenerationConfig::default()
+            };
+            let gen = Generator::new(&model, config).unwrap();
+            for p in case["prompts"].as_array().unwrap() {
+                let out = gen.beam_search(&[json_ids(&p["input_ids"])]).unwrap().remove(0);
+                let returned = p["returned"].as_array().unwrap();
+                assert_eq!(returned.len(), out.sequences.len(), "{name}: num_return_sequences");
+                for (k, want) in returned.iter().enumerate() {
+                    assert_eq!(out.sequences[k], json_ids(&want["new_ids"]), "{name} hypothesis {k}");
+                    let score = want["sequence_score"].as_f64().unwrap() as f32;
+                    assert!((out.scores[k] - score).abs() < 1e-4, "{name} hypothesis {k}: score {} vs {score}", out.scores[k]);
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 5);
+}

@@ -1,6 +1,7 @@
 //! Text generation: greedy, sampling with a chain of logits processors, stop conditions,
 //! batched prompts with left padding, and a streaming iterator of text deltas.
 
+mod beam;
 mod config;
 pub mod processors;
 mod sampler;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
+pub use beam::BeamOutput;
 pub use config::GenerationConfig;
 pub use processors::{processors_for, LogitsProcessor};
 pub use sampler::{argmax, Sampler};
@@ -68,9 +70,6 @@ impl<'a, B: Backend> Generator<'a, B> {
     /// Validates `config` and builds its processor chain.
     pub fn new(model: &'a CausalLm<B>, config: GenerationConfig) -> Result<Self> {
         config.validate()?;
-        if config.num_beams > 1 {
-            return Err(LlmError::config("num_beams", "beam search is not implemented yet; use num_beams = 1"));
-        }
         let processors = processors_for(&config);
         Ok(Self { model, config, processors, tokenizer: None })
     }
@@ -88,6 +87,9 @@ impl<'a, B: Backend> Generator<'a, B> {
 
     /// Generates for a batch of prompts (left-padded together).
     pub fn generate(&self, prompts: &[Vec<u32>]) -> Result<GenerationOutput> {
+        if self.config.num_beams > 1 {
+            return Err(LlmError::config("num_beams", "use Generator::beam_search for num_beams > 1"));
+        }
         let mut state = DecodeState::new(self, prompts)?;
         let mut decode_steps = vec![];
         let start = Instant::now();
@@ -104,6 +106,20 @@ impl<'a, B: Backend> Generator<'a, B> {
             prefill,
             decode_steps,
         })
+    }
+
+    /// Beam search (`num_beams > 1`) on each prompt; `num_return_sequences` hypotheses per
+    /// prompt with transformers' scores.
+    pub fn beam_search(&self, prompts: &[Vec<u32>]) -> Result<Vec<BeamOutput>> {
+        prompts
+            .iter()
+            .map(|p| {
+                if p.is_empty() || p.len() >= self.model.config.max_position_embeddings {
+                    return Err(LlmError::ContextOverflow { tokens: p.len(), context: self.model.config.max_position_embeddings });
+                }
+                beam::beam_search(self.model, p, &self.config, &self.processors)
+            })
+            .collect()
     }
 
     /// Streams one prompt as text deltas (needs a tokenizer).

@@ -112,3 +112,22 @@ impl<B: Backend> LayerCache<B> {
         (keys, values)
     }
 }
+
+impl<B: Backend> KvCache<B> {
+    /// Reorders (and duplicates) rows: row `i` of the result is old row `rows[i]`.
+    /// Beam search uses it to follow the surviving beams.
+    pub fn select_rows(&mut self, rows: &[usize]) {
+        for layer in &mut self.layers {
+            for slot in [&mut layer.keys, &mut layer.values] {
+                let buf = slot.take().expect("cache buffer present between calls");
+                let device = buf.device();
+                let idx = burn::tensor::Tensor::<B, 1, burn::tensor::Int>::from_data(
+                    burn::tensor::TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]),
+                    &device,
+                );
+                *slot = Some(buf.select(0, idx));
+            }
+        }
+        self.batch = rows.len();
+    }
+}
