@@ -162,3 +162,64 @@ fn left_padded_batch_uses_the_pad_token() {
     assert!(pads > 0 && batch.ids[1][..pads].iter().all(|&i| i == 0));
     assert_eq!(batch.ids[0][0], 1, "BOS from the post-processor");
 }
+
+/// Writes a GGUF v3 file holding only tokenizer metadata.
+fn write_tokenizer_gguf(path: &std::path::Path, tokens: &[String], scores: &[f32], types: &[i32]) {
+    fn string(b: &mut Vec<u8>, s: &str) {
+        b.extend((s.len() as u64).to_le_bytes());
+        b.extend(s.as_bytes());
+    }
+    let mut b = Vec::new();
+    b.extend(b"GGUF");
+    b.extend(3u32.to_le_bytes());
+    b.extend(0u64.to_le_bytes());
+    b.extend(8u64.to_le_bytes());
+    string(&mut b, "tokenizer.ggml.model");
+    b.extend(8u32.to_le_bytes());
+    string(&mut b, "llama");
+    string(&mut b, "tokenizer.ggml.tokens");
+    b.extend(9u32.to_le_bytes());
+    b.extend(8u32.to_le_bytes());
+    b.extend((tokens.len() as u64).to_le_bytes());
+    tokens.iter().for_each(|t| string(&mut b, t));
+    string(&mut b, "tokenizer.ggml.scores");
+    b.extend(9u32.to_le_bytes());
+    b.extend(6u32.to_le_bytes());
+    b.extend((scores.len() as u64).to_le_bytes());
+    scores.iter().for_each(|s| b.extend(s.to_le_bytes()));
+    string(&mut b, "tokenizer.ggml.token_type");
+    b.extend(9u32.to_le_bytes());
+    b.extend(5u32.to_le_bytes());
+    b.extend((types.len() as u64).to_le_bytes());
+    types.iter().for_each(|t| b.extend(t.to_le_bytes()));
+    for (key, v) in [("tokenizer.ggml.bos_token_id", 1u32), ("tokenizer.ggml.eos_token_id", 2), ("tokenizer.ggml.unknown_token_id", 0)] {
+        string(&mut b, key);
+        b.extend(4u32.to_le_bytes());
+        b.extend(v.to_le_bytes());
+    }
+    string(&mut b, "tokenizer.ggml.add_bos_token");
+    b.extend(7u32.to_le_bytes());
+    b.push(1);
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn sentencepiece_vocabulary_from_gguf_metadata_matches_transformers() {
+    // The Mistral v1 vocabulary as llama.cpp stores it: pieces, scores (SentencePiece BPE gives
+    // piece i the score -i), types (3 control, 6 byte, 1 normal). Merges are derived from the
+    // scores, as for GGUF files that carry none.
+    let dir = fixture("b_tokenizer/mistral_v1_sentencepiece");
+    let json = read_json(&dir.join("tokenizer.json"));
+    let vocab = json["model"]["vocab"].as_object().unwrap();
+    let mut tokens = vec![String::new(); vocab.len()];
+    for (piece, id) in vocab {
+        tokens[id.as_u64().unwrap() as usize] = piece.clone();
+    }
+    let types: Vec<i32> = (0..tokens.len()).map(|i| if i < 3 { 3 } else if i < 259 { 6 } else { 1 }).collect();
+    let scores: Vec<f32> = (0..tokens.len()).map(|i| if i < 259 { 0.0 } else { -(i as f32) }).collect();
+    let path = std::env::temp_dir().join(format!("llm-core-spm-{}.gguf", std::process::id()));
+    write_tokenizer_gguf(&path, &tokens, &scores, &types);
+    let tok = Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
+    check_encodings(&tok, &read_json(&dir.join("golden.json")), "mistral (gguf)");
+    assert_eq!(tok.encode("Hello", true).unwrap().ids[0], 1, "add_bos_token puts <s> first");
+}

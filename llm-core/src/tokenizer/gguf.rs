@@ -8,6 +8,29 @@ use crate::chat::ChatTemplate;
 use crate::error::{LlmError, Result};
 use crate::weights::{GgufFile, GgufValue};
 
+/// BPE merges implied by SentencePiece scores (transformers' `generate_merges`): every split
+/// of a piece into two pieces of the vocabulary, ordered by the merged piece's score, then by
+/// the lengths of the halves, highest first; ties keep vocabulary order.
+fn merges_from_scores(tokens: &[String], scores: &[f64]) -> Vec<(String, String)> {
+    let ids: std::collections::HashMap<&str, usize> = tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+    let mut merges: Vec<(usize, usize, f64, usize, usize)> = vec![];
+    for (piece, &score) in tokens.iter().zip(scores) {
+        let mut local: Vec<(usize, usize, f64, usize, usize)> = piece
+            .char_indices()
+            .skip(1)
+            .filter_map(|(at, _)| {
+                let (l, r) = piece.split_at(at);
+                Some((*ids.get(l)?, *ids.get(r)?, score, l.chars().count(), r.chars().count()))
+            })
+            .collect();
+        local.sort_by_key(|m| (m.0, m.1));
+        merges.extend(local);
+    }
+    // Python's sort(reverse=True) is stable and reverses the key order only.
+    merges.sort_by(|a, b| b.2.total_cmp(&a.2).then(b.3.cmp(&a.3)).then(b.4.cmp(&a.4)));
+    merges.into_iter().map(|(l, r, ..)| (tokens[l].clone(), tokens[r].clone())).collect()
+}
+
 /// GGUF token types (llama.cpp `llama_token_type`).
 const TOKEN_CONTROL: u64 = 3;
 const TOKEN_USER_DEFINED: u64 = 4;
@@ -67,9 +90,43 @@ pub(super) fn from_gguf(file: &GgufFile) -> Result<Tokenizer> {
                           "ignore_merges": false, "vocab": vocab, "merges": merges}
             })
         }
+        "llama" => {
+            let scores: Vec<f64> = file
+                .get("tokenizer.ggml.scores")
+                .and_then(GgufValue::as_array)
+                .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(0.0)).collect())
+                .ok_or_else(|| err("metadata `tokenizer.ggml.scores` is missing".into()))?;
+            if scores.len() != tokens.len() {
+                return Err(err(format!("{} scores for {} tokens", scores.len(), tokens.len())));
+            }
+            // Older files carry no merges: derive them from the scores as transformers does.
+            let merges = match strings("tokenizer.ggml.merges") {
+                Ok(m) => m.into_iter().map(|m| Value::String(m)).collect::<Vec<_>>(),
+                Err(_) => merges_from_scores(&tokens, &scores).into_iter().map(|(l, r)| json!([l, r])).collect(),
+            };
+            let prepend = if flag("add_space_prefix") || file.get("tokenizer.ggml.add_space_prefix").is_none() { "first" } else { "never" };
+            let mut decoders = vec![
+                json!({"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "}),
+                json!({"type": "ByteFallback"}),
+                json!({"type": "Fuse"}),
+            ];
+            if prepend == "first" {
+                decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
+            }
+            json!({
+                "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+                "normalizer": null,
+                "pre_tokenizer": {"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": prepend, "split": false},
+                "post_processor": post_processor,
+                "decoder": {"type": "Sequence", "decoders": decoders},
+                "model": {"type": "BPE", "dropout": null, "unk_token": token_at(id("unknown_token_id")),
+                          "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": true,
+                          "byte_fallback": true, "ignore_merges": false, "vocab": vocab, "merges": merges}
+            })
+        }
         other => {
             return Err(err(format!(
-                "tokenizer.ggml.model `{other}` is not supported; supported: gpt2 (byte-level BPE)"
+                "tokenizer.ggml.model `{other}` is not supported; supported: gpt2 (byte-level BPE), llama (SentencePiece BPE)"
             )))
         }
     };
