@@ -13,8 +13,6 @@ use clap::Parser;
 use llm_core::backend::{run_on, BackendTask};
 use llm_core::chat::{BuiltinTemplate, Message};
 use llm_core::generate::Generator;
-use llm_core::weights::LoadOptions;
-use llm_core::ModelBundle;
 use llm_examples::{ModelArgs, SamplingArgs};
 
 /// Chat with a model on the command line.
@@ -46,9 +44,7 @@ impl BackendTask for Chat {
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let cli = self.0;
-        let path = cli.model.model_path()?;
-        let options = LoadOptions { dtype: cli.model.dtype, ..Default::default() };
-        let mut bundle = ModelBundle::<B>::load(&path, options, &device).with_context(|| format!("loading {}", path.display()))?;
+        let mut bundle = cli.model.load_bundle::<B>(&device)?;
         if let Some(name) = &cli.template {
             let t = BuiltinTemplate::from_name(name).with_context(|| format!("unknown template `{name}`"))?;
             bundle.tokenizer.set_chat_template(t.compile()?);

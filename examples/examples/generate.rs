@@ -4,13 +4,10 @@
 //! cargo run --release --example generate -- --prompt "The capital of France is" --temperature 0 --json
 //! ```
 
-use anyhow::Context;
 use burn::tensor::backend::Backend;
 use clap::Parser;
 use llm_core::backend::{run_on, BackendTask};
 use llm_core::generate::Generator;
-use llm_core::weights::LoadOptions;
-use llm_core::ModelBundle;
 use llm_examples::{ModelArgs, SamplingArgs};
 use serde_json::json;
 
@@ -37,9 +34,7 @@ impl BackendTask for Generate {
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let cli = self.0;
-        let path = cli.model.model_path()?;
-        let options = LoadOptions { dtype: cli.model.dtype, ..Default::default() };
-        let bundle = ModelBundle::<B>::load(&path, options, &device).with_context(|| format!("loading {}", path.display()))?;
+        let bundle = cli.model.load_bundle::<B>(&device)?;
         let config = cli.sampling.apply(bundle.generation.clone());
         let generator = Generator::new(&bundle.model, config)?.with_tokenizer(&bundle.tokenizer);
         let ids = bundle.tokenizer.encode(&cli.prompt, true)?.ids;

@@ -11,8 +11,6 @@ use burn::tensor::backend::Backend;
 use clap::Parser;
 use llm_core::backend::{run_on, BackendTask};
 use llm_core::eval::perplexity;
-use llm_core::weights::LoadOptions;
-use llm_core::ModelBundle;
 use llm_examples::ModelArgs;
 
 /// Perplexity of a model on a text.
@@ -39,9 +37,7 @@ impl BackendTask for Perplexity {
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let cli = self.0;
-        let path = cli.model.model_path()?;
-        let options = LoadOptions { dtype: cli.model.dtype, ..Default::default() };
-        let bundle = ModelBundle::<B>::load(&path, options, &device).with_context(|| format!("loading {}", path.display()))?;
+        let bundle = cli.model.load_bundle::<B>(&device)?;
         let text = std::fs::read_to_string(&cli.text).with_context(|| format!("reading {}", cli.text.display()))?;
         let ids = bundle.tokenizer.encode(&text, true)?.ids;
         let report = perplexity(&bundle.model, &ids, cli.context, cli.stride)?;

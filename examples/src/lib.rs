@@ -100,6 +100,13 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// Loads the model, its tokenizer and generation defaults on `device`.
+    pub fn load_bundle<B: Backend>(&self, device: &B::Device) -> anyhow::Result<llm_core::ModelBundle<B>> {
+        let path = self.model_path()?;
+        let options = llm_core::weights::LoadOptions { dtype: self.dtype, ..Default::default() };
+        llm_core::ModelBundle::load(&path, options, device).with_context(|| format!("loading {}", path.display()))
+    }
+
     /// `--model`, or the default SmolLM2 GGUF.
     pub fn model_path(&self) -> anyhow::Result<PathBuf> {
         match &self.model {
