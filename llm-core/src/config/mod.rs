@@ -210,16 +210,16 @@ impl ModelConfig {
                 return Err(LlmError::config(field, "must be positive"));
             }
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(LlmError::config(
                 "num_key_value_heads",
                 format!("{} does not divide num_attention_heads {}", self.n_kv_heads, self.n_heads),
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(LlmError::config("head_dim", format!("must be even for RoPE, got {}", self.head_dim)));
         }
-        if !(self.rms_norm_eps > 0.0) {
+        if self.rms_norm_eps.is_nan() || self.rms_norm_eps <= 0.0 {
             return Err(LlmError::config("rms_norm_eps", format!("must be positive, got {}", self.rms_norm_eps)));
         }
         if self.sliding_window.len() != self.n_layers {

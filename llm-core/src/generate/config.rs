@@ -118,7 +118,7 @@ impl GenerationConfig {
                 return bad("min_p", format!("must be in [0, 1], got {m}"));
             }
         }
-        if !(self.repetition_penalty > 0.0) {
+        if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
             return bad("repetition_penalty", format!("must be > 0, got {}", self.repetition_penalty));
         }
         if self.num_beams == 0 || self.num_return_sequences == 0 {

@@ -7,6 +7,8 @@ use crate::nn::kv_cache::LayerCache;
 use crate::nn::{Attention, Mlp, RmsNorm, RopeTables, SparseMoe};
 
 /// The feed-forward half of a layer: a dense SwiGLU MLP or a sparse mixture of them.
+// One per layer, so the size gap between variants costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum FeedForward<B: Backend> {
     /// Llama, Mistral, Qwen2.

@@ -101,7 +101,7 @@ pub(super) fn from_gguf(file: &GgufFile) -> Result<Tokenizer> {
             }
             // Older files carry no merges: derive them from the scores as transformers does.
             let merges = match strings("tokenizer.ggml.merges") {
-                Ok(m) => m.into_iter().map(|m| Value::String(m)).collect::<Vec<_>>(),
+                Ok(m) => m.into_iter().map(Value::String).collect::<Vec<_>>(),
                 Err(_) => merges_from_scores(&tokens, &scores).into_iter().map(|(l, r)| json!([l, r])).collect(),
             };
             let prepend = if flag("add_space_prefix") || file.get("tokenizer.ggml.add_space_prefix").is_none() { "first" } else { "never" };

@@ -117,8 +117,8 @@ impl TensorSource for SafetensorsSource {
         let shape = entry.shape.clone();
         Ok(match entry.dtype {
             Dtype::F32 => TensorData::new(le_words(bytes, f32::from_le_bytes), shape),
-            Dtype::F16 => TensorData::new(le_words(bytes, |b| half::f16::from_le_bytes(b)), shape),
-            Dtype::BF16 => TensorData::new(le_words(bytes, |b| half::bf16::from_le_bytes(b)), shape),
+            Dtype::F16 => TensorData::new(le_words(bytes, half::f16::from_le_bytes), shape),
+            Dtype::BF16 => TensorData::new(le_words(bytes, half::bf16::from_le_bytes), shape),
             other => {
                 return Err(LlmError::UnsupportedDtype {
                     path: self.paths[entry.file].clone(),

@@ -283,7 +283,7 @@ impl<'a> Parser<'a> {
         })?;
         let elements = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
         let elements = elements.ok_or_else(|| self.err(format!("tensor `{name}` dims {dims:?} overflow")))?;
-        if dims[0] % block as u64 != 0 {
+        if !dims[0].is_multiple_of(block as u64) {
             return Err(self.err(format!("tensor `{name}`: row length {} is not a multiple of {block}", dims[0])));
         }
         let bytes = (elements / block as u64).checked_mul(block_bytes as u64);
@@ -314,7 +314,7 @@ fn min_value_size(ty: u32) -> usize {
     match ty {
         0 | 1 | 7 => 1,
         2 | 3 => 2,
-        4 | 5 | 6 => 4,
+        4..=6 => 4,
         8 | 10 | 11 | 12 => 8,
         9 => 12,
         _ => 1,
