@@ -223,3 +223,19 @@ fn sentencepiece_vocabulary_from_gguf_metadata_matches_transformers() {
     check_encodings(&tok, &read_json(&dir.join("golden.json")), "mistral (gguf)");
     assert_eq!(tok.encode("Hello", true).unwrap().ids[0], 1, "add_bos_token puts <s> first");
 }
+
+#[test]
+fn templates_see_tools_loop_and_python_string_methods() {
+    let mut tok = Tokenizer::from_dir(fixture("b_tokenizer/bytelevel_bpe512")).unwrap();
+    tok.set_chat_template(
+        ChatTemplate::new(
+            "tools.jinja",
+            "{% if tools %}{{ tools | tojson }}\n{% endif %}{% for m in messages %}{{ loop.index }}:{{ m['content'].strip() | upper }}{% if not loop.last %},{% endif %}{% endfor %}",
+        )
+        .unwrap(),
+    );
+    let tools = serde_json::json!([{"name": "get_weather", "parameters": {"city": "string"}}]);
+    let msgs = [Message::new("user", "  hi "), Message::new("assistant", "yo")];
+    let out = tok.apply_chat_template_with_tools(&msgs, false, Some(&tools)).unwrap();
+    assert_eq!(out, "[{\"name\":\"get_weather\",\"parameters\":{\"city\":\"string\"}}]\n1:HI,2:YO");
+}

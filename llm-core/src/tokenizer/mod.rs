@@ -219,6 +219,17 @@ impl Tokenizer {
 
     /// Renders a conversation with the model's template and the tokenizer's special tokens.
     pub fn apply_chat_template(&self, messages: &[crate::chat::Message], add_generation_prompt: bool) -> Result<String> {
+        self.apply_chat_template_with_tools(messages, add_generation_prompt, None)
+    }
+
+    /// As [`Self::apply_chat_template`], with `tools` (a JSON list of function schemas) passed
+    /// to the template as transformers does.
+    pub fn apply_chat_template_with_tools(
+        &self,
+        messages: &[crate::chat::Message],
+        add_generation_prompt: bool,
+        tools: Option<&serde_json::Value>,
+    ) -> Result<String> {
         let template = self.chat_template.as_ref().ok_or_else(|| {
             self.err("this tokenizer has no chat template; set one with set_chat_template (see chat::BuiltinTemplate)")
         })?;
@@ -227,7 +238,7 @@ impl Tokenizer {
             add_generation_prompt,
             bos_token: self.bos_token.as_deref().unwrap_or(""),
             eos_token: self.eos_token.as_deref().unwrap_or(""),
-            tools: None,
+            tools,
         })
     }
 
