@@ -117,15 +117,15 @@ impl<B: Backend> KvCache<B> {
     /// Reorders (and duplicates) rows: row `i` of the result is old row `rows[i]`.
     /// Beam search uses it to follow the surviving beams.
     pub fn select_rows(&mut self, rows: &[usize]) {
+        let Some(device) = self.layers.first().and_then(|l| l.keys.as_ref()).map(Tensor::device) else { return };
+        let idx = Tensor::<B, 1, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]),
+            &device,
+        );
         for layer in &mut self.layers {
             for slot in [&mut layer.keys, &mut layer.values] {
                 let buf = slot.take().expect("cache buffer present between calls");
-                let device = buf.device();
-                let idx = burn::tensor::Tensor::<B, 1, burn::tensor::Int>::from_data(
-                    burn::tensor::TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]),
-                    &device,
-                );
-                *slot = Some(buf.select(0, idx));
+                *slot = Some(buf.select(0, idx.clone()));
             }
         }
         self.batch = rows.len();
