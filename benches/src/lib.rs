@@ -5,10 +5,7 @@ use std::time::Instant;
 
 /// The SmolLM2-135M-Instruct Q4_1 GGUF fetched by `scripts/fetch-models.sh`.
 pub fn smollm2_gguf() -> PathBuf {
-    let cache = std::env::var_os("LLM_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/llm-rs"));
-    let path = cache.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = llm_core::weights::cache_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(path.exists(), "{} is missing: run scripts/fetch-models.sh", path.display());
     path
 }

@@ -10,16 +10,9 @@ use llm_core::backend::BackendKind;
 use llm_core::CausalLm;
 use serde_json::{json, Value};
 
-/// Where `scripts/fetch-models.sh` caches checkpoints.
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os("LLM_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache/llm-rs")
-    })
-}
-
 /// The default model: SmolLM2-135M-Instruct (GGUF Q4_1), fetched by `scripts/fetch-models.sh`.
 pub fn default_model() -> anyhow::Result<PathBuf> {
-    let path = cache_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = llm_core::weights::cache_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
     if !path.exists() {
         bail!("{} is missing; run `scripts/fetch-models.sh` (or pass --model DIR_OR_GGUF)", path.display());
     }

@@ -4,18 +4,12 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use llm_core::config::ModelConfig;
 use llm_core::weights::{load_model, GgufSource, LoadOptions};
 use llm_core::LlmError;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("llm-core-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn copy_config(from: &str, to: &Path) {
     std::fs::copy(fixture(&format!("a_tiny_llama/{from}/config.json")), to.join("config.json")).unwrap();

@@ -10,12 +10,6 @@ use common::*;
 use llm_core::weights::{load_model, LoadOptions};
 use safetensors::{Dtype, SafeTensors};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("llm-core-fmt-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn tiny_llama() -> PathBuf {
     fixture("a_tiny_llama/llama")
 }

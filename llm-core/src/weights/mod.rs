@@ -20,6 +20,13 @@ use crate::error::{LlmError, Result};
 use crate::model::{CausalLm, DecoderLayer, FeedForward};
 use crate::nn::{Attention, AttentionKernel, Linear, Mlp, RmsNorm, RotaryEmbedding, SparseMoe};
 
+/// Where `scripts/fetch-models.sh` caches checkpoints: `$LLM_CACHE_DIR`, else `~/.cache/llm-rs`.
+pub fn cache_dir() -> std::path::PathBuf {
+    std::env::var_os("LLM_CACHE_DIR").map(Into::into).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache/llm-rs")
+    })
+}
+
 /// Named float tensors from a checkpoint, under Hugging Face names.
 pub trait TensorSource {
     /// The directory or file, for messages.

@@ -1,5 +1,5 @@
 //! Shared helpers for the parity tests: fixtures, the test backend, comparisons.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 
@@ -16,10 +16,7 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 /// The SmolLM2 GGUF fetched by `scripts/fetch-models.sh`.
 pub fn smollm2_gguf() -> PathBuf {
-    let cache = std::env::var_os("LLM_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/llm-rs"));
-    let path = cache.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = llm_core::weights::cache_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(path.exists(), "{} is missing: run scripts/fetch-models.sh first", path.display());
     path
 }
@@ -67,8 +64,13 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) -> f32 {
     diff
 }
 
-pub fn argmax(v: &[f32]) -> u32 {
-    v.iter().enumerate().fold((0, f32::NEG_INFINITY), |acc, (i, &x)| if x > acc.1 { (i, x) } else { acc }).0 as u32
+pub use llm_core::generate::argmax;
+
+/// A fresh directory under the system temp dir, unique to this test process.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("llm-core-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
 pub fn json_ids(v: &serde_json::Value) -> Vec<u32> {
