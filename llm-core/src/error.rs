@@ -79,6 +79,15 @@ pub enum LlmError {
         mis_shaped: Vec<(String, Vec<usize>, Vec<usize>)>,
     },
 
+    /// A quantized weight's parts are inconsistent (sizes, code widths, group indices).
+    #[error("quantized tensor `{tensor}`: {message}")]
+    Quant {
+        /// The tensor (or layer) at fault.
+        tensor: String,
+        /// What does not fit.
+        message: String,
+    },
+
     /// A tensor given to a model function has the wrong shape.
     #[error("shape mismatch for {what}: expected {expected}, got {got:?}")]
     Shape {

@@ -30,6 +30,7 @@ pub mod eval;
 pub mod generate;
 pub mod model;
 pub mod nn;
+pub mod quant;
 pub mod tokenizer;
 pub mod weights;
 

@@ -2,6 +2,7 @@
 //! [`ModelConfig`] the model is built from.
 
 mod hf;
+mod quantization;
 mod rope;
 
 use std::path::Path;
@@ -9,6 +10,7 @@ use std::path::Path;
 use serde_json::Value;
 
 pub use hf::HfConfig;
+pub use quantization::CheckpointQuantization;
 pub use rope::{RopeConfig, RopeScaling, SUPPORTED_ROPE_TYPES};
 
 use crate::error::{LlmError, Result};
@@ -96,6 +98,8 @@ pub struct ModelConfig {
     pub eos_token_ids: Vec<u32>,
     /// Padding token.
     pub pad_token_id: Option<u32>,
+    /// How the checkpoint's linear layers are quantized (`quantization_config`), if at all.
+    pub quantization: Option<CheckpointQuantization>,
 }
 
 impl ModelConfig {
@@ -114,13 +118,7 @@ impl ModelConfig {
             LlmError::config("model_type", format!("is missing; supported: {}", SUPPORTED_MODEL_TYPES.join(", ")))
         })?;
         let architecture = Architecture::parse(model_type)?;
-        if let Some(q) = &hf.quantization_config {
-            let method = q.get("quant_method").and_then(Value::as_str).unwrap_or("unknown");
-            return Err(LlmError::config(
-                "quantization_config.quant_method",
-                format!("`{method}` checkpoints are not loadable as dense weights; use a dense HF checkpoint or a GGUF file"),
-            ));
-        }
+        let quantization = hf.quantization_config.as_ref().map(CheckpointQuantization::from_json).transpose()?;
         if let Some(act) = hf.hidden_act.as_deref() {
             if act != "silu" {
                 return Err(LlmError::config("hidden_act", format!("`{act}` is not supported; supported: silu")));
@@ -188,6 +186,7 @@ impl ModelConfig {
             bos_token_id: token_ids("bos_token_id", hf.bos_token_id.as_ref())?.first().copied(),
             eos_token_ids: token_ids("eos_token_id", hf.eos_token_id.as_ref())?,
             pad_token_id: token_ids("pad_token_id", hf.pad_token_id.as_ref())?.first().copied(),
+            quantization,
         };
         config.validate()?;
         Ok(config)

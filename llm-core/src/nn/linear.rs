@@ -3,13 +3,24 @@
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Tensor};
 
+use crate::quant::{QuantExecution, QuantLinear, QuantizedWeight};
+
+/// The weight of a [`Linear`]: dense, or held in a quantized format.
+#[derive(Module, Debug)]
+pub enum LinearWeight<B: Backend> {
+    /// `[d_out, d_in]` float.
+    Dense(Param<Tensor<B, 2>>),
+    /// Codes and statistics (see [`crate::quant`]).
+    Quantized(QuantLinear<B>),
+}
+
 /// `y = x · Wᵀ + b` with `W` kept as `[d_out, d_in]` (PyTorch's layout, unlike `burn-nn`'s
 /// `Linear`): weights load without a transpose copy, and on Flex a matvec against the
 /// transposed view is 1.3-1.8x faster than against `[d_in, d_out]`.
 #[derive(Module, Debug)]
 pub struct Linear<B: Backend> {
-    /// `[d_out, d_in]`
-    pub weight: Param<Tensor<B, 2>>,
+    /// `[d_out, d_in]`, dense or quantized.
+    pub weight: LinearWeight<B>,
     /// `[d_out]`
     pub bias: Option<Param<Tensor<B, 1>>>,
 }
@@ -17,18 +28,66 @@ pub struct Linear<B: Backend> {
 impl<B: Backend> Linear<B> {
     /// Wraps loaded tensors. weight: `[d_out, d_in]`, bias: `[d_out]`.
     pub fn new(weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Self {
-        Self { weight: Param::from_tensor(weight), bias: bias.map(Param::from_tensor) }
+        Self { weight: LinearWeight::Dense(Param::from_tensor(weight)), bias: bias.map(Param::from_tensor) }
+    }
+
+    /// A layer whose weight stays quantized. bias: `[d_out]`.
+    pub fn quantized(
+        weight: QuantizedWeight,
+        bias: Option<Tensor<B, 1>>,
+        execution: QuantExecution,
+        device: &B::Device,
+    ) -> Self {
+        let dtype = bias.as_ref().map_or(burn::tensor::DType::F32, |b| b.dtype());
+        Self::quantized_as(weight, bias, execution, dtype, device)
+    }
+
+    /// As [`Self::quantized`], materializing (if at all) in `dtype`.
+    pub fn quantized_as(
+        weight: QuantizedWeight,
+        bias: Option<Tensor<B, 1>>,
+        execution: QuantExecution,
+        dtype: burn::tensor::DType,
+        device: &B::Device,
+    ) -> Self {
+        let weight = LinearWeight::Quantized(QuantLinear::new(weight, execution, dtype, device));
+        Self { weight, bias: bias.map(Param::from_tensor) }
+    }
+
+    /// The dense weight `[d_out, d_in]`: the tensor itself, or the exact dequantization.
+    pub fn dense_weight(&self) -> Tensor<B, 2> {
+        match &self.weight {
+            LinearWeight::Dense(w) => w.val(),
+            LinearWeight::Quantized(q) => q.dequantized(),
+        }
+    }
+
+    /// The quantized weight, if the layer holds one.
+    pub fn quantized_weight(&self) -> Option<&QuantizedWeight> {
+        match &self.weight {
+            LinearWeight::Dense(_) => None,
+            LinearWeight::Quantized(q) => Some(&q.weight),
+        }
     }
 
     /// x: `[..., d_in]` -> `[..., d_out]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        linear_forward(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
+        let bias = self.bias.as_ref().map(|b| b.val());
+        match &self.weight {
+            LinearWeight::Dense(w) => linear_forward(x, w.val(), bias),
+            LinearWeight::Quantized(q) => q.forward(x, bias),
+        }
     }
 
     /// `(d_out, d_in)`.
     pub fn dims(&self) -> (usize, usize) {
-        let [d_out, d_in] = self.weight.dims();
-        (d_out, d_in)
+        match &self.weight {
+            LinearWeight::Dense(w) => {
+                let [d_out, d_in] = w.dims();
+                (d_out, d_in)
+            }
+            LinearWeight::Quantized(q) => q.dims(),
+        }
     }
 }
 

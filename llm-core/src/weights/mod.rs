@@ -3,6 +3,7 @@
 
 pub mod gguf;
 mod names;
+pub mod quantized;
 pub mod safetensors;
 
 use std::path::Path;
@@ -13,12 +14,14 @@ use tracing::info;
 
 pub use gguf::{GgufFile, GgufSource, GgufValue};
 pub use names::{expected_tensors, TensorSpec};
+pub use quantized::{read_quantized, LinearLayout};
 pub use safetensors::SafetensorsSource;
 
 use crate::config::{Architecture, ModelConfig};
 use crate::error::{LlmError, Result};
 use crate::model::{CausalLm, DecoderLayer, FeedForward};
 use crate::nn::{Attention, AttentionKernel, Linear, Mlp, RmsNorm, RotaryEmbedding, SparseMoe};
+use crate::quant::QuantExecution;
 
 /// Where `scripts/fetch-models.sh` caches checkpoints: `$LLM_CACHE_DIR`, else `~/.cache/llm-rs`.
 pub fn cache_dir() -> std::path::PathBuf {
@@ -35,7 +38,8 @@ pub trait TensorSource {
     fn tensor_names(&self) -> Vec<String>;
     /// Shape of a tensor in PyTorch order.
     fn shape(&self, name: &str) -> Option<Vec<usize>>;
-    /// Reads (and dequantises) a tensor; its float dtype is whatever the file stores.
+    /// Reads a tensor as stored: floats (GGUF blocks dequantised), or the integer tensors of
+    /// quantized layouts.
     fn read(&self, name: &str) -> Result<TensorData>;
 }
 
@@ -46,11 +50,13 @@ pub struct LoadOptions {
     pub dtype: DType,
     /// Attention kernel.
     pub attention: AttentionKernel,
+    /// How quantized layers run (fused kernel, dequantize per call, or once at load).
+    pub quant_execution: QuantExecution,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { dtype: DType::F32, attention: AttentionKernel::Fused }
+        Self { dtype: DType::F32, attention: AttentionKernel::Fused, quant_execution: QuantExecution::Auto }
     }
 }
 
@@ -81,16 +87,18 @@ pub fn build_model<B: Backend>(
         return Err(LlmError::config("dtype", format!("{:?} is not a float dtype we run (F32, F16, BF16)", options.dtype)));
     }
     check_tensors(&config, source)?;
-    let loader = Loader { source, device, dtype: options.dtype };
+    let loader = Loader { source, device, dtype: options.dtype, options, config: &config };
     let started = std::time::Instant::now();
     let layers = (0..config.n_layers)
         .map(|i| loader.layer(&config, i, options.attention))
         .collect::<Result<Vec<_>>>()?;
     let lm_head = if config.tie_word_embeddings { None } else { Some(loader.linear("lm_head", false)?) };
+    let embed_tokens = Param::from_tensor(loader.tensor("model.embed_tokens.weight")?);
+    let norm = RmsNorm::new(loader.tensor("model.norm.weight")?, config.rms_norm_eps);
     let model = CausalLm {
-        embed_tokens: Param::from_tensor(loader.tensor("model.embed_tokens.weight")?),
+        embed_tokens,
         layers,
-        norm: RmsNorm::new(loader.tensor("model.norm.weight")?, config.rms_norm_eps),
+        norm,
         lm_head,
         rotary: RotaryEmbedding::new(&config.rope, config.head_dim),
         config,
@@ -108,7 +116,24 @@ fn check_tensors(config: &ModelConfig, source: &dyn TensorSource) -> Result<()> 
     let expected = expected_tensors(config);
     let mut missing = vec![];
     let mut mis_shaped = vec![];
+    // Names the checkpoint may hold: the expected ones plus each quantized layer's own tensors
+    // (their shapes are checked when the layer is read).
+    let mut known: Vec<String> = vec![];
     for spec in &expected {
+        let layout = spec.name.strip_suffix(".weight").map(|p| (p, LinearLayout::detect(source, p)));
+        if let Some((prefix, layout)) = layout.filter(|(_, l)| *l != LinearLayout::Dense) {
+            let (required, optional) = layout.tensors(source, prefix);
+            for suffix in required {
+                let name = format!("{prefix}.{suffix}");
+                if source.shape(&name).is_none() {
+                    missing.push(name.clone());
+                }
+                known.push(name);
+            }
+            known.extend(optional.into_iter().map(|s| format!("{prefix}.{s}")));
+            continue;
+        }
+        known.push(spec.name.clone());
         match source.shape(&spec.name) {
             None => missing.push(spec.name.clone()),
             Some(shape) if shape != spec.shape => mis_shaped.push((spec.name.clone(), spec.shape.clone(), shape)),
@@ -118,7 +143,7 @@ fn check_tensors(config: &ModelConfig, source: &dyn TensorSource) -> Result<()> 
     let unexpected: Vec<String> = source
         .tensor_names()
         .into_iter()
-        .filter(|n| !expected.iter().any(|s| &s.name == n) && !ignorable(n, config))
+        .filter(|n| !known.contains(n) && !ignorable(n, config))
         .collect();
     if missing.is_empty() && unexpected.is_empty() && mis_shaped.is_empty() {
         Ok(())
@@ -131,6 +156,8 @@ struct Loader<'a, B: Backend> {
     source: &'a dyn TensorSource,
     device: &'a B::Device,
     dtype: DType,
+    options: LoadOptions,
+    config: &'a ModelConfig,
 }
 
 impl<B: Backend> Loader<'_, B> {
@@ -140,9 +167,25 @@ impl<B: Backend> Loader<'_, B> {
     }
 
     fn linear(&self, prefix: &str, bias: bool) -> Result<Linear<B>> {
-        let weight = self.tensor(&format!("{prefix}.weight"))?;
         let bias = if bias { Some(self.tensor(&format!("{prefix}.bias"))?) } else { None };
-        Ok(Linear::new(weight, bias))
+        match LinearLayout::detect(self.source, prefix) {
+            LinearLayout::Dense => Ok(Linear::new(self.tensor(&format!("{prefix}.weight"))?, bias)),
+            layout => {
+                let [d_out, d_in]: [usize; 2] = self.linear_dims(prefix)?;
+                let q = read_quantized(self.source, layout, prefix, d_out, d_in, self.config.quantization.as_ref())?;
+                Ok(Linear::quantized_as(q, bias, self.options.quant_execution, self.dtype, self.device))
+            }
+        }
+    }
+
+    /// `[d_out, d_in]` of a linear layer, from the config's table of expected tensors.
+    fn linear_dims(&self, prefix: &str) -> Result<[usize; 2]> {
+        let name = format!("{prefix}.weight");
+        expected_tensors(self.config)
+            .into_iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.shape.try_into().ok())
+            .ok_or_else(|| LlmError::Quant { tensor: name, message: "not a linear layer of this model".into() })
     }
 
     fn mlp(&self, prefix: &str, names: [&str; 3], bias: bool) -> Result<Mlp<B>> {

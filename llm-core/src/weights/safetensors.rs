@@ -119,11 +119,15 @@ impl TensorSource for SafetensorsSource {
             Dtype::F32 => TensorData::new(le_words(bytes, f32::from_le_bytes), shape),
             Dtype::F16 => TensorData::new(le_words(bytes, half::f16::from_le_bytes), shape),
             Dtype::BF16 => TensorData::new(le_words(bytes, half::bf16::from_le_bytes), shape),
+            // Quantized layouts (GPTQ qweight/qzeros/g_idx, bitsandbytes codes).
+            Dtype::I32 => TensorData::new(le_words(bytes, i32::from_le_bytes), shape),
+            Dtype::I8 => TensorData::new(bytes.iter().map(|&b| b as i8).collect::<Vec<_>>(), shape),
+            Dtype::U8 => TensorData::new(bytes.to_vec(), shape),
             other => {
                 return Err(LlmError::UnsupportedDtype {
                     path: self.paths[entry.file].clone(),
                     tensor: name.to_string(),
-                    dtype: format!("{other:?} (float weights must be F32, F16 or BF16)"),
+                    dtype: format!("{other:?} (supported: F32, F16, BF16, and I32/I8/U8 for quantized layouts)"),
                 })
             }
         })

@@ -262,6 +262,7 @@ fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
         bos_token_id: token("bos_token_id"),
         eos_token_ids: token("eos_token_id").into_iter().collect(),
         pad_token_id: token("padding_token_id"),
+        quantization: None,
     };
     config.validate()?;
     Ok(config)

@@ -1,0 +1,200 @@
+//! Integer codes in groups of input columns with a scale and zero point per (row, group):
+//! `w[o, c] = scale[o, g(c)] · (q[o, c] − zero[o, g(c)])`. GPTQ/RTN at 2, 3, 4 or 8 bits, and
+//! int8 absmax/zero-point (stored as 8-bit codes offset by 128) all live here.
+
+use rayon::prelude::*;
+
+use super::kernels::{dot_codes, pack_codes, unpack_code};
+use crate::error::{LlmError, Result};
+
+/// A group-affine quantized weight `[d_out, d_in]`.
+///
+/// Codes are stored per output row, bit-packed, with the columns of each group contiguous: with
+/// act-order (`g_idx` not sorted) the columns are stored in group order and the input is
+/// gathered into that order once per call, so every group is a contiguous dot product.
+#[derive(Clone)]
+pub struct AffineWeight {
+    /// Output features.
+    pub d_out: usize,
+    /// Input features.
+    pub d_in: usize,
+    /// Bits per code: 2, 3, 4 or 8.
+    pub bits: u32,
+    n_groups: usize,
+    /// `[d_in]` group of each input column (GPTQ's `g_idx`).
+    g_idx: Vec<u32>,
+    /// `[d_out, n_groups]` dequantization step.
+    scales: Vec<f32>,
+    /// `[d_out, n_groups]` zero point in code units.
+    zeros: Vec<f32>,
+    /// Stored position -> input column; `None` when columns are stored in order.
+    order: Option<Vec<u32>>,
+    /// `n_groups + 1` offsets of each group's stored positions.
+    bounds: Vec<usize>,
+    /// `[d_out, row_bytes]` packed codes in stored order.
+    packed: Vec<u8>,
+    row_bytes: usize,
+}
+
+impl AffineWeight {
+    /// Builds the weight from unpacked parts.
+    ///
+    /// codes: `[d_out, d_in]` (original column order, values below `2^bits`),
+    /// scales / zeros: `[d_out, n_groups]`, g_idx: `[d_in]` with values below `n_groups`.
+    pub fn new(
+        d_out: usize,
+        d_in: usize,
+        bits: u32,
+        codes: &[u8],
+        scales: Vec<f32>,
+        zeros: Vec<f32>,
+        g_idx: Vec<u32>,
+    ) -> Result<Self> {
+        let bad = |message: String| Err(LlmError::Quant { tensor: "affine weight".into(), message });
+        if !matches!(bits, 2 | 3 | 4 | 8) {
+            return bad(format!("bits = {bits}; supported: 2, 3, 4, 8"));
+        }
+        if codes.len() != d_out * d_in || g_idx.len() != d_in {
+            return bad(format!("codes {} / g_idx {} do not fit [{d_out}, {d_in}]", codes.len(), g_idx.len()));
+        }
+        let n_groups = g_idx.iter().max().map_or(0, |&g| g as usize + 1);
+        if scales.len() != d_out * n_groups || zeros.len() != d_out * n_groups {
+            return bad(format!("scales/zeros must be [{d_out}, {n_groups}], got {} / {}", scales.len(), zeros.len()));
+        }
+        if let Some(&c) = codes.iter().find(|&&c| u32::from(c) >> bits != 0) {
+            return bad(format!("code {c} does not fit in {bits} bits"));
+        }
+        let mut columns: Vec<u32> = (0..d_in as u32).collect();
+        columns.sort_by_key(|&c| g_idx[c as usize]); // stable: keeps column order inside a group
+        let mut bounds = vec![0; n_groups + 1];
+        for &g in &g_idx {
+            bounds[g as usize + 1] += 1;
+        }
+        for g in 0..n_groups {
+            bounds[g + 1] += bounds[g];
+        }
+        let in_order = columns.iter().enumerate().all(|(p, &c)| p == c as usize);
+        let row_bytes = (d_in * bits as usize).div_ceil(8);
+        let mut packed = vec![0u8; d_out * row_bytes];
+        let mut row = vec![0u8; d_in];
+        for o in 0..d_out {
+            for (p, &c) in columns.iter().enumerate() {
+                row[p] = codes[o * d_in + c as usize];
+            }
+            pack_codes(bits, &row, &mut packed[o * row_bytes..(o + 1) * row_bytes]);
+        }
+        let order = (!in_order).then_some(columns);
+        Ok(Self { d_out, d_in, bits, n_groups, g_idx, scales, zeros, order, bounds, packed, row_bytes })
+    }
+
+    /// Number of groups.
+    pub fn n_groups(&self) -> usize {
+        self.n_groups
+    }
+
+    /// `[d_in]` group of each input column.
+    pub fn g_idx(&self) -> &[u32] {
+        &self.g_idx
+    }
+
+    /// `[d_out, n_groups]` dequantization steps.
+    pub fn scales(&self) -> &[f32] {
+        &self.scales
+    }
+
+    /// `[d_out, n_groups]` zero points in code units.
+    pub fn zeros(&self) -> &[f32] {
+        &self.zeros
+    }
+
+    /// `[d_out, d_in]` codes in original column order.
+    pub fn codes(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.d_out * self.d_in];
+        for o in 0..self.d_out {
+            let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
+            for p in 0..self.d_in {
+                out[o * self.d_in + self.column(p)] = unpack_code(self.bits, row, p);
+            }
+        }
+        out
+    }
+
+    fn column(&self, position: usize) -> usize {
+        self.order.as_ref().map_or(position, |o| o[position] as usize)
+    }
+
+    /// `[d_out, d_in]` exact float weight.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.d_out * self.d_in];
+        out.par_chunks_mut(self.d_in).enumerate().for_each(|(o, dst)| {
+            let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
+            for g in 0..self.n_groups {
+                let (scale, zero) = (self.scales[o * self.n_groups + g], self.zeros[o * self.n_groups + g]);
+                for p in self.bounds[g]..self.bounds[g + 1] {
+                    dst[self.column(p)] = scale * (f32::from(unpack_code(self.bits, row, p)) - zero);
+                }
+            }
+        });
+        out
+    }
+
+    /// x: `[rows, d_in]` -> `[rows, d_out]`, from the codes:
+    /// `y[o] = Σ_g scale[o,g] · (Σ_{c∈g} x[c]·q[o,c] − zero[o,g] · Σ_{c∈g} x[c])`.
+    pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        // [rows, d_in] in stored order, and each row's per-group sums.
+        let xs: Vec<f32> = match &self.order {
+            None => x.to_vec(),
+            Some(order) => (0..rows)
+                .flat_map(|r| order.iter().map(move |&c| x[r * self.d_in + c as usize]))
+                .collect(),
+        };
+        let sums: Vec<f32> = (0..rows)
+            .flat_map(|r| {
+                let xr = &xs[r * self.d_in..(r + 1) * self.d_in];
+                (0..self.n_groups).map(move |g| xr[self.bounds[g]..self.bounds[g + 1]].iter().sum::<f32>())
+            })
+            .collect();
+        // [d_out, rows], one output row per task.
+        let mut out_t = vec![0f32; self.d_out * rows];
+        out_t.par_chunks_mut(rows).enumerate().for_each(|(o, dst)| {
+            let codes = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
+            let (scales, zeros) = (&self.scales[o * self.n_groups..], &self.zeros[o * self.n_groups..]);
+            for (r, y) in dst.iter_mut().enumerate() {
+                let xr = &xs[r * self.d_in..(r + 1) * self.d_in];
+                let mut acc = 0f32;
+                for g in 0..self.n_groups {
+                    let dot = dot_codes(self.bits, codes, self.bounds[g], self.bounds[g + 1], xr);
+                    acc += scales[g] * (dot - zeros[g] * sums[r * self.n_groups + g]);
+                }
+                *y = acc;
+            }
+        });
+        transpose(&out_t, self.d_out, rows)
+    }
+
+    /// Codes plus statistics, in bytes.
+    pub fn storage_bytes(&self) -> usize {
+        self.packed.len() + 4 * (self.scales.len() + self.zeros.len() + self.g_idx.len())
+    }
+
+    /// `int4-g128`, `int8-per-row`, `int4-g16-act-order`.
+    pub fn describe(&self) -> String {
+        let group = if self.n_groups == 1 { "per-row".to_string() } else { format!("g{}", self.d_in / self.n_groups) };
+        let act = if self.order.is_some() { "-act-order" } else { "" };
+        format!("int{}-{group}{act}", self.bits)
+    }
+}
+
+/// `[rows, cols]` -> `[cols, rows]`.
+pub(super) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    if cols == 1 || rows == 1 {
+        return a.to_vec();
+    }
+    let mut out = vec![0f32; a.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = a[r * cols + c];
+        }
+    }
+    out
+}

@@ -1,0 +1,200 @@
+//! NF4 and FP4 (bitsandbytes `quantize_4bit`): the flattened weight in blocks, each block
+//! scaled by its absmax, each element the index of the nearest of 16 code values.
+
+use rayon::prelude::*;
+
+use super::affine::transpose;
+use crate::error::{LlmError, Result};
+
+/// Which 16-value code table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fp4Kind {
+    /// NormalFloat4 (QLoRA): quantiles of a standard normal, exact zero.
+    Nf4,
+    /// bitsandbytes' FP4 (e2m1 without infinities), sign in the high bit.
+    Fp4,
+}
+
+/// bitsandbytes' NF4 table (`get_4bit_type("nf4")`), as float32.
+const NF4: [f32; 16] = [
+    -1.0, -0.696_192_8, -0.525_073_05, -0.394_917_5, -0.284_441_38, -0.184_773_43, -0.091_050_036, 0.0,
+    0.079_580_3, 0.160_930_2, 0.246_112_3, 0.337_915_24, 0.440_709_83, 0.562_617, 0.722_956_84, 1.0,
+];
+
+/// bitsandbytes' FP4 table (`get_4bit_type("fp4")` normalised by its max, index = code bits).
+const FP4: [f32; 16] = [
+    0.0, 0.005_208_333_3, 0.666_666_7, 1.0, 0.333_333_34, 0.5, 0.166_666_67, 0.25, -0.0, -0.005_208_333_3,
+    -0.666_666_7, -1.0, -0.333_333_34, -0.5, -0.166_666_67, -0.25,
+];
+
+impl Fp4Kind {
+    /// The 16 code values, indexed by code.
+    pub fn code_table(self) -> [f32; 16] {
+        match self {
+            Self::Nf4 => NF4,
+            Self::Fp4 => FP4,
+        }
+    }
+
+    /// `nf4` / `fp4`, as bitsandbytes names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nf4 => "nf4",
+            Self::Fp4 => "fp4",
+        }
+    }
+}
+
+/// Double quantization of the per-block absmax (bitsandbytes `compress_statistics`): absmax
+/// minus their mean, in blocks of `blocksize2`, coded with an 8-bit dynamic map.
+#[derive(Debug, Clone)]
+pub struct DoubleQuantState {
+    /// One 8-bit code per absmax.
+    pub codes: Vec<u8>,
+    /// The 256-value code map.
+    pub code: Vec<f32>,
+    /// Absmax of each block of `blocksize2` centred absmax values.
+    pub absmax2: Vec<f32>,
+    /// Absmax values per second-level block (256 in bitsandbytes).
+    pub blocksize2: usize,
+    /// Mean of the absmax values, added back after decoding.
+    pub offset: f32,
+}
+
+impl DoubleQuantState {
+    /// The decoded absmax values: `code[codes[i]] · absmax2[i / blocksize2] + offset`.
+    pub fn absmax(&self) -> Vec<f32> {
+        self.codes
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| self.code[q as usize] * self.absmax2[i / self.blocksize2] + self.offset)
+            .collect()
+    }
+}
+
+/// A 4-bit block-quantized weight `[d_out, d_in]` in bitsandbytes' layout.
+#[derive(Clone)]
+pub struct Fp4Weight {
+    /// Code table.
+    pub kind: Fp4Kind,
+    /// The 16 values codes stand for (the file's `quant_map`).
+    pub code: [f32; 16],
+    /// Output features.
+    pub d_out: usize,
+    /// Input features.
+    pub d_in: usize,
+    /// Elements per absmax block of the flattened weight.
+    pub blocksize: usize,
+    /// `ceil(d_out·d_in / 2)` bytes; element `2k` in the high nibble, `2k+1` in the low one.
+    pub packed: Vec<u8>,
+    /// Per block (decoded when double-quantized).
+    pub absmax: Vec<f32>,
+    /// The compressed absmax, when double-quantized.
+    pub double_quant: Option<DoubleQuantState>,
+}
+
+impl Fp4Weight {
+    /// Checks the parts against `[d_out, d_in]`; with `double_quant`, `absmax` is decoded from it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        kind: Fp4Kind,
+        code: [f32; 16],
+        d_out: usize,
+        d_in: usize,
+        blocksize: usize,
+        packed: Vec<u8>,
+        absmax: Vec<f32>,
+        double_quant: Option<DoubleQuantState>,
+    ) -> Result<Self> {
+        let numel = d_out * d_in;
+        let n_blocks = numel.div_ceil(blocksize.max(1));
+        let absmax = match &double_quant {
+            Some(dq) => dq.absmax(),
+            None => absmax,
+        };
+        let problem = if blocksize == 0 || blocksize % 2 != 0 {
+            Some(format!("blocksize {blocksize} must be even and positive"))
+        } else if packed.len() != numel.div_ceil(2) {
+            Some(format!("{} packed bytes for {numel} elements (need {})", packed.len(), numel.div_ceil(2)))
+        } else if absmax.len() != n_blocks {
+            Some(format!("{} absmax values for {n_blocks} blocks of {blocksize}", absmax.len()))
+        } else {
+            None
+        };
+        match problem {
+            Some(message) => Err(LlmError::Quant { tensor: format!("{} weight", kind.name()), message }),
+            None => Ok(Self { kind, code, d_out, d_in, blocksize, packed, absmax, double_quant }),
+        }
+    }
+
+    /// Code of flattened element `i`.
+    #[inline]
+    pub fn code_index(&self, i: usize) -> u8 {
+        let b = self.packed[i / 2];
+        if i % 2 == 0 {
+            b >> 4
+        } else {
+            b & 0xF
+        }
+    }
+
+    /// `[d_out, d_in]` exact float weight: `code[q] · absmax[block]`.
+    pub fn dequantize(&self) -> Vec<f32> {
+        (0..self.d_out * self.d_in)
+            .map(|i| self.code[self.code_index(i) as usize] * self.absmax[i / self.blocksize])
+            .collect()
+    }
+
+    /// x: `[rows, d_in]` -> `[rows, d_out]`, one block-scaled dot product per block.
+    pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let aligned = self.d_in % self.blocksize == 0;
+        let mut out_t = vec![0f32; self.d_out * rows];
+        out_t.par_chunks_mut(rows).enumerate().for_each(|(o, dst)| {
+            for (r, y) in dst.iter_mut().enumerate() {
+                let xr = &x[r * self.d_in..(r + 1) * self.d_in];
+                *y = if aligned { self.row_dot_blocks(o, xr) } else { self.row_dot_any(o, xr) };
+            }
+        });
+        transpose(&out_t, self.d_out, rows)
+    }
+
+    /// Rows that hold whole blocks: per block, `absmax · Σ code[q]·x`.
+    fn row_dot_blocks(&self, o: usize, x: &[f32]) -> f32 {
+        let start = o * self.d_in;
+        let bytes = &self.packed[start / 2..(start + self.d_in) / 2];
+        let per_block = self.blocksize / 2;
+        let first_block = start / self.blocksize;
+        bytes
+            .chunks_exact(per_block)
+            .zip(x.chunks_exact(self.blocksize))
+            .enumerate()
+            .map(|(b, (bytes, xb))| {
+                let mut acc = [0f32; 2];
+                for (&q, x2) in bytes.iter().zip(xb.chunks_exact(2)) {
+                    acc[0] += self.code[(q >> 4) as usize] * x2[0];
+                    acc[1] += self.code[(q & 0xF) as usize] * x2[1];
+                }
+                self.absmax[first_block + b] * (acc[0] + acc[1])
+            })
+            .sum()
+    }
+
+    fn row_dot_any(&self, o: usize, x: &[f32]) -> f32 {
+        let start = o * self.d_in;
+        (0..self.d_in)
+            .map(|c| {
+                let i = start + c;
+                self.code[self.code_index(i) as usize] * self.absmax[i / self.blocksize] * x[c]
+            })
+            .sum()
+    }
+
+    /// Codes plus statistics, in bytes (compressed statistics when double-quantized).
+    pub fn storage_bytes(&self) -> usize {
+        let stats = match &self.double_quant {
+            Some(dq) => dq.codes.len() + 4 * (dq.absmax2.len() + dq.code.len() + 1),
+            None => 4 * self.absmax.len(),
+        };
+        self.packed.len() + stats + 64
+    }
+}

@@ -1,0 +1,121 @@
+//! The quantized half of [`crate::nn::Linear`]: where and how `x · Wᵀ` runs.
+
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::{backend::Backend, DType, Tensor, TensorData};
+
+use super::QuantizedWeight;
+use crate::nn::linear::linear_forward;
+
+/// Inputs with at most this many rows take the fused kernel under [`QuantExecution::Auto`]:
+/// decoding (one row per sequence) is bound by reading the weight, which the codes make
+/// 4-8x smaller; long prompts are bound by arithmetic, where the backend's dense matmul wins.
+pub const FUSED_MAX_ROWS: usize = 8;
+
+/// How a quantized linear layer computes its product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuantExecution {
+    /// On CPU backends: the fused kernel for up to [`FUSED_MAX_ROWS`] rows, else dequantize per
+    /// call. On GPU backends: [`Self::Materialize`]. Under autodiff: [`Self::Dequantize`] (the
+    /// fused kernel runs on the host and would cut the graph).
+    #[default]
+    Auto,
+    /// Dequantize on every call, then the backend's dense matmul: the reference path.
+    Dequantize,
+    /// The fused dequantize-matmul host kernel for every call (CPU backends).
+    Fused,
+    /// Dequantize once at load into a dense tensor on the device: the same numbers without
+    /// the memory saving.
+    Materialize,
+}
+
+/// A linear weight held quantized.
+#[derive(Module, Debug)]
+pub struct QuantLinear<B: Backend> {
+    /// The codes and statistics, on the host.
+    #[module(skip)]
+    pub weight: Arc<QuantizedWeight>,
+    /// The execution chosen at construction.
+    #[module(skip)]
+    pub execution: QuantExecution,
+    /// `[d_out, d_in]` dequantized copy, only under [`QuantExecution::Materialize`].
+    pub dense: Option<Tensor<B, 2>>,
+    /// Where outputs are placed.
+    #[module(skip)]
+    pub device: B::Device,
+    /// The float dtype of the model around it.
+    #[module(skip)]
+    pub dtype: DType,
+}
+
+/// Whether the backend computes on the host, where the fused kernel pays off.
+pub(crate) fn host_backend<B: Backend>(device: &B::Device) -> bool {
+    let name = B::name(device).to_lowercase();
+    name.contains("flex") || name.contains("ndarray")
+}
+
+impl<B: Backend> QuantLinear<B> {
+    /// Wraps `weight`; [`QuantExecution::Auto`] is resolved for `device` here.
+    pub fn new(weight: QuantizedWeight, execution: QuantExecution, dtype: DType, device: &B::Device) -> Self {
+        let execution = match execution {
+            QuantExecution::Auto if B::ad_enabled(device) && !host_backend::<B>(device) => QuantExecution::Materialize,
+            QuantExecution::Auto if B::ad_enabled(device) => QuantExecution::Dequantize,
+            QuantExecution::Auto if !host_backend::<B>(device) => QuantExecution::Materialize,
+            other => other,
+        };
+        let dense = (execution == QuantExecution::Materialize).then(|| dequantized(&weight, dtype, device));
+        Self { weight: Arc::new(weight), execution, dense, device: device.clone(), dtype }
+    }
+
+    /// `(d_out, d_in)`.
+    pub fn dims(&self) -> (usize, usize) {
+        self.weight.dims()
+    }
+
+    /// `[d_out, d_in]` exact dequantized weight on the layer's device.
+    pub fn dequantized(&self) -> Tensor<B, 2> {
+        match &self.dense {
+            Some(w) => w.clone(),
+            None => dequantized(&self.weight, self.dtype, &self.device),
+        }
+    }
+
+    /// x: `[..., d_in]` -> `[..., d_out]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>, bias: Option<Tensor<B, 1>>) -> Tensor<B, D> {
+        if let Some(w) = &self.dense {
+            return linear_forward(x, w.clone(), bias);
+        }
+        let dims = x.dims();
+        let rows: usize = dims[..D - 1].iter().product();
+        let device = x.device();
+        let fused = match self.execution {
+            QuantExecution::Fused => true,
+            QuantExecution::Auto => rows <= FUSED_MAX_ROWS || matches!(*self.weight, QuantizedWeight::OutlierInt8(_)),
+            _ => false,
+        };
+        if !fused {
+            let w = dequantized(&self.weight, x.dtype(), &device);
+            return linear_forward(x, w, bias);
+        }
+        let (d_out, d_in) = self.dims();
+        let dtype = x.dtype();
+        let host = x.reshape([rows, d_in]).into_data().convert::<f32>();
+        let host = host.into_vec::<f32>().expect("converted to f32 above");
+        let y = self.weight.matmul(&host, rows);
+        let y = Tensor::<B, 2>::from_data(TensorData::new(y, [rows, d_out]), (&device, dtype));
+        let y = match bias {
+            Some(b) => y + b.unsqueeze::<2>(),
+            None => y,
+        };
+        let mut out = dims;
+        out[D - 1] = d_out;
+        y.reshape(out)
+    }
+}
+
+/// `[d_out, d_in]` on `device`.
+fn dequantized<B: Backend>(weight: &QuantizedWeight, dtype: DType, device: &B::Device) -> Tensor<B, 2> {
+    let (d_out, d_in) = weight.dims();
+    Tensor::from_data(TensorData::new(weight.dequantize(), [d_out, d_in]), (device, dtype))
+}

@@ -1,0 +1,97 @@
+//! LLM.int8() (Dettmers et al. 2022; bitsandbytes `Linear8bitLt`): weights int8 per output row
+//! (vector-wise absmax, `SCB`); at run time the input columns holding an outlier
+//! (`|x| ≥ threshold`) are multiplied in float against the dequantized weight columns, the rest
+//! is quantized per input row to int8 and multiplied in integers.
+
+use rayon::prelude::*;
+
+use super::affine::transpose;
+use crate::error::{LlmError, Result};
+
+/// An LLM.int8() weight `[d_out, d_in]`.
+#[derive(Clone)]
+pub struct OutlierInt8Weight {
+    /// Output features.
+    pub d_out: usize,
+    /// Input features.
+    pub d_in: usize,
+    /// `[d_out, d_in]` codes in `-127..=127`.
+    pub codes: Vec<i8>,
+    /// `[d_out]` absmax of each weight row (bitsandbytes' `SCB`).
+    pub row_absmax: Vec<f32>,
+    /// Input magnitude from which a column is an outlier (bitsandbytes' `llm_int8_threshold`,
+    /// 6.0); `0` disables the decomposition.
+    pub threshold: f32,
+}
+
+impl OutlierInt8Weight {
+    /// Checks the parts against `[d_out, d_in]`.
+    pub fn new(d_out: usize, d_in: usize, codes: Vec<i8>, row_absmax: Vec<f32>, threshold: f32) -> Result<Self> {
+        if codes.len() != d_out * d_in || row_absmax.len() != d_out {
+            return Err(LlmError::Quant {
+                tensor: "int8 weight".into(),
+                message: format!("codes {} / SCB {} do not fit [{d_out}, {d_in}]", codes.len(), row_absmax.len()),
+            });
+        }
+        Ok(Self { d_out, d_in, codes, row_absmax, threshold })
+    }
+
+    /// `[d_out, d_in]`: `q · SCB / 127`.
+    pub fn dequantize(&self) -> Vec<f32> {
+        self.codes
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| f32::from(q) * self.row_absmax[i / self.d_in] / 127.0)
+            .collect()
+    }
+
+    /// Input columns with an outlier in any row. x: `[rows, d_in]`.
+    pub fn outlier_columns(&self, x: &[f32]) -> Vec<usize> {
+        if self.threshold <= 0.0 {
+            return vec![];
+        }
+        (0..self.d_in)
+            .filter(|&c| x.chunks_exact(self.d_in).any(|row| row[c].abs() >= self.threshold))
+            .collect()
+    }
+
+    /// x: `[rows, d_in]` -> `[rows, d_out]`: float product over outlier columns plus the int8
+    /// product (`Σ qx·qw · absmax_x · SCB / 127²`) over the rest.
+    pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let outliers = self.outlier_columns(x);
+        let mut inlier = x.to_vec();
+        for row in inlier.chunks_exact_mut(self.d_in) {
+            for &c in &outliers {
+                row[c] = 0.0;
+            }
+        }
+        // Vector-wise int8 of the input rows, as bitsandbytes' int8_vectorwise_quant.
+        let x_absmax: Vec<f32> =
+            inlier.chunks_exact(self.d_in).map(|r| r.iter().fold(0f32, |m, v| m.max(v.abs()))).collect();
+        let qx: Vec<i32> = inlier
+            .chunks_exact(self.d_in)
+            .zip(&x_absmax)
+            .flat_map(|(r, &m)| {
+                let s = if m > 0.0 { 127.0 / m } else { 0.0 };
+                r.iter().map(move |v| (v * s).round_ties_even() as i32)
+            })
+            .collect();
+        let mut out_t = vec![0f32; self.d_out * rows];
+        out_t.par_chunks_mut(rows).enumerate().for_each(|(o, dst)| {
+            let w = &self.codes[o * self.d_in..(o + 1) * self.d_in];
+            let scb = self.row_absmax[o];
+            for (r, y) in dst.iter_mut().enumerate() {
+                let qr = &qx[r * self.d_in..(r + 1) * self.d_in];
+                let acc: i32 = qr.iter().zip(w).map(|(&a, &b)| a * i32::from(b)).sum();
+                let float: f32 = outliers.iter().map(|&c| x[r * self.d_in + c] * f32::from(w[c]) * scb / 127.0).sum();
+                *y = acc as f32 * (x_absmax[r] * scb / (127.0 * 127.0)) + float;
+            }
+        });
+        transpose(&out_t, self.d_out, rows)
+    }
+
+    /// Codes plus statistics, in bytes.
+    pub fn storage_bytes(&self) -> usize {
+        self.codes.len() + 4 * self.row_absmax.len()
+    }
+}
