@@ -86,6 +86,10 @@ impl Int8Quantized {
 /// Quantizes the row-major `[rows, cols]` matrix `x` to int8 with `scheme`, one scale per
 /// `granularity` group.
 ///
+/// A group with no range never divides by zero: an all-zero group gets scale 1 (its codes are
+/// 0); under zero-point, a constant non-zero group has its range widened to include 0, so it
+/// still dequantizes to (nearly) itself.
+///
 /// Errors: `x.len() != rows * cols` ([`QuantError::Shape`]); a group size that is zero or does
 /// not divide `cols` ([`QuantError::Config`] on `group_size`); a NaN or infinite input
 /// ([`QuantError::NonFinite`]).
@@ -102,8 +106,7 @@ pub fn quantize_int8(
     let (scales, zero_points) = match scheme {
         Int8Scheme::Absmax => (ranges.iter().map(|&(lo, hi)| absmax_scale(lo, hi)).collect(), None),
         Int8Scheme::ZeroPoint => {
-            let (s, z): (Vec<f32>, Vec<f32>) =
-                ranges.iter().map(|&(lo, hi)| zero_point_params(lo, hi)).unzip();
+            let (s, z): (Vec<f32>, Vec<f32>) = ranges.iter().map(|&(lo, hi)| zero_point_params(lo, hi)).unzip();
             (s, Some(z))
         }
     };
@@ -139,13 +142,10 @@ impl VectorwiseInt8 {
     /// The dequantized matrix, `[rows, cols]`, as bitsandbytes' `int8_vectorwise_dequant`
     /// computes it: `q * row_absmax * (1/127 as f32)`.
     pub fn dequantize(&self) -> Vec<f32> {
-        // bitsandbytes multiplies by this f32 constant rather than dividing by 127.
-        const INV_127: f32 = 7.874_015_718_698_502e-3;
-        self.codes
-            .iter()
-            .enumerate()
-            .map(|(i, &q)| f32::from(q) * self.row_absmax[i / self.cols] * INV_127)
-            .collect()
+        // bitsandbytes multiplies by its literal 7.874015718698502e-3 (1/127) as f32 rather
+        // than dividing by 127.
+        const INV_127: f32 = 0.007_874_016;
+        self.codes.iter().enumerate().map(|(i, &q)| f32::from(q) * self.row_absmax[i / self.cols] * INV_127).collect()
     }
 }
 
@@ -182,7 +182,7 @@ pub fn int8_vectorwise(x: &[f32], rows: usize, cols: usize) -> Result<Vectorwise
 /// NaN) disables the decomposition, as in bitsandbytes, and gives no columns. `x` shorter than
 /// `rows * cols` is read as far as it goes.
 pub fn outlier_columns(x: &[f32], rows: usize, cols: usize, threshold: f32) -> Vec<usize> {
-    if !(threshold > 0.0) || cols == 0 {
+    if threshold.is_nan() || threshold <= 0.0 || cols == 0 {
         return Vec::new();
     }
     let mut is_outlier = vec![false; cols];
@@ -216,10 +216,9 @@ fn n_scales(granularity: Granularity, rows: usize, cols: usize) -> usize {
 fn check_granularity(granularity: Granularity, cols: usize) -> Result<()> {
     match granularity {
         Granularity::PerGroup(0) => Err(QuantError::config("group_size", "must be at least 1")),
-        Granularity::PerGroup(g) if cols % g != 0 => Err(QuantError::config(
-            "group_size",
-            format!("{g} does not divide the {cols} columns"),
-        )),
+        Granularity::PerGroup(g) if cols % g != 0 => {
+            Err(QuantError::config("group_size", format!("{g} does not divide the {cols} columns")))
+        }
         _ => Ok(()),
     }
 }

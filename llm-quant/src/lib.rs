@@ -1,10 +1,31 @@
 //! `llm-quant`: the algorithms and files that *make* quantized weights for `llm-core` models.
 //!
-//! Planned scope (see the project's quantization issue): absmax and zero-point int8 per
-//! tensor/row/group with torch's round-half-to-even, LLM.int8() with outlier columns, NF4/FP4
-//! with bitsandbytes' code tables and double quantization, GPTQ (calibration through the
-//! model's own forward, lazy block updates, act-order, groups), and GPTQModel/AutoGPTQ
-//! checkpoint I/O. It depends on `llm-core` only; `llm-core` runs what this crate produces.
+//! - [`int8`]: absmax and zero-point int8 per tensor / row / group (torch's round-half-to-even),
+//!   and LLM.int8()'s vector-wise quantization with outlier columns.
+//! - [`nf4`]: NF4 and FP4 with bitsandbytes' code tables, block 64, its packing, and double
+//!   quantization of the absmax (block 256).
+//! - [`gptq`]: GPTQ with calibration through the model's own forward, lazy block updates,
+//!   groups, sym/asym, act-order and static groups, sequential layer-by-layer quantization;
+//!   a Hessian that is not positive definite raises the damping and says so.
+//! - [`method`]: the calibration-free methods applied to a whole model.
+//! - [`save`]: checkpoints in GPTQModel/AutoGPTQ, bitsandbytes (transformers) and this
+//!   family's int8 layouts, which `llm_core::weights::load_model` reads back.
+//!
+//! It depends on `llm-core` only; `llm-core` runs what this crate produces.
 #![warn(missing_docs)]
+
+pub mod calib;
+pub mod error;
+pub mod gptq;
+pub mod int8;
+pub mod method;
+pub mod nf4;
+pub mod save;
+
+pub use calib::Calibration;
+pub use error::{QuantError, Result};
+pub use gptq::{quantize_gptq, GptqConfig, GptqParams, GptqReport};
+pub use method::{quantize_model, quantize_weight, Method};
+pub use save::{save_quantized, SaveReport};
 
 pub use llm_core;

@@ -10,62 +10,28 @@
 //! are 8-bit block-quantized in blocks of 256 with bitsandbytes' signed dynamic map
 //! ([`dynamic_map_signed`]).
 //!
-//! The arithmetic follows bitsandbytes 0.50's CPU path (its torch fallback for `quantize_4bit`,
-//! its C++ kernels for the 8-bit absmax quantization and for dequantization) operation by
-//! operation in `f32`, so that codes and dequantized values match it bit for bit.
+//! The arithmetic follows bitsandbytes 0.50's torch implementation (its `default` backend
+//! kernels; the fixture's double-quantized absmax rules out its C++ CPU kernel) operation by
+//! operation in `f32`, so that codes and dequantized values match it bit for bit: scaling is
+//! `x * (1 / absmax)` clamped to `[-1, 1]`, and the code is torch's `argmin |scaled - code|`
+//! (the first one on a tie).
 
 use crate::error::{QuantError, Result};
 
-/// Which 16-value table the 4-bit codes index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fp4Kind {
-    /// NormalFloat4 (QLoRA): quantiles of a normal distribution, ascending.
-    Nf4,
-    /// bitsandbytes' FP4 (1 sign, 2 exponent, 1 mantissa bit), in bitsandbytes' bit order.
-    Fp4,
-}
+/// Which 16-value table the 4-bit codes index (the runtime's type: one table for both crates).
+pub use llm_core::quant::Fp4Kind;
 
 /// The block size of the second-level (absmax) quantization, fixed by bitsandbytes.
 pub const DOUBLE_QUANT_BLOCKSIZE: usize = 256;
 
-/// bitsandbytes' NF4 table (`get_4bit_type("nf4")`), ascending.
-const NF4_CODE: [f32; 16] = [
-    -1.0,
-    -0.696_192_800_998_687_7,
-    -0.525_073_051_452_636_7,
-    -0.394_917_488_098_144_53,
-    -0.284_441_381_692_886_35,
-    -0.184_773_430_228_233_34,
-    -0.091_050_036_251_544_95,
-    0.0,
-    0.079_580_299_556_255_34,
-    0.160_930_201_411_247_25,
-    0.246_112_301_945_686_34,
-    0.337_915_241_718_292_24,
-    0.440_709_829_330_444_34,
-    0.562_617_003_917_694_1,
-    0.722_956_836_223_602_3,
-    1.0,
-];
-
-/// bitsandbytes' FP4 values before normalisation (`get_4bit_type("fp4")`): index bit 3 is the
-/// sign, so index 8 is `-0`.
-const FP4_UNNORMALISED: [f32; 16] = [
-    0.0, 0.0625, 8.0, 12.0, 4.0, 6.0, 2.0, 3.0, -0.0, -0.0625, -8.0, -12.0, -4.0, -6.0, -2.0, -3.0,
-];
-
-/// The 16 code values of `kind`, indexed by the 4-bit code.
+/// The 16 code values of `kind`, indexed by the 4-bit code: bitsandbytes' tables, held by
+/// the runtime ([`Fp4Kind::code_table`]).
 ///
-/// NF4 is bitsandbytes' table verbatim. FP4 is bitsandbytes' `get_4bit_type("fp4")`: the values
-/// above divided by their absmax 12 in `f32` (equal to the constants of its C++ dequantization
-/// kernels). bitsandbytes' CPU quantizer picks the nearest code with a copy rounded to 4
-/// decimals (`0.0052`, `0.6667`, ...); we use the exact values for both directions, which can
-/// only differ from it for a value within 5e-5 of the midpoint between two codes.
+/// bitsandbytes' torch quantizer picks the nearest code with a copy rounded to 4 decimals
+/// (`0.0052`, `0.6667`, ...); we use the exact values for both directions, which can only
+/// differ from it for a value within 5e-5 of the midpoint between two codes.
 pub fn code_table(kind: Fp4Kind) -> [f32; 16] {
-    match kind {
-        Fp4Kind::Nf4 => NF4_CODE,
-        Fp4Kind::Fp4 => FP4_UNNORMALISED.map(|v| v / 12.0),
-    }
+    kind.code_table()
 }
 
 /// The 8-bit quantization of the per-block absmax values (double quantization).
@@ -73,8 +39,7 @@ pub fn code_table(kind: Fp4Kind) -> [f32; 16] {
 pub struct DoubleQuant {
     /// One 8-bit code per 4-bit block absmax, `[n_blocks]`; indexes `code`.
     pub codes: Vec<u8>,
-    /// The 256-entry table the codes index: [`dynamic_map_signed`] with entry 0 set to `-1.0`,
-    /// as bitsandbytes' CPU kernel sets it (in place) before quantizing.
+    /// The 256-entry table the codes index: [`dynamic_map_signed`].
     pub code: Vec<f32>,
     /// `max|absmax - offset|` per block of `blocksize2` codes, `[ceil(n_blocks / blocksize2)]`.
     pub absmax2: Vec<f32>,
@@ -132,9 +97,7 @@ impl Fp4Quantized {
     /// The dequantized values, `[numel]`: `code[index] * absmax[block]`.
     pub fn dequantize(&self) -> Vec<f32> {
         let table = code_table(self.kind);
-        (0..self.numel)
-            .map(|i| table[usize::from(self.code_index(i))] * self.absmax[i / self.blocksize])
-            .collect()
+        (0..self.numel).map(|i| table[usize::from(self.code_index(i))] * self.absmax[i / self.blocksize]).collect()
     }
 }
 
@@ -164,8 +127,8 @@ pub fn quantize_fp4(x: &[f32], kind: Fp4Kind, blocksize: usize, double_quant: bo
         .chunks(blocksize)
         .zip(&absmax)
         .flat_map(|(block, &amax)| {
-            let recip = reciprocal_or_zero(amax);
-            block.iter().map(move |&v| nearest_code(&table, (v * recip).clamp(-1.0, 1.0)))
+            let recip = 1.0 / amax;
+            block.iter().map(move |&v| nearest_code(&table, scale_to_unit(v, recip)))
         })
         .collect();
     let packed = pack_nibbles(&indices, nearest_code(&table, 0.0));
@@ -182,9 +145,9 @@ pub fn quantize_fp4(x: &[f32], kind: Fp4Kind, blocksize: usize, double_quant: bo
 /// ascending, from about `-0.99297` to `1.0`, reproduced in `f32` exactly as bitsandbytes
 /// computes it with torch.
 ///
-/// For each exponent `i` in `0..7` it takes the midpoints of `linspace(0.1, 1, 2^i + 1)` (f32),
-/// multiplies them by `10^(i - 6)` (rounded to f32, as torch does with a Python scalar) and
-/// adds them with both signs; then 0 and 1, and sorts.
+/// For each exponent `i` in `0..7` it takes the midpoints of `linspace(0.1, 1, 2^i + 1)` (f32,
+/// torch's x86 kernel arithmetic), multiplies them by `10^(i - 6)` (rounded to f32, as torch
+/// does with a Python scalar) and adds them with both signs; then 0 and 1, and sorts.
 pub fn dynamic_map_signed() -> [f32; 256] {
     // `10 ** (-6 + i)` in Python: exact decimal powers, correctly rounded to f64, then to f32.
     const POWERS: [f64; 7] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0];
@@ -218,24 +181,20 @@ fn block_absmax(block: &[f32]) -> f32 {
     block.iter().fold(0.0f32, |m, v| m.max(v.abs()))
 }
 
-/// bitsandbytes scales by `x * (1 / absmax)` (torch's `1 / t` is `t.reciprocal()`). For an
-/// all-zero block that is `0 * inf = NaN`; 0 instead maps every value to the zero code, and a
-/// subnormal absmax whose reciprocal overflows is treated the same (its values are below
-/// f32's normal range anyway).
-fn reciprocal_or_zero(amax: f32) -> f32 {
-    let r = 1.0 / amax;
-    if r.is_finite() {
-        r
-    } else {
-        0.0
-    }
+/// bitsandbytes' `clamp(x * (1 / absmax), -1, 1)`, with `recip = 1 / absmax` rounded first as
+/// torch's `1 / t` (`t.reciprocal()`) does. An all-zero block gives `0 * inf = NaN`, which the
+/// code search below maps to index 0 exactly as `torch.argmin` does; its dequantized value is
+/// `code[0] * 0 = 0` either way, and matching the index keeps the bytes identical to bitsandbytes'.
+fn scale_to_unit(v: f32, recip: f32) -> f32 {
+    (v * recip).clamp(-1.0, 1.0)
 }
 
-/// The index of the code nearest to `s`; the first one on a tie, as `torch.argmin` picks.
-/// A linear scan, because the FP4 table is not sorted.
+/// The index of the code nearest to `s`; the first one on a tie, and 0 for NaN, as
+/// `torch.argmin(|s - table|)` picks. A linear scan, because the FP4 table is not sorted.
 fn nearest_code(table: &[f32; 16], s: f32) -> u8 {
     let mut best = 0;
     for (i, &c) in table.iter().enumerate() {
+        // NaN compares false, so a NaN `s` keeps index 0.
         if (s - c).abs() < (s - table[best]).abs() {
             best = i;
         }
@@ -246,52 +205,57 @@ fn nearest_code(table: &[f32; 16], s: f32) -> u8 {
 /// Packs 4-bit indices two per byte, high nibble first; an odd count is padded with `pad`
 /// (bitsandbytes pads the scaled values with 0 before picking codes).
 fn pack_nibbles(indices: &[u8], pad: u8) -> Vec<u8> {
-    indices
-        .chunks(2)
-        .map(|pair| (pair[0] << 4) | pair.get(1).copied().unwrap_or(pad))
-        .collect()
+    indices.chunks(2).map(|pair| (pair[0] << 4) | pair.get(1).copied().unwrap_or(pad)).collect()
 }
 
 /// bitsandbytes' double quantization of the absmax values: subtract their mean, then
-/// `quantize_blockwise` with the dynamic map in blocks of 256 (its C++ CPU kernel).
+/// `quantize_blockwise` with the dynamic map in blocks of 256.
+///
+/// bitsandbytes' C++ CPU kernel for that step overwrites entry 0 of the map with -1 (in place)
+/// and would hand the modified map on to dequantization; the fixture's dequantized absmax
+/// shows the unmodified map (`-0.99297 * absmax2 + offset`), i.e. torch's `default` kernel,
+/// which this follows.
 fn double_quantize(absmax: &[f32]) -> DoubleQuant {
     let offset = torch_sum_f32(absmax) / absmax.len() as f32;
     let centred: Vec<f32> = absmax.iter().map(|&a| a - offset).collect();
-    let mut code = dynamic_map_signed().to_vec();
-    // The C++ kernel overwrites entry 0 (about -0.99297) with -1 so that every normalised value
-    // in [-1, 1] falls inside the table for its binary search; the table it hands on to
-    // dequantization is that same modified one.
-    code[0] = -1.0;
+    let code = dynamic_map_signed().to_vec();
     let absmax2: Vec<f32> = centred.chunks(DOUBLE_QUANT_BLOCKSIZE).map(block_absmax).collect();
     let codes = centred
         .chunks(DOUBLE_QUANT_BLOCKSIZE)
         .zip(&absmax2)
         .flat_map(|(block, &amax2)| {
-            let code = &code;
-            // The C++ kernel divides (it does not multiply by a reciprocal). An all-equal set
-            // of absmax values gives 0 / 0; 0 selects the map's exact zero instead.
-            block.iter().map(move |&v| nearest_sorted(code, if amax2 > 0.0 { v / amax2 } else { 0.0 }))
+            let (code, recip) = (&code, 1.0 / amax2);
+            block.iter().map(move |&v| nearest_sorted(code, scale_to_unit(v, recip)))
         })
         .collect();
     DoubleQuant { codes, code, absmax2, blocksize2: DOUBLE_QUANT_BLOCKSIZE, offset }
 }
 
-/// bitsandbytes' C++ `quantize_block` choice in an ascending table: binary-search the entry at
-/// or below `s`, then step right only if the right neighbour is *strictly* closer (in `f32`).
+/// [`nearest_code`]'s choice (first on a tie, 0 for NaN) in an ascending table, by binary
+/// search: the map has 256 entries and there is one absmax per 64 weights.
 fn nearest_sorted(code: &[f32], s: f32) -> u8 {
+    if s.is_nan() {
+        return 0;
+    }
     let left = code.partition_point(|&c| c <= s).saturating_sub(1);
     let right = (left + 1).min(code.len() - 1);
+    // The left (lower) index wins a tie, as the first minimum does in `argmin`.
     let idx = if (s - code[right]).abs() < (s - code[left]).abs() { right } else { left };
     idx as u8
 }
 
 /// torch's CPU `linspace` for f32: `step = (end - start) / (steps - 1)` in f32; the first half
-/// counts up from `start`, the second half down from `end`.
+/// counts up from `start` (`start + step * i`), the second half down from `end`
+/// (`end - step * (steps - 1 - i)`).
+///
+/// torch's x86 kernels are built with `-mfma` and GCC's default `-ffp-contract=fast`, so each of
+/// those is one fused multiply-add. This matters: unfused, 42 of the map's 256 entries differ in
+/// the last bit from the map bitsandbytes produces (checked against a published dump of it).
 fn torch_linspace_f32(start: f32, end: f32, steps: usize) -> Vec<f32> {
     let step = (end - start) / (steps - 1) as f32;
     let halfway = steps / 2;
     (0..steps)
-        .map(|i| if i < halfway { start + step * i as f32 } else { end - step * (steps - i - 1) as f32 })
+        .map(|i| if i < halfway { step.mul_add(i as f32, start) } else { (-step).mul_add((steps - i - 1) as f32, end) })
         .collect()
 }
 
@@ -305,7 +269,8 @@ const SUM_LEVELS: usize = 4;
 /// `torch.sum` of a contiguous f32 vector on CPU, in torch's order of additions (its cascade
 /// sum with 8-lane vectors), so that `mean(absmax)` (the double-quantization offset) matches
 /// bitsandbytes to the bit; a plain or f64 sum differs in the last bit (it does on the
-/// fixture). Exact up to 32768 values; beyond that torch may split the sum across threads.
+/// fixture). Exact up to 32768 values (torch's parallel grain size); beyond that torch may split
+/// the sum across threads, which can move the offset by an ulp.
 fn torch_sum_f32(xs: &[f32]) -> f32 {
     if xs.len() < SUM_LANES {
         // Too short for one vector: torch's scalar path, the same cascade one lane wide.
@@ -327,11 +292,11 @@ fn row_sum<const W: usize>(xs: &[f32], size: usize) -> [f32; W] {
     for i in size_ilp * SUM_ILP..size {
         add_lanes(&mut partial[0], &xs[i * W..(i + 1) * W]);
     }
-    for k in 1..SUM_ILP {
-        let p = partial[k];
-        add_lanes(&mut partial[0], &p);
+    let (first, rest) = partial.split_at_mut(1);
+    for p in rest.iter() {
+        add_lanes(&mut first[0], p);
     }
-    partial[0]
+    first[0]
 }
 
 /// torch's `multi_row_sum`: `SUM_ILP` running sums over rows of items (row `i`, column `k` is
@@ -341,20 +306,19 @@ fn multi_row_sum<const W: usize>(xs: &[f32], size: usize) -> [[f32; W]; SUM_ILP]
     let level_power = 4.max(ceil_log2(size) / SUM_LEVELS);
     let level_step = 1usize << level_power;
     let level_mask = level_step - 1;
-    let item = |i: usize, k: usize| &xs[(i * SUM_ILP + k) * W..(i * SUM_ILP + k + 1) * W];
     let mut acc = [[[0.0f32; W]; SUM_ILP]; SUM_LEVELS];
     let mut i = 0;
     while i + level_step <= size {
         for _ in 0..level_step {
-            for k in 0..SUM_ILP {
-                add_lanes(&mut acc[0][k], item(i, k));
-            }
+            add_row_of_items(&mut acc[0], xs, i);
             i += 1;
         }
+        // Push each full level's sums one level up, and stop climbing at the first level that
+        // is not full yet.
         for j in 1..SUM_LEVELS {
-            for k in 0..SUM_ILP {
-                let lower = std::mem::replace(&mut acc[j - 1][k], [0.0; W]);
-                add_lanes(&mut acc[j][k], &lower);
+            let (lower, upper) = acc.split_at_mut(j);
+            for (dst, src) in upper[0].iter_mut().zip(lower[j - 1].iter_mut()) {
+                add_lanes(dst, &std::mem::replace(src, [0.0; W]));
             }
             if i & (level_mask << (j * level_power)) != 0 {
                 break;
@@ -362,17 +326,24 @@ fn multi_row_sum<const W: usize>(xs: &[f32], size: usize) -> [[f32; W]; SUM_ILP]
         }
     }
     for i in i..size {
-        for k in 0..SUM_ILP {
-            add_lanes(&mut acc[0][k], item(i, k));
+        add_row_of_items(&mut acc[0], xs, i);
+    }
+    let (first, rest) = acc.split_at_mut(1);
+    for level in rest.iter() {
+        for (dst, src) in first[0].iter_mut().zip(level) {
+            add_lanes(dst, src);
         }
     }
-    for j in 1..SUM_LEVELS {
-        for k in 0..SUM_ILP {
-            let upper = acc[j][k];
-            add_lanes(&mut acc[0][k], &upper);
-        }
+    first[0]
+}
+
+/// Adds row `i` of items (items `i * SUM_ILP + k`, each `W` lanes wide) to the `SUM_ILP`
+/// accumulators.
+fn add_row_of_items<const W: usize>(acc: &mut [[f32; W]; SUM_ILP], xs: &[f32], i: usize) {
+    let row = &xs[i * SUM_ILP * W..(i + 1) * SUM_ILP * W];
+    for (dst, item) in acc.iter_mut().zip(row.chunks_exact(W)) {
+        add_lanes(dst, item);
     }
-    acc[0]
 }
 
 /// Lane-wise `acc += v`.

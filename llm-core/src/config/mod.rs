@@ -192,6 +192,62 @@ impl ModelConfig {
         Ok(config)
     }
 
+    /// A transformers 5 `config.json` for this configuration (without `quantization_config`,
+    /// which writers of quantized checkpoints add). [`Self::from_hf`] reads it back unchanged.
+    pub fn to_hf_json(&self) -> Value {
+        let model_type = match self.architecture {
+            Architecture::Llama => "llama",
+            Architecture::Mistral => "mistral",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Mixtral => "mixtral",
+        };
+        let architectures = match self.architecture {
+            Architecture::Llama => "LlamaForCausalLM",
+            Architecture::Mistral => "MistralForCausalLM",
+            Architecture::Qwen2 => "Qwen2ForCausalLM",
+            Architecture::Mixtral => "MixtralForCausalLM",
+        };
+        let mut v = serde_json::json!({
+            "architectures": [architectures],
+            "model_type": model_type,
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.d_model,
+            "intermediate_size": self.d_ff,
+            "num_hidden_layers": self.n_layers,
+            "num_attention_heads": self.n_heads,
+            "num_key_value_heads": self.n_kv_heads,
+            "head_dim": self.head_dim,
+            "max_position_embeddings": self.max_position_embeddings,
+            "rms_norm_eps": self.rms_norm_eps,
+            "hidden_act": "silu",
+            "rope_parameters": self.rope.to_json(),
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "attention_bias": self.qkv_bias,
+            "mlp_bias": self.mlp_bias,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": match self.eos_token_ids.as_slice() {
+                [one] => Value::from(*one),
+                many => Value::from(many.to_vec()),
+            },
+            "pad_token_id": self.pad_token_id,
+            "dtype": "float32",
+        });
+        if let Some(w) = self.sliding_window.iter().flatten().next() {
+            v["sliding_window"] = (*w).into();
+            v["layer_types"] = self
+                .sliding_window
+                .iter()
+                .map(|s| if s.is_some() { "sliding_attention" } else { "full_attention" })
+                .collect::<Vec<_>>()
+                .into();
+        }
+        if let Some(moe) = self.moe {
+            v["num_local_experts"] = moe.n_experts.into();
+            v["num_experts_per_tok"] = moe.n_experts_per_tok.into();
+        }
+        v
+    }
+
     /// Checks the invariants the model relies on. Called by [`Self::from_hf`]; call it again
     /// after editing fields by hand.
     pub fn validate(&self) -> Result<()> {

@@ -169,3 +169,54 @@ fn positive(field: &str, key: &str, v: f64) -> Result<f64> {
         Err(LlmError::config(format!("{field}.{key}"), format!("must be a positive number, got {v}")))
     }
 }
+
+impl RopeConfig {
+    /// transformers 5's `rope_parameters` object for these settings.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("rope_theta".into(), self.rope_theta.into());
+        let rope_type = match &self.scaling {
+            RopeScaling::Default => "default",
+            RopeScaling::Linear { factor } => {
+                m.insert("factor".into(), (*factor).into());
+                "linear"
+            }
+            RopeScaling::Dynamic { factor, original_max_position_embeddings } => {
+                m.insert("factor".into(), (*factor).into());
+                m.insert("original_max_position_embeddings".into(), (*original_max_position_embeddings).into());
+                "dynamic"
+            }
+            RopeScaling::Yarn {
+                factor,
+                original_max_position_embeddings,
+                beta_fast,
+                beta_slow,
+                attention_factor,
+                mscale,
+                mscale_all_dim,
+                truncate,
+            } => {
+                m.insert("factor".into(), (*factor).into());
+                m.insert("original_max_position_embeddings".into(), (*original_max_position_embeddings).into());
+                m.insert("beta_fast".into(), (*beta_fast).into());
+                m.insert("beta_slow".into(), (*beta_slow).into());
+                m.insert("truncate".into(), (*truncate).into());
+                for (k, v) in [("attention_factor", attention_factor), ("mscale", mscale), ("mscale_all_dim", mscale_all_dim)] {
+                    if let Some(v) = v {
+                        m.insert(k.into(), (*v).into());
+                    }
+                }
+                "yarn"
+            }
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+                m.insert("factor".into(), (*factor).into());
+                m.insert("low_freq_factor".into(), (*low_freq_factor).into());
+                m.insert("high_freq_factor".into(), (*high_freq_factor).into());
+                m.insert("original_max_position_embeddings".into(), (*original_max_position_embeddings).into());
+                "llama3"
+            }
+        };
+        m.insert("rope_type".into(), rope_type.into());
+        Value::Object(m)
+    }
+}

@@ -17,6 +17,35 @@ pub enum FeedForward<B: Backend> {
     Moe(SparseMoe<B>),
 }
 
+/// The inputs of a dense layer's linear layers, in the order the layer computes them:
+/// what calibration (GPTQ) observes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinearInput {
+    /// Input of `q_proj`, `k_proj`, `v_proj` (the normed residual).
+    Attention,
+    /// Input of `o_proj` (the attention heads).
+    AttentionOutput,
+    /// Input of `gate_proj`, `up_proj` (the normed residual after attention).
+    Mlp,
+    /// Input of `down_proj` (`silu(gate) * up`).
+    MlpHidden,
+}
+
+impl LinearInput {
+    /// All four, in computation order.
+    pub const ALL: [Self; 4] = [Self::Attention, Self::AttentionOutput, Self::Mlp, Self::MlpHidden];
+
+    /// The linear layers (relative names) that read this input.
+    pub fn consumers(self) -> &'static [&'static str] {
+        match self {
+            Self::Attention => &["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+            Self::AttentionOutput => &["self_attn.o_proj"],
+            Self::Mlp => &["mlp.gate_proj", "mlp.up_proj"],
+            Self::MlpHidden => &["mlp.down_proj"],
+        }
+    }
+}
+
 /// `x + attn(norm(x))`, then `h + ffn(norm(h))`.
 #[derive(Module, Debug)]
 pub struct DecoderLayer<B: Backend> {
@@ -47,6 +76,35 @@ impl<B: Backend> DecoderLayer<B> {
                 let out = moe.forward(normed);
                 (h + out.hidden, Some(out.router_logits))
             }
+        }
+    }
+
+    /// [`Self::forward`] without a cache, handing `observe` the input of each linear layer
+    /// (calibration). Mixture-of-experts layers are not observed: each expert sees a different
+    /// subset of tokens.
+    ///
+    /// x: `[batch, seq, d_model]` -> `[batch, seq, d_model]`; observed inputs are `[batch, seq, width]`.
+    pub fn forward_observed(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        mask: Option<Tensor<B, 4, Bool>>,
+        observe: &mut dyn FnMut(LinearInput, Tensor<B, 3>),
+    ) -> Tensor<B, 3> {
+        let normed = self.input_layernorm.forward(x.clone());
+        observe(LinearInput::Attention, normed.clone());
+        let heads = self.self_attn.heads(normed, rope, mask, None);
+        observe(LinearInput::AttentionOutput, heads.clone());
+        let h = x + self.self_attn.o_proj.forward(heads);
+        let normed = self.post_attention_layernorm.forward(h.clone());
+        match &self.ffn {
+            FeedForward::Dense(mlp) => {
+                observe(LinearInput::Mlp, normed.clone());
+                let hidden = mlp.hidden(normed);
+                observe(LinearInput::MlpHidden, hidden.clone());
+                h + mlp.down_proj.forward(hidden)
+            }
+            FeedForward::Moe(moe) => h + moe.forward(normed).hidden,
         }
     }
 }

@@ -2,6 +2,8 @@
 
 mod causal_lm;
 mod decoder;
+mod layers;
 
 pub use causal_lm::{CausalLm, ModelInput, ModelOutput};
-pub use decoder::{DecoderLayer, FeedForward};
+pub use decoder::{DecoderLayer, FeedForward, LinearInput};
+pub use layers::LayerContext;

@@ -55,6 +55,19 @@ impl<B: Backend> Attention<B> {
         mask: Option<Tensor<B, 4, Bool>>,
         cache: Option<(&mut LayerCache<B>, usize)>,
     ) -> Tensor<B, 3> {
+        self.o_proj.forward(self.heads(x, rope, mask, cache))
+    }
+
+    /// Attention up to (not including) `o_proj`: the input `o_proj` sees.
+    ///
+    /// x: `[batch, seq, d_model]` -> `[batch, seq, n_heads * head_dim]`
+    pub fn heads(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        mask: Option<Tensor<B, 4, Bool>>,
+        cache: Option<(&mut LayerCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
         let (h, kv, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
         // [b, s, h*d] -> [b, h, s, d]
@@ -68,7 +81,7 @@ impl<B: Backend> Attention<B> {
         };
         let out = self.attend(q, k, v, mask);
         // [b, h, s, d] -> [b, s, h*d]
-        self.o_proj.forward(out.swap_dims(1, 2).reshape([batch, seq, h * d]))
+        out.swap_dims(1, 2).reshape([batch, seq, h * d])
     }
 
     /// q: `[b, h, s, d]`, k/v: `[b, kv, t, d]`, mask `[b, 1, s, t]` -> `[b, h, s, d]`

@@ -19,7 +19,12 @@ pub struct Mlp<B: Backend> {
 impl<B: Backend> Mlp<B> {
     /// x: `[..., d_model]` -> `[..., d_model]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        self.down_proj.forward(self.hidden(x))
+    }
+
+    /// The input `down_proj` sees. x: `[..., d_model]` -> `[..., d_ff]`
+    pub fn hidden<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        gate * self.up_proj.forward(x)
     }
 }

@@ -36,12 +36,12 @@ impl OutlierInt8Weight {
         Ok(Self { d_out, d_in, codes, row_absmax, threshold })
     }
 
-    /// `[d_out, d_in]`: `q · SCB / 127`.
+    /// `[d_out, d_in]`: `q · SCB · (1/127)`, in bitsandbytes' `int8_vectorwise_dequant` order.
     pub fn dequantize(&self) -> Vec<f32> {
         self.codes
             .iter()
             .enumerate()
-            .map(|(i, &q)| f32::from(q) * self.row_absmax[i / self.d_in] / 127.0)
+            .map(|(i, &q)| f32::from(q) * self.row_absmax[i / self.d_in] * (1.0 / 127.0))
             .collect()
     }
 
@@ -83,7 +83,8 @@ impl OutlierInt8Weight {
             for (r, y) in dst.iter_mut().enumerate() {
                 let qr = &qx[r * self.d_in..(r + 1) * self.d_in];
                 let acc: i32 = qr.iter().zip(w).map(|(&a, &b)| a * i32::from(b)).sum();
-                let float: f32 = outliers.iter().map(|&c| x[r * self.d_in + c] * f32::from(w[c]) * scb / 127.0).sum();
+                let float: f32 =
+                    outliers.iter().map(|&c| x[r * self.d_in + c] * (f32::from(w[c]) * scb * (1.0 / 127.0))).sum();
                 *y = acc as f32 * (x_absmax[r] * scb / (127.0 * 127.0)) + float;
             }
         });

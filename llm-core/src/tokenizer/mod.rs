@@ -103,6 +103,30 @@ impl Tokenizer {
         gguf::from_gguf(file)
     }
 
+    /// Writes `tokenizer.json`, `tokenizer_config.json` (special tokens) and, when there is one,
+    /// `chat_template.jinja` into `dir`, the way transformers 5 saves a tokenizer; files already
+    /// there are replaced.
+    pub fn save_dir(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let path = dir.join("tokenizer.json");
+        self.inner.save(&path, false).map_err(|e| self.err(format!("saving {}: {e}", path.display())))?;
+        let mut config = serde_json::Map::new();
+        for (key, value) in [("bos_token", &self.bos_token), ("eos_token", &self.eos_token), ("pad_token", &self.pad_token)] {
+            if let Some(v) = value {
+                config.insert(key.into(), v.clone().into());
+            }
+        }
+        config.insert("tokenizer_class".into(), "PreTrainedTokenizerFast".into());
+        let path = dir.join("tokenizer_config.json");
+        let text = serde_json::to_string_pretty(&config).expect("a JSON map serialises");
+        std::fs::write(&path, text).map_err(|e| LlmError::io(&path, e))?;
+        if let Some(t) = &self.chat_template {
+            let path = dir.join("chat_template.jinja");
+            std::fs::write(&path, t.source()).map_err(|e| LlmError::io(&path, e))?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn wrap(inner: tokenizers::Tokenizer, source: String) -> Self {
         Self { inner, source, bos_token: None, eos_token: None, pad_token: None, chat_template: None }
     }

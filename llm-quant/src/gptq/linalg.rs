@@ -10,8 +10,13 @@ use std::ops::Range;
 pub(crate) const MR: usize = 4;
 /// Columns of one register tile.
 const NR: usize = 8;
-/// Columns of `B` walked per pass, so that the panel of `B` stays in cache.
+/// Columns of `B` packed per pass (the packed `KC x JB` block stays in L2).
 const JB: usize = 256;
+/// Summation indices packed per pass.
+const KC: usize = 256;
+/// Distance between packed `B` panels: one cache line more than a panel, so that the panels'
+/// rows do not all map to the same L1 set while packing.
+const PANEL: usize = KC * NR + NR;
 /// Block order of the blocked Cholesky and triangular inverse.
 const NB: usize = 64;
 /// Below this many multiply-adds a product runs on the calling thread.
@@ -35,14 +40,13 @@ impl View<'_> {
     }
 }
 
-/// Rows `i0 .. i0 + mr` of an output matrix `C` (row stride `ldc`).
+/// Rows `i0 .. i0 + rows.len()` (at most [`MR`]) of an output matrix `C`, restricted to a
+/// column range `js`: `rows[r][j - js.start]` is `C[i0 + r, j]`.
 pub(crate) struct RowTile<'a> {
     /// Index of the first row (in `C`'s coordinates).
     pub i0: usize,
-    /// Number of rows (at most [`MR`]).
-    pub mr: usize,
-    /// The rows' storage; element `(i0 + r, j)` is `rows[r * ldc + c_off + j]`.
-    pub rows: &'a mut [f64],
+    /// The rows' storage over the tile's column range.
+    pub rows: Vec<&'a mut [f64]>,
 }
 
 /// `C[i, j] += alpha * Σ_{k ∈ k(i0, j0)} A[i, k] · B[k, j]` for `j < n` (the range of `k` may
@@ -66,58 +70,131 @@ pub(crate) struct Gemm<'a> {
     pub k: &'a (dyn Fn(usize, usize) -> Range<usize> + Sync),
 }
 
-/// Splits the first `m` rows of `c` (row stride `ldc`) into [`RowTile`]s.
-pub(crate) fn row_tiles(c: &mut [f64], m: usize, ldc: usize) -> Vec<RowTile<'_>> {
-    c[..m * ldc]
-        .chunks_mut(MR * ldc)
-        .enumerate()
-        .map(|(t, rows)| RowTile { i0: t * MR, mr: MR.min(m - t * MR), rows })
+/// Splits the first `m` rows of `c` (row stride `ldc`) into [`RowTile`]s over the storage
+/// columns `cols`.
+pub(crate) fn row_tiles(c: &mut [f64], m: usize, ldc: usize, cols: Range<usize>) -> Vec<RowTile<'_>> {
+    let mut rows = c.chunks_mut(ldc).take(m).map(|r| &mut r[cols.clone()]);
+    (0..m.div_ceil(MR))
+        .map(|t| RowTile { i0: t * MR, rows: rows.by_ref().take(MR).collect() })
         .collect()
 }
 
-/// Runs `g` over the given row tiles on the calling thread.
-pub(crate) fn run_tiles(g: &Gemm, tiles: &mut [RowTile]) {
+/// Runs `g` over the given row tiles (covering columns `js`) on the calling thread.
+pub(crate) fn run_tiles(g: &Gemm, tiles: &mut [RowTile], js: Range<usize>) {
+    run_tiles_with(g, tiles, js, &mut Vec::new());
+}
+
+/// [`run_tiles`] with a caller-owned packing buffer (grown as needed), to reuse across calls.
+pub(crate) fn run_tiles_with(g: &Gemm, tiles: &mut [RowTile], js: Range<usize>, pb: &mut Vec<f64>) {
+    if pb.len() < PANEL * (JB / NR) {
+        pb.resize(PANEL * (JB / NR), 0.0);
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports the features `run_tiles_fma` is compiled for (checked above).
-        unsafe { run_tiles_fma(g, tiles) };
+        unsafe { run_tiles_fma(g, tiles, js, pb) };
         return;
     }
-    run_tiles_body::<false>(g, tiles);
+    run_tiles_body::<false>(g, tiles, js, pb);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn run_tiles_fma(g: &Gemm, tiles: &mut [RowTile]) {
-    run_tiles_body::<true>(g, tiles);
+unsafe fn run_tiles_fma(g: &Gemm, tiles: &mut [RowTile], js: Range<usize>, pb: &mut [f64]) {
+    run_tiles_body::<true>(g, tiles, js, pb);
 }
 
 #[inline(always)]
-fn run_tiles_body<const FMA: bool>(g: &Gemm, tiles: &mut [RowTile]) {
-    for jb in (0..g.n).step_by(JB) {
-        let je = (jb + JB).min(g.n);
-        for t in tiles.iter_mut() {
-            for j0 in (jb..je).step_by(NR) {
-                let nr = NR.min(je - j0);
-                if g.upper && j0 + nr <= t.i0 {
-                    continue;
-                }
-                let ks = (g.k)(t.i0, j0);
-                if ks.is_empty() {
-                    continue;
-                }
-                let acc = if t.mr == MR && nr == NR {
-                    tile_full::<FMA>(g, t.i0, j0, ks)
-                } else {
-                    tile_edge::<FMA>(g, t.i0, t.mr, j0, nr, ks)
-                };
-                for (r, acc_r) in acc.iter().enumerate().take(t.mr) {
-                    let start = r * g.ldc + g.c_off + j0;
-                    for (c, a) in t.rows[start..start + nr].iter_mut().zip(acc_r) {
-                        *c += g.alpha * a;
+fn run_tiles_body<const FMA: bool>(g: &Gemm, tiles: &mut [RowTile], js: Range<usize>, pb: &mut [f64]) {
+    let Some(ext) = k_extent(g, tiles, js.clone()) else { return };
+    let mut pa = [0.0; KC * MR];
+    for kb in ext.clone().step_by(KC) {
+        let ke = (kb + KC).min(ext.end);
+        for jb in js.clone().step_by(JB) {
+            let je = (jb + JB).min(js.end);
+            let mut packed_b = false;
+            for t in tiles.iter_mut() {
+                let mut packed = false;
+                for j0 in (jb..je).step_by(NR) {
+                    let nr = NR.min(je - j0);
+                    if g.upper && j0 + nr <= t.i0 {
+                        continue;
+                    }
+                    let ks = (g.k)(t.i0, j0);
+                    let (lo, hi) = (ks.start.max(kb), ks.end.min(ke));
+                    if lo >= hi {
+                        continue;
+                    }
+                    if !packed_b {
+                        pack_b(g, kb..ke, jb..je, pb);
+                        packed_b = true;
+                    }
+                    if !packed {
+                        pack_a(g, t.i0, t.rows.len(), kb..ke, &mut pa);
+                        packed = true;
+                    }
+                    let off = (j0 - jb) / NR * PANEL;
+                    let a = &pa[(lo - kb) * MR..(hi - kb) * MR];
+                    let b = &pb[off + (lo - kb) * NR..off + (hi - kb) * NR];
+                    let acc = kernel::<FMA>(a, b);
+                    for (row, acc_r) in t.rows.iter_mut().zip(&acc) {
+                        let start = j0 - js.start;
+                        for (c, a) in row[start..start + nr].iter_mut().zip(acc_r) {
+                            *c += g.alpha * a;
+                        }
                     }
                 }
             }
+        }
+    }
+}
+
+/// The union of the summation ranges of all tiles (`None` if all are empty).
+fn k_extent(g: &Gemm, tiles: &[RowTile], js: Range<usize>) -> Option<Range<usize>> {
+    let (mut lo, mut hi) = (usize::MAX, 0);
+    for t in tiles {
+        for j0 in js.clone().step_by(NR) {
+            if g.upper && j0 + NR.min(js.end - j0) <= t.i0 {
+                continue;
+            }
+            let ks = (g.k)(t.i0, j0);
+            if !ks.is_empty() {
+                lo = lo.min(ks.start);
+                hi = hi.max(ks.end);
+            }
+        }
+    }
+    (lo < hi).then_some(lo..hi)
+}
+
+/// Packs `B[ks, js]` as consecutive `[k][NR]` panels, one per `NR` columns (zero-padded).
+#[inline(always)]
+fn pack_b(g: &Gemm, ks: Range<usize>, js: Range<usize>, pb: &mut [f64]) {
+    let kc = ks.len();
+    for (kk, k) in ks.enumerate() {
+        let row = &g.b.data[k * g.b.rs + js.start..k * g.b.rs + js.end];
+        for (jt, src) in row.chunks(NR).enumerate() {
+            let at = jt * PANEL + kk * NR;
+            let dst: &mut [f64; NR] = (&mut pb[at..at + NR]).try_into().expect("NR values");
+            match <&[f64; NR]>::try_from(src) {
+                Ok(full) => *dst = *full,
+                Err(_) => {
+                    *dst = [0.0; NR];
+                    dst[..src.len()].copy_from_slice(src);
+                }
+            }
+        }
+    }
+    debug_assert!(kc <= KC);
+}
+
+/// Packs `A[i0 .. i0 + mr, ks]` as `[k][MR]` (zero-padded rows).
+#[inline(always)]
+fn pack_a(g: &Gemm, i0: usize, mr: usize, ks: Range<usize>, pa: &mut [f64]) {
+    for (kk, k) in ks.enumerate() {
+        let dst = &mut pa[kk * MR..kk * MR + MR];
+        for (r, d) in dst.iter_mut().enumerate() {
+            *d = if r < mr { g.a.at(i0 + r, k) } else { 0.0 };
         }
     }
 }
@@ -131,38 +208,14 @@ fn fmadd<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
     }
 }
 
+/// `Σ_k a[k]ᵀ b[k]` over packed `[k][MR]` and `[k][NR]` panels.
 #[inline(always)]
-fn tile_full<const FMA: bool>(g: &Gemm, i0: usize, j0: usize, ks: Range<usize>) -> [[f64; NR]; MR] {
+fn kernel<const FMA: bool>(a: &[f64], b: &[f64]) -> [[f64; NR]; MR] {
     let mut acc = [[0.0; NR]; MR];
-    for k in ks {
-        let start = k * g.b.rs + j0;
-        let b: &[f64; NR] = g.b.data[start..start + NR].try_into().expect("NR columns");
-        let a: [f64; MR] = std::array::from_fn(|r| g.a.at(i0 + r, k));
+    for (a, b) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
         for r in 0..MR {
             for c in 0..NR {
                 acc[r][c] = fmadd::<FMA>(a[r], b[c], acc[r][c]);
-            }
-        }
-    }
-    acc
-}
-
-#[inline(always)]
-fn tile_edge<const FMA: bool>(
-    g: &Gemm,
-    i0: usize,
-    mr: usize,
-    j0: usize,
-    nr: usize,
-    ks: Range<usize>,
-) -> [[f64; NR]; MR] {
-    let mut acc = [[0.0; NR]; MR];
-    for k in ks {
-        let b = &g.b.data[k * g.b.rs + j0..k * g.b.rs + j0 + nr];
-        for (r, acc_r) in acc.iter_mut().enumerate().take(mr) {
-            let a = g.a.at(i0 + r, k);
-            for (acc_rc, bc) in acc_r.iter_mut().zip(b) {
-                *acc_rc = fmadd::<FMA>(a, *bc, *acc_rc);
             }
         }
     }
@@ -177,26 +230,54 @@ pub(crate) fn threads_for(work: usize) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Runs `g` over the first `m` rows of `c`, spreading row tiles round-robin over `threads`.
+/// Runs `g` over the first `m` rows of `c` on up to `threads` threads: row tiles spread
+/// round-robin when there are many, else column ranges (so that no two threads pack the same
+/// part of `B`).
 pub(crate) fn run_parallel(g: &Gemm, c: &mut [f64], m: usize, threads: usize) {
-    let tiles = row_tiles(c, m, g.ldc);
-    let threads = threads.clamp(1, tiles.len().max(1));
-    if threads == 1 {
+    let tiles = row_tiles(c, m, g.ldc, g.c_off..g.c_off + g.n);
+    if threads <= 1 || g.n <= NR {
         let mut tiles = tiles;
-        run_tiles(g, &mut tiles);
+        run_tiles(g, &mut tiles, 0..g.n);
         return;
     }
-    let mut buckets: Vec<Vec<RowTile>> = (0..threads).map(|_| Vec::new()).collect();
-    for (t, tile) in tiles.into_iter().enumerate() {
-        buckets[t % threads].push(tile);
+    let mut jobs: Vec<Vec<(Range<usize>, Vec<RowTile>)>> = (0..threads).map(|_| Vec::new()).collect();
+    if tiles.len() >= 16 * threads {
+        for (t, tile) in tiles.into_iter().enumerate() {
+            let job = &mut jobs[t % threads];
+            if job.is_empty() {
+                job.push((0..g.n, Vec::new()));
+            }
+            job[0].1.push(tile);
+        }
+    } else {
+        // Column chunks (multiples of NR), several per thread for balance.
+        let width = g.n.div_ceil(4 * threads).div_ceil(NR).max(1) * NR;
+        let mut chunks: Vec<(Range<usize>, Vec<RowTile>)> =
+            (0..g.n).step_by(width).map(|j| (j..(j + width).min(g.n), Vec::new())).collect();
+        for tile in tiles {
+            let mut rows: Vec<_> = tile.rows.into_iter().map(Some).collect();
+            for (js, list) in chunks.iter_mut() {
+                let parts = rows.iter_mut().map(|r| {
+                    let (head, tail) = r.take().expect("row").split_at_mut(js.len());
+                    *r = Some(tail);
+                    head
+                });
+                list.push(RowTile { i0: tile.i0, rows: parts.collect() });
+            }
+        }
+        for (t, chunk) in chunks.into_iter().enumerate() {
+            jobs[t % threads].push(chunk);
+        }
     }
     std::thread::scope(|s| {
-        let mut it = buckets.into_iter();
-        let mut first = it.next().expect("one bucket");
-        for mut b in it {
-            s.spawn(move || run_tiles(g, &mut b));
+        for job in jobs.into_iter().filter(|j| !j.is_empty()) {
+            s.spawn(move || {
+                let mut pb = Vec::new();
+                for (js, mut tiles) in job {
+                    run_tiles_with(g, &mut tiles, js, &mut pb);
+                }
+            });
         }
-        run_tiles(g, &mut first);
     });
 }
 
@@ -249,19 +330,17 @@ fn factor_panel(rows: &mut [f64], n: usize, k0: usize, k1: usize) -> bool {
     true
 }
 
-/// Transpose of a square `[n, n]` matrix.
-pub(crate) fn transpose(a: &[f64], n: usize) -> Vec<f64> {
-    let mut t = vec![0.0; n * n];
+/// Transposes a square `[n, n]` matrix in place.
+pub(crate) fn transpose_in_place(a: &mut [f64], n: usize) {
     for i0 in (0..n).step_by(32) {
-        for j0 in (0..n).step_by(32) {
+        for j0 in (i0..n).step_by(32) {
             for i in i0..(i0 + 32).min(n) {
-                for j in j0..(j0 + 32).min(n) {
-                    t[j * n + i] = a[i * n + j];
+                for j in j0.max(i + 1)..(j0 + 32).min(n) {
+                    a.swap(i * n + j, j * n + i);
                 }
             }
         }
     }
-    t
 }
 
 /// Inverse of a lower-triangular `[n, n]` matrix `l` with a non-zero diagonal (lower result).
@@ -298,16 +377,15 @@ pub(crate) fn tri_inv_lower(l: &[f64], n: usize) -> Vec<f64> {
     x
 }
 
-/// `XᵀX` (full symmetric `[n, n]`) of a lower-triangular `[n, n]` matrix `x`.
-pub(crate) fn gram_of_lower(x: &[f64], n: usize) -> Vec<f64> {
-    let mut c = vec![0.0; n * n];
+/// `c = XᵀX` (full symmetric `[n, n]`) of a lower-triangular `[n, n]` matrix `x`.
+pub(crate) fn gram_of_lower(x: &[f64], n: usize, c: &mut [f64]) {
+    c.fill(0.0);
     let kr = move |i: usize, j: usize| i.max(j)..n;
     let a = View { data: x, rs: 1, cs: n };
     let b = View { data: x, rs: n, cs: 1 };
     let g = Gemm { a, b, ldc: n, c_off: 0, n, alpha: 1.0, upper: true, k: &kr };
-    run_parallel(&g, &mut c, n, threads_for(n * n * n / 6));
-    mirror_upper(&mut c, n);
-    c
+    run_parallel(&g, c, n, threads_for(n * n * n / 6));
+    mirror_upper(c, n);
 }
 
 /// Copies the upper triangle of a square `[n, n]` matrix onto its lower triangle.
@@ -330,11 +408,11 @@ pub(crate) fn inverse_upper_cholesky(mut h: Vec<f64>, n: usize) -> Option<Vec<f6
     if !cholesky_upper(&mut h, n) {
         return None;
     }
-    let l = transpose(&h, n);
-    let linv = tri_inv_lower(&l, n);
-    let mut hinv = gram_of_lower(&linv, n);
-    if !cholesky_upper(&mut hinv, n) || hinv.iter().any(|v| !v.is_finite()) {
+    transpose_in_place(&mut h, n);
+    let linv = tri_inv_lower(&h, n);
+    gram_of_lower(&linv, n, &mut h);
+    if !cholesky_upper(&mut h, n) || h.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    Some(hinv)
+    Some(h)
 }

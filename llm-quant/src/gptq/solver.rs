@@ -137,7 +137,7 @@ impl Hessian {
         self.n_samples += rows;
         let s = (2.0 / self.n_samples as f64).sqrt();
         let threads = linalg::threads_for(rows * n * n / 2);
-        let tiles = linalg::row_tiles(&mut self.h, n, n);
+        let tiles = linalg::row_tiles(&mut self.h, n, n, 0..n);
         let threads = threads.clamp(1, tiles.len().max(1));
         let mut buckets: Vec<Vec<RowTile>> = (0..threads).map(|_| Vec::new()).collect();
         for (t, tile) in tiles.into_iter().enumerate() {
@@ -156,6 +156,7 @@ impl Hessian {
 /// `H[i, j] += Σ_r (s·x[r, i])(s·x[r, j])` for `j >= i` on the given row tiles of `H`.
 fn accumulate_xtx(tiles: &mut [RowTile], x: &[f32], n: usize, s: f64) {
     let mut buf = vec![0.0f64; HESSIAN_CHUNK * n];
+    let mut pb = Vec::new();
     for chunk in x.chunks(HESSIAN_CHUNK * n) {
         let r = chunk.len() / n;
         for (d, v) in buf.iter_mut().zip(chunk) {
@@ -165,7 +166,7 @@ fn accumulate_xtx(tiles: &mut [RowTile], x: &[f32], n: usize, s: f64) {
         let a = View { data: &buf, rs: 1, cs: n };
         let b = View { data: &buf, rs: n, cs: 1 };
         let g = Gemm { a, b, ldc: n, c_off: 0, n, alpha: 1.0, upper: true, k: &kr };
-        linalg::run_tiles(&g, tiles);
+        linalg::run_tiles_with(&g, tiles, 0..n, &mut pb);
     }
 }
 
@@ -270,6 +271,7 @@ impl Sweep<'_> {
         let (n, bs) = (self.n, self.block);
         let ng = n / self.group;
         let mut err = vec![0.0; rc * bs];
+        let mut pb = Vec::new();
         for i1 in (0..n).step_by(bs) {
             let i2 = (i1 + bs).min(n);
             for r in 0..rc {
@@ -285,7 +287,7 @@ impl Sweep<'_> {
                 let a = View { data: &err, rs: bs, cs: 1 };
                 let b = View { data: &self.hinv[i1 * n + i2..], rs: n, cs: 1 };
                 let g = Gemm { a, b, ldc: n, c_off: i2, n: n - i2, alpha: -1.0, upper: false, k: &kr };
-                linalg::run_tiles(&g, &mut linalg::row_tiles(w, rc, n));
+                linalg::run_tiles_with(&g, &mut linalg::row_tiles(w, rc, n, i2..n), 0..n - i2, &mut pb);
             }
         }
     }
