@@ -10,7 +10,7 @@ use llm_core::CausalLm;
 use serde_json::Value;
 
 use crate::error::{QuantError, Result};
-use crate::gptq::{host_f32, rtn_quantize};
+use crate::gptq::{fp16_scales, host_f32, rtn_quantize};
 use crate::int8::{int8_vectorwise, quantize_int8, Granularity, Int8Quantized, Int8Scheme};
 use crate::nf4::{quantize_fp4, Fp4Kind, Fp4Quantized};
 
@@ -119,7 +119,7 @@ pub fn quantize_weight(w: &[f32], d_out: usize, d_in: usize, method: Method) -> 
         }
         Method::Rtn { bits, group_size, sym } => {
             let out = rtn_quantize(w, d_out, d_in, bits, group_size, sym)?;
-            QuantizedWeight::Affine(AffineWeight::new(d_out, d_in, bits, &out.codes, out.scales, out.zeros, out.g_idx)?)
+            QuantizedWeight::Affine(AffineWeight::new(d_out, d_in, bits, &out.codes, fp16_scales(&out.scales), out.zeros, out.g_idx)?)
         }
     })
 }

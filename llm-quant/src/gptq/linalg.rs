@@ -1,6 +1,7 @@
-//! Dense f64 kernels behind the GPTQ solver: a register-tiled `C += alpha * A·B` driver
-//! (4x8 tiles, AVX2+FMA when the CPU has them, threads over row tiles), the blocked Cholesky
-//! factorisation, the lower-triangular inverse and `XᵀX` of a lower-triangular `X`.
+//! Dense f64 kernels behind the GPTQ solver: a packed, register-tiled `C += alpha * A·B`
+//! driver (4x8 tiles, AVX2+FMA when the CPU has them, threads over row tiles or column
+//! ranges), the blocked Cholesky factorisation, the lower-triangular inverse and `XᵀX` of a
+//! lower-triangular `X`. Results do not depend on the number of threads.
 //!
 //! All matrices are row-major `Vec<f64>` / `&[f64]`; `n` is the order of a square matrix.
 
@@ -13,7 +14,7 @@ const NR: usize = 8;
 /// Columns of `B` packed per pass (the packed `KC x JB` block stays in L2).
 const JB: usize = 256;
 /// Summation indices packed per pass.
-const KC: usize = 256;
+pub(crate) const KC: usize = 256;
 /// Distance between packed `B` panels: one cache line more than a panel, so that the panels'
 /// rows do not all map to the same L1 set while packing.
 const PANEL: usize = KC * NR + NR;
@@ -74,9 +75,7 @@ pub(crate) struct Gemm<'a> {
 /// columns `cols`.
 pub(crate) fn row_tiles(c: &mut [f64], m: usize, ldc: usize, cols: Range<usize>) -> Vec<RowTile<'_>> {
     let mut rows = c.chunks_mut(ldc).take(m).map(|r| &mut r[cols.clone()]);
-    (0..m.div_ceil(MR))
-        .map(|t| RowTile { i0: t * MR, rows: rows.by_ref().take(MR).collect() })
-        .collect()
+    (0..m.div_ceil(MR)).map(|t| RowTile { i0: t * MR, rows: rows.by_ref().take(MR).collect() }).collect()
 }
 
 /// Runs `g` over the given row tiles (covering columns `js`) on the calling thread.
@@ -108,8 +107,10 @@ unsafe fn run_tiles_fma(g: &Gemm, tiles: &mut [RowTile], js: Range<usize>, pb: &
 fn run_tiles_body<const FMA: bool>(g: &Gemm, tiles: &mut [RowTile], js: Range<usize>, pb: &mut [f64]) {
     let Some(ext) = k_extent(g, tiles, js.clone()) else { return };
     let mut pa = [0.0; KC * MR];
-    for kb in ext.clone().step_by(KC) {
-        let ke = (kb + KC).min(ext.end);
+    // Summation blocks start at multiples of KC, so every entry's partial sums are grouped the
+    // same way however the work is split between threads (results do not depend on them).
+    for kb in (ext.start / KC * KC..ext.end).step_by(KC) {
+        let (ke, k_lo) = ((kb + KC).min(ext.end), kb.max(ext.start));
         for jb in js.clone().step_by(JB) {
             let je = (jb + JB).min(js.end);
             let mut packed_b = false;
@@ -126,11 +127,11 @@ fn run_tiles_body<const FMA: bool>(g: &Gemm, tiles: &mut [RowTile], js: Range<us
                         continue;
                     }
                     if !packed_b {
-                        pack_b(g, kb..ke, jb..je, pb);
+                        pack_b(g, kb, k_lo..ke, jb..je, pb);
                         packed_b = true;
                     }
                     if !packed {
-                        pack_a(g, t.i0, t.rows.len(), kb..ke, &mut pa);
+                        pack_a(g, t.i0, t.rows.len(), kb, k_lo..ke, &mut pa);
                         packed = true;
                     }
                     let off = (j0 - jb) / NR * PANEL;
@@ -167,11 +168,11 @@ fn k_extent(g: &Gemm, tiles: &[RowTile], js: Range<usize>) -> Option<Range<usize
     (lo < hi).then_some(lo..hi)
 }
 
-/// Packs `B[ks, js]` as consecutive `[k][NR]` panels, one per `NR` columns (zero-padded).
+/// Packs `B[ks, js]` as `[k - kb][NR]` panels, one per `NR` columns (zero-padded).
 #[inline(always)]
-fn pack_b(g: &Gemm, ks: Range<usize>, js: Range<usize>, pb: &mut [f64]) {
-    let kc = ks.len();
-    for (kk, k) in ks.enumerate() {
+fn pack_b(g: &Gemm, kb: usize, ks: Range<usize>, js: Range<usize>, pb: &mut [f64]) {
+    for k in ks {
+        let kk = k - kb;
         let row = &g.b.data[k * g.b.rs + js.start..k * g.b.rs + js.end];
         for (jt, src) in row.chunks(NR).enumerate() {
             let at = jt * PANEL + kk * NR;
@@ -185,13 +186,13 @@ fn pack_b(g: &Gemm, ks: Range<usize>, js: Range<usize>, pb: &mut [f64]) {
             }
         }
     }
-    debug_assert!(kc <= KC);
 }
 
-/// Packs `A[i0 .. i0 + mr, ks]` as `[k][MR]` (zero-padded rows).
+/// Packs `A[i0 .. i0 + mr, ks]` as `[k - kb][MR]` (zero-padded rows).
 #[inline(always)]
-fn pack_a(g: &Gemm, i0: usize, mr: usize, ks: Range<usize>, pa: &mut [f64]) {
-    for (kk, k) in ks.enumerate() {
+fn pack_a(g: &Gemm, i0: usize, mr: usize, kb: usize, ks: Range<usize>, pa: &mut [f64]) {
+    for k in ks {
+        let kk = k - kb;
         let dst = &mut pa[kk * MR..kk * MR + MR];
         for (r, d) in dst.iter_mut().enumerate() {
             *d = if r < mr { g.a.at(i0 + r, k) } else { 0.0 };
@@ -279,6 +280,35 @@ pub(crate) fn run_parallel(g: &Gemm, c: &mut [f64], m: usize, threads: usize) {
             });
         }
     });
+}
+
+/// `H += (s·X)ᵀ(s·X)` for `x: [rows, n]` (`f32`, converted per [`KC`]-row chunk by each
+/// thread) and a symmetric `h: [n, n]`: upper triangle accumulated, then mirrored.
+pub(crate) fn add_scaled_gram_f32(h: &mut [f64], n: usize, x: &[f32], s: f64) {
+    let rows = x.len() / n;
+    let tiles = row_tiles(h, n, n, 0..n);
+    let threads = threads_for(rows * n * n / 2).clamp(1, tiles.len().max(1));
+    let mut buckets: Vec<Vec<RowTile>> = (0..threads).map(|_| Vec::new()).collect();
+    for (t, tile) in tiles.into_iter().enumerate() {
+        buckets[t % threads].push(tile);
+    }
+    std::thread::scope(|sc| {
+        for mut tiles in buckets {
+            sc.spawn(move || {
+                let (mut buf, mut pb) = (vec![0.0f64; KC * n], Vec::new());
+                for chunk in x.chunks(KC * n) {
+                    let r = chunk.len() / n;
+                    buf.iter_mut().zip(chunk).for_each(|(d, v)| *d = f64::from(*v) * s);
+                    let kr = move |_: usize, _: usize| 0..r;
+                    let a = View { data: &buf, rs: 1, cs: n };
+                    let b = View { data: &buf, rs: n, cs: 1 };
+                    let g = Gemm { a, b, ldc: n, c_off: 0, n, alpha: 1.0, upper: true, k: &kr };
+                    run_tiles_with(&g, &mut tiles, 0..n, &mut pb);
+                }
+            });
+        }
+    });
+    mirror_upper(h, n);
 }
 
 /// In-place upper Cholesky factor: on success `a` (`[n, n]`, only its upper triangle read)

@@ -202,7 +202,7 @@ fn quantize_linear<B: Backend>(model: &mut CausalLm<B>, name: &str, hessian: &He
     let w = host_f32(linear.dense_weight());
     let out = gptq_quantize(&w, d_out, d_in, hessian, params, name)?;
     let relative_output_error = relative_output_error::<B>(&w, &out.dequant, d_out, d_in, &hessian.h, &device);
-    let weight = AffineWeight::new(d_out, d_in, params.bits, &out.codes, out.scales, out.zeros, out.g_idx)?;
+    let weight = AffineWeight::new(d_out, d_in, params.bits, &out.codes, fp16_scales(&out.scales), out.zeros, out.g_idx)?;
     let bias = linear.bias.as_ref().map(|b| b.val());
     *linear = Linear::quantized_as(QuantizedWeight::Affine(weight), bias, QuantExecution::Auto, dtype, &device);
     Ok(LayerReport {
@@ -227,6 +227,12 @@ fn propagate<B: Backend>(model: &CausalLm<B>, i: usize, hidden: Vec<Tensor<B, 3>
             layer.forward(x, &ctx.rope, ctx.mask(layer), None).0
         })
         .collect()
+}
+
+/// Scales rounded to fp16, as GPTQ checkpoints store them: the model in memory then computes
+/// exactly what the saved checkpoint will.
+pub(crate) fn fp16_scales(scales: &[f32]) -> Vec<f32> {
+    scales.iter().map(|&s| half::f16::from_f32(s).to_f32()).collect()
 }
 
 pub(crate) fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {

@@ -11,7 +11,7 @@
 //! Shapes follow PyTorch's `nn.Linear`: a weight is `[rows = out_features, cols = in_features]`,
 //! row-major; calibration activations are `[samples, cols]`.
 
-use super::linalg::{self, Gemm, RowTile, View};
+use super::linalg::{self, Gemm, View};
 use crate::error::{QuantError, Result};
 
 /// GPTQ settings.
@@ -63,10 +63,7 @@ impl GptqParams {
             return Err(QuantError::config("group_size", "must be positive (or None for one group)"));
         }
         if !(self.damp_percent > 0.0 && self.damp_percent < 1.0) {
-            return Err(QuantError::config(
-                "damp_percent",
-                format!("{} is outside (0, 1)", self.damp_percent),
-            ));
+            return Err(QuantError::config("damp_percent", format!("{} is outside (0, 1)", self.damp_percent)));
         }
         if !(self.damp_auto_increment >= 0.0 && self.damp_auto_increment.is_finite()) {
             return Err(QuantError::config(
@@ -86,10 +83,9 @@ fn group_width(group_size: Option<usize>, cols: usize) -> Result<usize> {
     match group_size {
         None => Ok(cols),
         Some(0) => Err(QuantError::config("group_size", "must be positive (or None for one group)")),
-        Some(g) if cols % g != 0 => Err(QuantError::config(
-            "group_size",
-            format!("{g} does not divide the layer width {cols}"),
-        )),
+        Some(g) if cols % g != 0 => {
+            Err(QuantError::config("group_size", format!("{g} does not divide the layer width {cols}")))
+        }
         Some(g) => Ok(g),
     }
 }
@@ -104,9 +100,6 @@ pub struct Hessian {
     /// `[cols, cols]` row-major, symmetric.
     pub h: Vec<f64>,
 }
-
-/// Calibration rows converted to `f64` per accumulation step.
-const HESSIAN_CHUNK: usize = 128;
 
 impl Hessian {
     /// An empty (all-zero) Hessian for a layer with `cols` input features.
@@ -136,37 +129,8 @@ impl Hessian {
         self.h.iter_mut().for_each(|v| *v *= shrink);
         self.n_samples += rows;
         let s = (2.0 / self.n_samples as f64).sqrt();
-        let threads = linalg::threads_for(rows * n * n / 2);
-        let tiles = linalg::row_tiles(&mut self.h, n, n, 0..n);
-        let threads = threads.clamp(1, tiles.len().max(1));
-        let mut buckets: Vec<Vec<RowTile>> = (0..threads).map(|_| Vec::new()).collect();
-        for (t, tile) in tiles.into_iter().enumerate() {
-            buckets[t % threads].push(tile);
-        }
-        std::thread::scope(|sc| {
-            for mut b in buckets {
-                sc.spawn(move || accumulate_xtx(&mut b, x, n, s));
-            }
-        });
-        linalg::mirror_upper(&mut self.h, n);
+        linalg::add_scaled_gram_f32(&mut self.h, n, x, s);
         Ok(())
-    }
-}
-
-/// `H[i, j] += Σ_r (s·x[r, i])(s·x[r, j])` for `j >= i` on the given row tiles of `H`.
-fn accumulate_xtx(tiles: &mut [RowTile], x: &[f32], n: usize, s: f64) {
-    let mut buf = vec![0.0f64; HESSIAN_CHUNK * n];
-    let mut pb = Vec::new();
-    for chunk in x.chunks(HESSIAN_CHUNK * n) {
-        let r = chunk.len() / n;
-        for (d, v) in buf.iter_mut().zip(chunk) {
-            *d = f64::from(*v) * s;
-        }
-        let kr = move |_: usize, _: usize| 0..r;
-        let a = View { data: &buf, rs: 1, cs: n };
-        let b = View { data: &buf, rs: n, cs: 1 };
-        let g = Gemm { a, b, ldc: n, c_off: 0, n, alpha: 1.0, upper: true, k: &kr };
-        linalg::run_tiles_with(&g, tiles, 0..n, &mut pb);
     }
 }
 
@@ -249,37 +213,68 @@ struct Sweep<'a> {
     group: usize,
     maxq: f64,
     sym: bool,
+    /// Static groups: grids are given per original group.
+    fixed: bool,
     /// Original column at each permuted position.
     perm: &'a [usize],
 }
 
-/// Mutable per-row outputs of the sweep for a range of rows.
-struct RowsOut<'a> {
-    /// `[rc, n]` codes in permuted order.
-    codes: &'a mut [u8],
-    /// `[rc, n]` dequantized values in permuted order.
-    dq: &'a mut [f64],
-    /// `[rc, n_groups]` grids: computed (dynamic groups) or given (static groups).
+/// Sweep results in permuted column order: `codes`/`dq` `[rows, n]`, `grids` `[rows, n_groups]`
+/// (by permuted group; by original group for static groups), `loss` `[rows]`.
+struct Swept {
+    codes: Vec<u8>,
+    dq: Vec<f64>,
+    grids: Vec<Grid>,
+    loss: Vec<f64>,
+}
+
+/// One row's state during a block: weights (updated in place) and outputs.
+struct Row<'a> {
+    w: &'a mut [f64],
     grids: &'a mut [Grid],
-    /// `[rc]` loss per row.
-    loss: &'a mut [f64],
+    codes: &'a mut [u8],
+    dq: &'a mut [f64],
+    /// Scaled errors of this block's columns (`Err1` row).
+    err: &'a mut [f64],
 }
 
 impl Sweep<'_> {
-    /// GPTQ over rows `w: [rc, n]` (permuted, updated in place); `fixed` = static groups.
-    fn run(&self, w: &mut [f64], rc: usize, fixed: bool, out: RowsOut) {
-        let (n, bs) = (self.n, self.block);
+    /// GPTQ over all rows of `w: [rows, n]` (permuted), rows split across threads.
+    fn run_all(&self, mut w: Vec<f64>, rows: usize, mut out: Swept) -> Swept {
+        let (n, ng) = (self.n, self.n / self.group);
+        let threads = linalg::threads_for(rows * n * n / 2).min(rows.div_ceil(linalg::MR)).max(1);
+        let rc = rows.div_ceil(threads).div_ceil(linalg::MR) * linalg::MR;
+        std::thread::scope(|s| {
+            let parts = w
+                .chunks_mut(rc * n)
+                .zip(out.codes.chunks_mut(rc * n))
+                .zip(out.dq.chunks_mut(rc * n))
+                .zip(out.grids.chunks_mut(rc * ng))
+                .zip(out.loss.chunks_mut(rc));
+            for ((((w, codes), dq), grids), loss) in parts {
+                s.spawn(move || self.run(w, codes, dq, grids, loss));
+            }
+        });
+        out
+    }
+
+    /// GPTQ over rows `w: [rc, n]` (`rc = loss.len()`), block by block.
+    fn run(&self, w: &mut [f64], codes: &mut [u8], dq: &mut [f64], grids: &mut [Grid], loss: &mut [f64]) {
+        let (n, bs, rc) = (self.n, self.block, loss.len());
         let ng = n / self.group;
         let mut err = vec![0.0; rc * bs];
         let mut pb = Vec::new();
         for i1 in (0..n).step_by(bs) {
             let i2 = (i1 + bs).min(n);
-            for r in 0..rc {
-                let row = &mut w[r * n..(r + 1) * n];
-                let grids = &mut out.grids[r * ng..(r + 1) * ng];
-                let (codes, dq) = (&mut out.codes[r * n..(r + 1) * n], &mut out.dq[r * n..(r + 1) * n]);
-                let e = &mut err[r * bs..r * bs + (i2 - i1)];
-                out.loss[r] += self.block_columns(row, i1, i2, fixed, grids, codes, dq, e);
+            for (r, l) in loss.iter_mut().enumerate() {
+                let row = Row {
+                    w: &mut w[r * n..(r + 1) * n],
+                    grids: &mut grids[r * ng..(r + 1) * ng],
+                    codes: &mut codes[r * n..(r + 1) * n],
+                    dq: &mut dq[r * n..(r + 1) * n],
+                    err: &mut err[r * bs..r * bs + (i2 - i1)],
+                };
+                *l += self.block_columns(row, i1, i2);
             }
             if i2 < n {
                 // W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
@@ -293,39 +288,28 @@ impl Sweep<'_> {
     }
 
     /// Quantizes columns `i1..i2` of one row with in-block error feedback; returns the loss.
-    #[allow(clippy::too_many_arguments)]
-    fn block_columns(
-        &self,
-        row: &mut [f64],
-        i1: usize,
-        i2: usize,
-        fixed: bool,
-        grids: &mut [Grid],
-        codes: &mut [u8],
-        dq: &mut [f64],
-        err: &mut [f64],
-    ) -> f64 {
+    fn block_columns(&self, row: Row, i1: usize, i2: usize) -> f64 {
         let (n, g) = (self.n, self.group);
-        if !fixed {
+        if !self.fixed {
             // Grids of groups starting in this block come from the block-start weights.
             for c in (i1.div_ceil(g) * g..i2).step_by(g) {
-                grids[c / g] = find_params(&row[c..c + g], self.maxq, self.sym);
+                row.grids[c / g] = find_params(&row.w[c..c + g], self.maxq, self.sym);
             }
         }
         let mut loss = 0.0;
         for i in i1..i2 {
-            let grid = if fixed { grids[self.perm[i] / g] } else { grids[i / g] };
-            let wv = row[i];
+            let grid = if self.fixed { row.grids[self.perm[i] / g] } else { row.grids[i / g] };
+            let wv = row.w[i];
             let (d, q) = quant(wv, grid, self.maxq);
-            codes[i] = q as u8;
-            dq[i] = d;
+            row.codes[i] = q as u8;
+            row.dq[i] = d;
             let hd = self.hinv[i * n + i];
             loss += (wv - d) * (wv - d) / (hd * hd) / 2.0;
             let e = (wv - d) / hd;
-            for (x, h) in row[i..i2].iter_mut().zip(&self.hinv[i * n + i..i * n + i2]) {
+            for (x, h) in row.w[i..i2].iter_mut().zip(&self.hinv[i * n + i..i * n + i2]) {
                 *x -= e * h;
             }
-            err[i - i1] = e;
+            row.err[i - i1] = e;
         }
         loss
     }
@@ -333,11 +317,11 @@ impl Sweep<'_> {
 
 /// Factors `H + damp·mean(diag)·I` into `H⁻¹`'s upper Cholesky factor, raising `damp_percent`
 /// by `damp_auto_increment` while it fails and stays below 1. Returns `(factor, damp, retries)`.
-fn factor_damped(h: &[f64], n: usize, p: &GptqParams, layer: &str) -> Result<(Vec<f64>, f64, u32)> {
+fn factor_damped(h: Vec<f64>, n: usize, p: &GptqParams, layer: &str) -> Result<(Vec<f64>, f64, u32)> {
     let mean = (0..n).map(|i| h[i * n + i]).sum::<f64>() / n as f64;
     let (mut pct, mut retries) = (p.damp_percent, 0u32);
     loop {
-        let mut a = h.to_vec();
+        let mut a = h.clone();
         let damp = pct * mean;
         (0..n).for_each(|i| a[i * n + i] += damp);
         if let Some(hinv) = linalg::inverse_upper_cholesky(a, n) {
@@ -361,6 +345,29 @@ fn column_order(h: &[f64], n: usize, act_order: bool) -> Vec<usize> {
     perm
 }
 
+/// Checks `hessian` against a layer of `cols` columns.
+fn check_hessian(hessian: &Hessian, cols: usize, layer: &str) -> Result<()> {
+    if hessian.cols != cols || hessian.h.len() != cols * cols {
+        return Err(QuantError::Shape {
+            what: format!("{layer} Hessian"),
+            expected: format!("[{cols}, {cols}]"),
+            got: format!("cols {} with {} values", hessian.cols, hessian.h.len()),
+        });
+    }
+    if hessian.n_samples == 0 {
+        return Err(QuantError::Calibration(format!("{layer}: the Hessian has seen no samples")));
+    }
+    if hessian.h.iter().any(|v| !v.is_finite()) {
+        return Err(QuantError::NonFinite { what: format!("{layer} Hessian") });
+    }
+    Ok(())
+}
+
+/// Grids of every `g` consecutive columns of every row of `w: [rows, n]`, `[rows, n / g]`.
+fn group_grids(w: &[f64], n: usize, g: usize, maxq: f64, sym: bool) -> Vec<Grid> {
+    w.chunks_exact(n).flat_map(|row| row.chunks_exact(g).map(|x| find_params(x, maxq, sym))).collect()
+}
+
 /// GPTQ-quantizes `w: [rows, cols]` with `hessian` (`[cols, cols]`) of the layer's inputs.
 ///
 /// Follows the reference `fasterquant` exactly (see the module docs); `layer` names the layer
@@ -379,20 +386,9 @@ pub fn gptq_quantize(
     p.validate()?;
     let g = group_width(p.group_size, cols)?;
     check_weight(w, rows, cols)?;
-    if hessian.cols != cols || hessian.h.len() != cols * cols {
-        return Err(QuantError::Shape {
-            what: format!("{layer} Hessian"),
-            expected: format!("[{cols}, {cols}]"),
-            got: format!("cols {} with {} values", hessian.cols, hessian.h.len()),
-        });
-    }
-    if hessian.n_samples == 0 {
-        return Err(QuantError::Calibration(format!("{layer}: the Hessian has seen no samples")));
-    }
-    if hessian.h.iter().any(|v| !v.is_finite()) {
-        return Err(QuantError::NonFinite { what: format!("{layer} Hessian") });
-    }
-    let n = cols;
+    check_hessian(hessian, cols, layer)?;
+    let (n, maxq) = (cols, f64::from((1u32 << p.bits) - 1));
+    // Dead inputs: H[i, i] = 1 and W[:, i] = 0.
     let mut h = hessian.h.clone();
     let mut w64: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
     let dead: Vec<usize> = (0..n).filter(|&i| h[i * n + i] == 0.0).collect();
@@ -400,66 +396,34 @@ pub fn gptq_quantize(
         h[i * n + i] = 1.0;
         (0..rows).for_each(|r| w64[r * n + i] = 0.0);
     }
-    let maxq = f64::from((1u32 << p.bits) - 1);
-    let ng = n / g;
-    let mut grids = vec![Grid { scale: 1.0, zero: 0.0 }; rows * ng];
-    if p.static_groups {
-        for (r, row) in w64.chunks_exact(n).enumerate() {
-            for k in 0..ng {
-                grids[r * ng + k] = find_params(&row[k * g..(k + 1) * g], maxq, p.sym);
-            }
-        }
-    }
+    let grids = match p.static_groups {
+        true => group_grids(&w64, n, g, maxq, p.sym),
+        false => vec![Grid { scale: 1.0, zero: 0.0 }; rows * (n / g)],
+    };
     let perm = column_order(&h, n, p.act_order);
     let hp: Vec<f64> = (0..n * n).map(|x| h[perm[x / n] * n + perm[x % n]]).collect();
-    let mut wp: Vec<f64> = (0..rows * n).map(|x| w64[(x / n) * n + perm[x % n]]).collect();
-    let (hinv, damp_used, retries) = factor_damped(&hp, n, p, layer)?;
+    drop(h);
+    let wp: Vec<f64> = (0..rows * n).map(|x| w64[(x / n) * n + perm[x % n]]).collect();
+    let (hinv, damp_used, retries) = factor_damped(hp, n, p, layer)?;
 
-    let sweep = Sweep { hinv: &hinv, n, block: p.block_size, group: g, maxq, sym: p.sym, perm: &perm };
-    let mut codes_p = vec![0u8; rows * n];
-    let mut dq_p = vec![0.0f64; rows * n];
-    let mut loss = vec![0.0f64; rows];
-    let threads = linalg::threads_for(rows * n * n / 2).min(rows.div_ceil(linalg::MR)).max(1);
-    let rc = rows.div_ceil(threads).div_ceil(linalg::MR) * linalg::MR;
-    std::thread::scope(|s| {
-        let parts = wp
-            .chunks_mut(rc * n)
-            .zip(codes_p.chunks_mut(rc * n))
-            .zip(dq_p.chunks_mut(rc * n))
-            .zip(grids.chunks_mut(rc * ng))
-            .zip(loss.chunks_mut(rc));
-        for ((((w, codes), dq), grids), loss) in parts {
-            let sweep = &sweep;
-            let fixed = p.static_groups;
-            s.spawn(move || sweep.run(w, loss.len(), fixed, RowsOut { codes, dq, grids, loss }));
-        }
-    });
-
-    let mut out = assemble(rows, n, g, &perm, &codes_p, &dq_p, &grids, p.static_groups);
-    out.damp_percent_used = damp_used;
-    out.damp_retries = retries;
-    out.loss = loss.iter().sum();
-    Ok(out)
+    let sweep =
+        Sweep { hinv: &hinv, n, block: p.block_size, group: g, maxq, sym: p.sym, fixed: p.static_groups, perm: &perm };
+    let out = Swept { codes: vec![0; rows * n], dq: vec![0.0; rows * n], grids, loss: vec![0.0; rows] };
+    let out = sweep.run_all(wp, rows, out);
+    let mut res = assemble(&out, rows, n, g, &perm, p.static_groups);
+    res.damp_percent_used = damp_used;
+    res.damp_retries = retries;
+    Ok(res)
 }
 
-/// Un-permutes codes and dequantized values and lays out grids and `g_idx`.
-#[allow(clippy::too_many_arguments)]
-fn assemble(
-    rows: usize,
-    n: usize,
-    g: usize,
-    perm: &[usize],
-    codes_p: &[u8],
-    dq_p: &[f64],
-    grids: &[Grid],
-    fixed: bool,
-) -> GptqOutput {
+/// Un-permutes codes and dequantized values and lays out grids, `g_idx` and the loss.
+fn assemble(s: &Swept, rows: usize, n: usize, g: usize, perm: &[usize], fixed: bool) -> GptqOutput {
     let mut codes = vec![0u8; rows * n];
     let mut dequant = vec![0.0f32; rows * n];
     for r in 0..rows {
         for (i, &c) in perm.iter().enumerate() {
-            codes[r * n + c] = codes_p[r * n + i];
-            dequant[r * n + c] = dq_p[r * n + i] as f32;
+            codes[r * n + c] = s.codes[r * n + i];
+            dequant[r * n + c] = s.dq[r * n + i] as f32;
         }
     }
     let mut g_idx = vec![0u32; n];
@@ -468,13 +432,13 @@ fn assemble(
     }
     GptqOutput {
         codes,
-        scales: grids.iter().map(|x| x.scale as f32).collect(),
-        zeros: grids.iter().map(|x| x.zero as f32).collect(),
+        scales: s.grids.iter().map(|x| x.scale as f32).collect(),
+        zeros: s.grids.iter().map(|x| x.zero as f32).collect(),
         g_idx,
         dequant,
         damp_percent_used: 0.0,
         damp_retries: 0,
-        loss: 0.0,
+        loss: s.loss.iter().sum(),
     }
 }
 
@@ -492,26 +456,17 @@ pub fn rtn_quantize(
     let g = group_width(group_size, cols)?;
     check_weight(w, rows, cols)?;
     let maxq = f64::from((1u32 << bits) - 1);
-    let ng = cols / g;
-    let mut grids = Vec::with_capacity(rows * ng);
-    let mut codes = vec![0u8; rows * cols];
-    let mut dq = vec![0.0f64; rows * cols];
-    let mut loss = 0.0;
-    for (r, row) in w.chunks_exact(cols).enumerate() {
-        let row: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
-        for k in 0..ng {
-            let grid = find_params(&row[k * g..(k + 1) * g], maxq, sym);
-            grids.push(grid);
-            for c in k * g..(k + 1) * g {
-                let (d, q) = quant(row[c], grid, maxq);
-                codes[r * cols + c] = q as u8;
-                dq[r * cols + c] = d;
-                loss += (row[c] - d) * (row[c] - d) / 2.0;
-            }
+    let w64: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
+    let grids = group_grids(&w64, cols, g, maxq, sym);
+    let mut out = Swept { codes: vec![0; rows * cols], dq: vec![0.0; rows * cols], grids, loss: vec![0.0; rows] };
+    for (r, row) in w64.chunks_exact(cols).enumerate() {
+        for (c, &x) in row.iter().enumerate() {
+            let (d, q) = quant(x, out.grids[r * (cols / g) + c / g], maxq);
+            out.codes[r * cols + c] = q as u8;
+            out.dq[r * cols + c] = d;
+            out.loss[r] += (x - d) * (x - d) / 2.0;
         }
     }
     let perm: Vec<usize> = (0..cols).collect();
-    let mut out = assemble(rows, cols, g, &perm, &codes, &dq, &grids, true);
-    out.loss = loss;
-    Ok(out)
+    Ok(assemble(&out, rows, cols, g, &perm, true))
 }
