@@ -19,9 +19,9 @@ pub(crate) const KC: usize = 256;
 /// rows do not all map to the same L1 set while packing.
 const PANEL: usize = KC * NR + NR;
 /// Block order of the blocked Cholesky and triangular inverse.
-const NB: usize = 64;
-/// Below this many multiply-adds a product runs on the calling thread.
-const PAR_MIN_WORK: usize = 1 << 21;
+const NB: usize = 128;
+/// Multiply-adds per worker thread: about 0.1 ms of work, against some 30 µs to start a thread.
+const PAR_MIN_WORK: usize = 1 << 20;
 
 /// A read-only strided matrix: element `(i, k)` is `data[i * rs + k * cs]`.
 #[derive(Clone, Copy)]
@@ -78,12 +78,8 @@ pub(crate) fn row_tiles(c: &mut [f64], m: usize, ldc: usize, cols: Range<usize>)
     (0..m.div_ceil(MR)).map(|t| RowTile { i0: t * MR, rows: rows.by_ref().take(MR).collect() }).collect()
 }
 
-/// Runs `g` over the given row tiles (covering columns `js`) on the calling thread.
-pub(crate) fn run_tiles(g: &Gemm, tiles: &mut [RowTile], js: Range<usize>) {
-    run_tiles_with(g, tiles, js, &mut Vec::new());
-}
-
-/// [`run_tiles`] with a caller-owned packing buffer (grown as needed), to reuse across calls.
+/// Runs `g` over the given row tiles (covering columns `js`) on the calling thread; `pb` is a
+/// packing buffer (grown as needed) that callers reuse across calls.
 pub(crate) fn run_tiles_with(g: &Gemm, tiles: &mut [RowTile], js: Range<usize>, pb: &mut Vec<f64>) {
     if pb.len() < PANEL * (JB / NR) {
         pb.resize(PANEL * (JB / NR), 0.0);
@@ -223,12 +219,62 @@ fn kernel<const FMA: bool>(a: &[f64], b: &[f64]) -> [[f64; NR]; MR] {
     acc
 }
 
-/// Number of worker threads to use for `work` multiply-adds.
+/// Number of worker threads for `work` multiply-adds: one per [`PAR_MIN_WORK`], at most the
+/// available parallelism.
 pub(crate) fn threads_for(work: usize) -> usize {
-    if work < PAR_MIN_WORK {
-        return 1;
+    static AVAILABLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let available = *AVAILABLE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    (work / PAR_MIN_WORK).clamp(1, available)
+}
+
+/// Runs `f` with AVX2 enabled for the code inlined into it when the CPU has it. For code
+/// without `mul_add` only, whose results are then the same either way (Rust never contracts
+/// `a * b + c` into an FMA).
+#[inline]
+pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features `simd_avx2` is compiled for (checked above).
+        return unsafe { simd_avx2(f) };
     }
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn simd_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Runs `f(chunk, rows)` in parallel over up to `threads` column chunks of `cols` (multiples of
+/// 8 wide) of the first `m` rows of `a` (row stride `n`); `rows[r]` is row `r` over `chunk`.
+fn par_columns<F>(a: &mut [f64], m: usize, n: usize, cols: Range<usize>, threads: usize, f: F)
+where
+    F: Fn(Range<usize>, &mut [&mut [f64]]) + Sync,
+{
+    if cols.is_empty() || m == 0 {
+        return;
+    }
+    let width = cols.len().div_ceil(threads.max(1)).div_ceil(8) * 8;
+    let chunks: Vec<Range<usize>> = cols.clone().step_by(width).map(|c| c..(c + width).min(cols.end)).collect();
+    let mut parts: Vec<Vec<&mut [f64]>> = chunks.iter().map(|_| Vec::with_capacity(m)).collect();
+    for row in a.chunks_mut(n).take(m) {
+        let mut rest = &mut row[cols.clone()];
+        for (c, part) in chunks.iter().zip(parts.iter_mut()) {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(c.len());
+            part.push(head);
+            rest = tail;
+        }
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut jobs = chunks.into_iter().zip(parts);
+        let (c0, mut rows0) = jobs.next().expect("one chunk");
+        for (c, mut rows) in jobs {
+            s.spawn(move || simd(|| f(c, &mut rows)));
+        }
+        simd(|| f(c0, &mut rows0));
+    });
 }
 
 /// Runs `g` over the first `m` rows of `c` on up to `threads` threads: row tiles spread
@@ -238,7 +284,7 @@ pub(crate) fn run_parallel(g: &Gemm, c: &mut [f64], m: usize, threads: usize) {
     let tiles = row_tiles(c, m, g.ldc, g.c_off..g.c_off + g.n);
     if threads <= 1 || g.n <= NR {
         let mut tiles = tiles;
-        run_tiles(g, &mut tiles, 0..g.n);
+        run_tiles_with(g, &mut tiles, 0..g.n, &mut Vec::new());
         return;
     }
     let mut jobs: Vec<Vec<(Range<usize>, Vec<RowTile>)>> = (0..threads).map(|_| Vec::new()).collect();
@@ -270,15 +316,19 @@ pub(crate) fn run_parallel(g: &Gemm, c: &mut [f64], m: usize, threads: usize) {
             jobs[t % threads].push(chunk);
         }
     }
-    std::thread::scope(|s| {
-        for job in jobs.into_iter().filter(|j| !j.is_empty()) {
-            s.spawn(move || {
-                let mut pb = Vec::new();
-                for (js, mut tiles) in job {
-                    run_tiles_with(g, &mut tiles, js, &mut pb);
-                }
-            });
+    let run_job = |job: Vec<(Range<usize>, Vec<RowTile>)>| {
+        let mut pb = Vec::new();
+        for (js, mut tiles) in job {
+            run_tiles_with(g, &mut tiles, js, &mut pb);
         }
+    };
+    std::thread::scope(|s| {
+        let mut jobs = jobs.into_iter().filter(|j| !j.is_empty());
+        let first = jobs.next();
+        for job in jobs {
+            s.spawn(move || run_job(job));
+        }
+        first.map(run_job);
     });
 }
 
@@ -315,7 +365,6 @@ pub(crate) fn add_scaled_gram_f32(h: &mut [f64], n: usize, x: &[f32], s: f64) {
 /// holds `U` with `UᵀU = A` and zeros below the diagonal. Returns `false` as soon as a pivot
 /// is not positive (or not finite), as LAPACK's `potrf` does.
 pub(crate) fn cholesky_upper(a: &mut [f64], n: usize) -> bool {
-    let threads = threads_for(n * n * n / 3);
     for k0 in (0..n).step_by(NB) {
         let k1 = (k0 + NB).min(n);
         let (top, rest) = a.split_at_mut(k0 * n);
@@ -324,7 +373,7 @@ pub(crate) fn cholesky_upper(a: &mut [f64], n: usize) -> bool {
             let u = View { data: &top[k0..], rs: 1, cs: n };
             let b = View { data: &top[k0..], rs: n, cs: 1 };
             let g = Gemm { a: u, b, ldc: n, c_off: k0, n: n - k0, alpha: -1.0, upper: true, k: &kr };
-            run_parallel(&g, rest, k1 - k0, threads);
+            run_parallel(&g, rest, k1 - k0, threads_for((k1 - k0) * (n - k0) * k0));
         }
         if !factor_panel(&mut rest[..(k1 - k0) * n], n, k0, k1) {
             return false;
@@ -336,7 +385,9 @@ pub(crate) fn cholesky_upper(a: &mut [f64], n: usize) -> bool {
     true
 }
 
-/// Unblocked right-looking Cholesky of panel rows `k0..k1` (already updated by earlier rows).
+/// Unblocked right-looking Cholesky of panel rows `k0..k1` (already updated by earlier rows):
+/// the diagonal block first, then the columns right of it in parallel (same operations per
+/// entry, in the same order).
 fn factor_panel(rows: &mut [f64], n: usize, k0: usize, k1: usize) -> bool {
     for i in k0..k1 {
         let (cur, below) = rows[(i - k0) * n..].split_at_mut(n);
@@ -346,17 +397,32 @@ fn factor_panel(rows: &mut [f64], n: usize, k0: usize, k1: usize) -> bool {
         }
         let d = d.sqrt();
         cur[i] = d;
-        for x in &mut cur[i + 1..] {
+        for x in &mut cur[i + 1..k1] {
             *x /= d;
         }
         for (r, row) in below.chunks_exact_mut(n).enumerate() {
             let ip = i + 1 + r;
             let f = cur[ip];
-            for (y, x) in row[ip..].iter_mut().zip(&cur[ip..]) {
+            for (y, x) in row[ip..k1].iter_mut().zip(&cur[ip..k1]) {
                 *y -= f * x;
             }
         }
     }
+    let m = k1 - k0;
+    let diag: Vec<f64> = (0..m).flat_map(|r| rows[r * n + k0..r * n + k1].to_vec()).collect();
+    par_columns(rows, m, n, k1..n, threads_for(m * m * (n - k1) / 2), |_, part| {
+        for r in 0..m {
+            let (cur, below) = part[r..].split_first_mut().expect("panel row");
+            let d = diag[r * m + r];
+            cur.iter_mut().for_each(|x| *x /= d);
+            for (q, row) in below.iter_mut().enumerate() {
+                let f = diag[r * m + r + 1 + q];
+                for (y, x) in row.iter_mut().zip(cur.iter()) {
+                    *y -= f * x;
+                }
+            }
+        }
+    });
     true
 }
 
@@ -373,38 +439,49 @@ pub(crate) fn transpose_in_place(a: &mut [f64], n: usize) {
     }
 }
 
-/// Inverse of a lower-triangular `[n, n]` matrix `l` with a non-zero diagonal (lower result).
-pub(crate) fn tri_inv_lower(l: &[f64], n: usize) -> Vec<f64> {
-    let threads = threads_for(n * n * n / 6);
-    let mut x = vec![0.0; n * n];
+/// In-place inverse of a lower-triangular `[n, n]` matrix `x` with a non-zero diagonal (zeros
+/// above the diagonal stay zero). Row blocks of `NB`: the rows' `L` entries are saved first.
+pub(crate) fn tri_inv_lower_in_place(x: &mut [f64], n: usize) {
+    let mut lb = Vec::with_capacity(NB * n);
     for i0 in (0..n).step_by(NB) {
         let i1 = (i0 + NB).min(n);
+        let m = i1 - i0;
         let (top, rest) = x.split_at_mut(i0 * n);
+        let rest = &mut rest[..m * n];
+        lb.clear();
+        lb.extend_from_slice(rest);
+        rest.fill(0.0);
+        let l = |i: usize, k: usize| lb[(i - i0) * n + k];
         if i0 > 0 {
             // X[i, j] for j < i0: -Σ_{j <= k < i0} L[i, k] X[k, j] (X[k, j] = 0 for k < j).
             let kr = move |_: usize, j: usize| j..i0;
-            let a = View { data: &l[i0 * n..], rs: n, cs: 1 };
+            let a = View { data: &lb, rs: n, cs: 1 };
             let b = View { data: top, rs: n, cs: 1 };
             let g = Gemm { a, b, ldc: n, c_off: 0, n: i0, alpha: -1.0, upper: false, k: &kr };
-            run_parallel(&g, rest, i1 - i0, threads);
+            run_parallel(&g, rest, m, threads_for(m * i0 * i0 / 2));
         }
-        for i in i0..i1 {
-            let (prev, cur) = rest[..(i - i0 + 1) * n].split_at_mut((i - i0) * n);
-            for k in i0..i {
-                let f = l[i * n + k];
-                let xk = &prev[(k - i0) * n..(k - i0) * n + k + 1];
-                for (y, v) in cur[..=k].iter_mut().zip(xk) {
-                    *y -= f * v;
+        // Rows of the block, column chunks in parallel:
+        // X[i, c] = (δ_ic - Σ_{k < i} L[i, k] X[k, c]) / L[i, i].
+        par_columns(rest, m, n, 0..i1, threads_for(m * m * i1 / 2), |cols, part| {
+            for i in i0..i1 {
+                let (prev, cur) = part.split_at_mut(i - i0);
+                let cur = &mut cur[0];
+                for k in i0..i {
+                    let len = (k + 1).min(cols.end).saturating_sub(cols.start);
+                    let f = l(i, k);
+                    for (y, v) in cur[..len].iter_mut().zip(&prev[k - i0][..len]) {
+                        *y -= f * v;
+                    }
+                }
+                let d = l(i, i);
+                let len = i.min(cols.end).saturating_sub(cols.start);
+                cur[..len].iter_mut().for_each(|y| *y /= d);
+                if cols.contains(&i) {
+                    cur[i - cols.start] = 1.0 / d;
                 }
             }
-            let d = l[i * n + i];
-            for y in &mut cur[..i] {
-                *y /= d;
-            }
-            cur[i] = 1.0 / d;
-        }
+        });
     }
-    x
 }
 
 /// `c = XᵀX` (full symmetric `[n, n]`) of a lower-triangular `[n, n]` matrix `x`.
@@ -432,17 +509,19 @@ pub(crate) fn mirror_upper(c: &mut [f64], n: usize) {
 }
 
 /// `H⁻¹`'s upper Cholesky factor of a symmetric `[n, n]` matrix `h`, computed as the reference
-/// does (`cholesky` → `cholesky_inverse` → `cholesky(upper=True)`); `None` if `h` (or the
-/// computed inverse) is not numerically positive definite.
-pub(crate) fn inverse_upper_cholesky(mut h: Vec<f64>, n: usize) -> Option<Vec<f64>> {
-    if !cholesky_upper(&mut h, n) {
-        return None;
+/// does (`cholesky` → `cholesky_inverse` → `cholesky(upper=True)`), into `out` (`[n, n]`); `h`
+/// is overwritten. `false` if `h` (or the computed inverse) is not numerically positive
+/// definite.
+pub(crate) fn inverse_upper_cholesky(h: &mut [f64], out: &mut [f64], n: usize) -> bool {
+    if !cholesky_upper(h, n) {
+        return false;
     }
-    transpose_in_place(&mut h, n);
-    let linv = tri_inv_lower(&h, n);
-    gram_of_lower(&linv, n, &mut h);
-    if !cholesky_upper(&mut h, n) || h.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
-    Some(h)
+    transpose_in_place(h, n);
+    tri_inv_lower_in_place(h, n);
+    gram_of_lower(h, n, out);
+    cholesky_upper(out, n) && out.iter().all(|v| v.is_finite())
 }
+
+#[cfg(test)]
+#[path = "linalg_tests.rs"]
+mod tests;

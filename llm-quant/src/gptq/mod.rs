@@ -74,6 +74,8 @@ pub struct LayerReport {
     pub name: String,
     /// `‖(W − Q)·Xᵀ‖² / ‖W·Xᵀ‖²` over the calibration inputs (from the Hessian).
     pub relative_output_error: f64,
+    /// The same measure for round-to-nearest at the same bits and groups, on the same inputs.
+    pub rtn_relative_output_error: f64,
     /// GPTQ's own loss (sum of weighted squared errors).
     pub loss: f64,
     /// Damping used (raised from the configured one when the Hessian was not positive definite).
@@ -201,13 +203,16 @@ fn quantize_linear<B: Backend>(model: &mut CausalLm<B>, name: &str, hessian: &He
     let (d_out, d_in) = linear.dims();
     let w = host_f32(linear.dense_weight());
     let out = gptq_quantize(&w, d_out, d_in, hessian, params, name)?;
-    let relative_output_error = relative_output_error::<B>(&w, &out.dequant, d_out, d_in, &hessian.h, &device);
+    let error = relative_output_error::<B>(&w, &out.dequant, d_out, d_in, &hessian.h, &device);
+    let rtn = rtn_quantize(&w, d_out, d_in, params.bits, params.group_size, params.sym)?;
+    let rtn_error = relative_output_error::<B>(&w, &rtn.dequant, d_out, d_in, &hessian.h, &device);
     let weight = AffineWeight::new(d_out, d_in, params.bits, &out.codes, fp16_scales(&out.scales), out.zeros, out.g_idx)?;
     let bias = linear.bias.as_ref().map(|b| b.val());
     *linear = Linear::quantized_as(QuantizedWeight::Affine(weight), bias, QuantExecution::Auto, dtype, &device);
     Ok(LayerReport {
         name: name.to_string(),
-        relative_output_error,
+        relative_output_error: error,
+        rtn_relative_output_error: rtn_error,
         loss: out.loss,
         damp_percent: out.damp_percent_used,
         damp_retries: out.damp_retries,

@@ -8,6 +8,9 @@
 //! they are solved in parallel. [`Hessian`] accumulates `H = 2/n Σ xᵀx` like the reference
 //! `add_batch`; [`rtn_quantize`] is the round-to-nearest baseline on the same grids.
 //!
+//! Results do not depend on the number of threads. Matrix products use FMA on CPUs that have
+//! it (AVX2+FMA on x86-64), so other CPUs may differ in the last bits of `H⁻¹`.
+//!
 //! Shapes follow PyTorch's `nn.Linear`: a weight is `[rows = out_features, cols = in_features]`,
 //! row-major; calibration activations are `[samples, cols]`.
 
@@ -219,11 +222,10 @@ struct Sweep<'a> {
     perm: &'a [usize],
 }
 
-/// Sweep results in permuted column order: `codes`/`dq` `[rows, n]`, `grids` `[rows, n_groups]`
-/// (by permuted group; by original group for static groups), `loss` `[rows]`.
+/// Sweep results: `codes` `[rows, n]` in permuted column order, `grids` `[rows, n_groups]` (by
+/// permuted group; by original group for static groups), `loss` `[rows]`.
 struct Swept {
     codes: Vec<u8>,
-    dq: Vec<f64>,
     grids: Vec<Grid>,
     loss: Vec<f64>,
 }
@@ -233,7 +235,6 @@ struct Row<'a> {
     w: &'a mut [f64],
     grids: &'a mut [Grid],
     codes: &'a mut [u8],
-    dq: &'a mut [f64],
     /// Scaled errors of this block's columns (`Err1` row).
     err: &'a mut [f64],
 }
@@ -248,18 +249,17 @@ impl Sweep<'_> {
             let parts = w
                 .chunks_mut(rc * n)
                 .zip(out.codes.chunks_mut(rc * n))
-                .zip(out.dq.chunks_mut(rc * n))
                 .zip(out.grids.chunks_mut(rc * ng))
                 .zip(out.loss.chunks_mut(rc));
-            for ((((w, codes), dq), grids), loss) in parts {
-                s.spawn(move || self.run(w, codes, dq, grids, loss));
+            for (((w, codes), grids), loss) in parts {
+                s.spawn(move || linalg::simd(|| self.run(w, codes, grids, loss)));
             }
         });
         out
     }
 
     /// GPTQ over rows `w: [rc, n]` (`rc = loss.len()`), block by block.
-    fn run(&self, w: &mut [f64], codes: &mut [u8], dq: &mut [f64], grids: &mut [Grid], loss: &mut [f64]) {
+    fn run(&self, w: &mut [f64], codes: &mut [u8], grids: &mut [Grid], loss: &mut [f64]) {
         let (n, bs, rc) = (self.n, self.block, loss.len());
         let ng = n / self.group;
         let mut err = vec![0.0; rc * bs];
@@ -271,7 +271,6 @@ impl Sweep<'_> {
                     w: &mut w[r * n..(r + 1) * n],
                     grids: &mut grids[r * ng..(r + 1) * ng],
                     codes: &mut codes[r * n..(r + 1) * n],
-                    dq: &mut dq[r * n..(r + 1) * n],
                     err: &mut err[r * bs..r * bs + (i2 - i1)],
                 };
                 *l += self.block_columns(row, i1, i2);
@@ -302,7 +301,6 @@ impl Sweep<'_> {
             let wv = row.w[i];
             let (d, q) = quant(wv, grid, self.maxq);
             row.codes[i] = q as u8;
-            row.dq[i] = d;
             let hd = self.hinv[i * n + i];
             loss += (wv - d) * (wv - d) / (hd * hd) / 2.0;
             let e = (wv - d) / hd;
@@ -315,17 +313,19 @@ impl Sweep<'_> {
     }
 }
 
-/// Factors `H + damp·mean(diag)·I` into `H⁻¹`'s upper Cholesky factor, raising `damp_percent`
-/// by `damp_auto_increment` while it fails and stays below 1. Returns `(factor, damp, retries)`.
-fn factor_damped(h: Vec<f64>, n: usize, p: &GptqParams, layer: &str) -> Result<(Vec<f64>, f64, u32)> {
-    let mean = (0..n).map(|i| h[i * n + i]).sum::<f64>() / n as f64;
+/// Factors `H + damp·mean(diag(H))·I` into `H⁻¹`'s upper Cholesky factor, where `fill` writes
+/// `H` (`[n, n]`) into a buffer, raising `damp_percent` by `damp_auto_increment` while that
+/// fails and stays below 1. Returns `(factor, damp_percent, retries)`.
+fn factor_damped(fill: impl Fn(&mut [f64]), n: usize, p: &GptqParams, layer: &str) -> Result<(Vec<f64>, f64, u32)> {
+    let (mut a, mut out) = (vec![0.0; n * n], vec![0.0; n * n]);
+    fill(&mut a);
+    let mean = (0..n).map(|i| a[i * n + i]).sum::<f64>() / n as f64;
     let (mut pct, mut retries) = (p.damp_percent, 0u32);
     loop {
-        let mut a = h.clone();
         let damp = pct * mean;
         (0..n).for_each(|i| a[i * n + i] += damp);
-        if let Some(hinv) = linalg::inverse_upper_cholesky(a, n) {
-            return Ok((hinv, pct, retries));
+        if linalg::inverse_upper_cholesky(&mut a, &mut out, n) {
+            return Ok((out, pct, retries));
         }
         let next = pct + p.damp_auto_increment;
         if p.damp_auto_increment <= 0.0 || next >= 1.0 {
@@ -333,16 +333,26 @@ fn factor_damped(h: Vec<f64>, n: usize, p: &GptqParams, layer: &str) -> Result<(
         }
         pct = next;
         retries += 1;
+        fill(&mut a);
     }
 }
 
-/// Column order: by decreasing `diag(h)` (stable) under act-order, else the identity.
-fn column_order(h: &[f64], n: usize, act_order: bool) -> Vec<usize> {
-    let mut perm: Vec<usize> = (0..n).collect();
+/// Column order: by decreasing `diag` (stable) under act-order, else the identity.
+fn column_order(diag: &[f64], act_order: bool) -> Vec<usize> {
+    let mut perm: Vec<usize> = (0..diag.len()).collect();
     if act_order {
-        perm.sort_by(|&a, &b| h[b * n + b].total_cmp(&h[a * n + a]));
+        perm.sort_by(|&a, &b| diag[b].total_cmp(&diag[a]));
     }
     perm
+}
+
+/// Columns of `a: [rows, n]` in the order `perm`.
+fn permute_columns(a: &[f64], n: usize, perm: &[usize]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(a.len());
+    for row in a.chunks_exact(n) {
+        out.extend(perm.iter().map(|&c| row[c]));
+    }
+    out
 }
 
 /// Checks `hessian` against a layer of `cols` columns.
@@ -388,47 +398,61 @@ pub fn gptq_quantize(
     check_weight(w, rows, cols)?;
     check_hessian(hessian, cols, layer)?;
     let (n, maxq) = (cols, f64::from((1u32 << p.bits) - 1));
-    // Dead inputs: H[i, i] = 1 and W[:, i] = 0.
-    let mut h = hessian.h.clone();
-    let mut w64: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
-    let dead: Vec<usize> = (0..n).filter(|&i| h[i * n + i] == 0.0).collect();
-    for i in dead {
-        h[i * n + i] = 1.0;
-        (0..rows).for_each(|r| w64[r * n + i] = 0.0);
+    // Dead inputs (H[i, i] == 0): H[i, i] = 1 and W[:, i] = 0.
+    let dead: Vec<bool> = (0..n).map(|i| hessian.h[i * n + i] == 0.0).collect();
+    let diag: Vec<f64> = (0..n).map(|i| if dead[i] { 1.0 } else { hessian.h[i * n + i] }).collect();
+    let mut w64 = Vec::with_capacity(rows * n);
+    for row in w.chunks_exact(n) {
+        w64.extend(row.iter().zip(&dead).map(|(&v, &d)| if d { 0.0 } else { f64::from(v) }));
     }
     let grids = match p.static_groups {
         true => group_grids(&w64, n, g, maxq, p.sym),
         false => vec![Grid { scale: 1.0, zero: 0.0 }; rows * (n / g)],
     };
-    let perm = column_order(&h, n, p.act_order);
-    let hp: Vec<f64> = (0..n * n).map(|x| h[perm[x / n] * n + perm[x % n]]).collect();
-    drop(h);
-    let wp: Vec<f64> = (0..rows * n).map(|x| w64[(x / n) * n + perm[x % n]]).collect();
-    let (hinv, damp_used, retries) = factor_damped(hp, n, p, layer)?;
+    let perm = column_order(&diag, p.act_order);
+    let wp = if p.act_order { permute_columns(&w64, n, &perm) } else { w64 };
+    // H (dead-fixed, permuted), rewritten for every damping attempt.
+    let fill = |buf: &mut [f64]| {
+        for (r, out) in buf.chunks_exact_mut(n).enumerate() {
+            let src = &hessian.h[perm[r] * n..(perm[r] + 1) * n];
+            out.iter_mut().zip(&perm).for_each(|(d, &c)| *d = src[c]);
+            out[r] = diag[perm[r]];
+        }
+    };
+    let (hinv, damp_used, retries) = factor_damped(fill, n, p, layer)?;
 
     let sweep =
         Sweep { hinv: &hinv, n, block: p.block_size, group: g, maxq, sym: p.sym, fixed: p.static_groups, perm: &perm };
-    let out = Swept { codes: vec![0; rows * n], dq: vec![0.0; rows * n], grids, loss: vec![0.0; rows] };
-    let out = sweep.run_all(wp, rows, out);
-    let mut res = assemble(&out, rows, n, g, &perm, p.static_groups);
+    let out = sweep.run_all(wp, rows, Swept { codes: vec![0; rows * n], grids, loss: vec![0.0; rows] });
+    let mut res = assemble(out, rows, n, g, &perm, p.static_groups);
     res.damp_percent_used = damp_used;
     res.damp_retries = retries;
     Ok(res)
 }
 
-/// Un-permutes codes and dequantized values and lays out grids, `g_idx` and the loss.
-fn assemble(s: &Swept, rows: usize, n: usize, g: usize, perm: &[usize], fixed: bool) -> GptqOutput {
-    let mut codes = vec![0u8; rows * n];
-    let mut dequant = vec![0.0f32; rows * n];
-    for r in 0..rows {
-        for (i, &c) in perm.iter().enumerate() {
-            codes[r * n + c] = s.codes[r * n + i];
-            dequant[r * n + c] = s.dq[r * n + i] as f32;
+/// Un-permutes the codes and lays out grids, `g_idx`, the dequantized weight and the loss.
+fn assemble(s: Swept, rows: usize, n: usize, g: usize, perm: &[usize], fixed: bool) -> GptqOutput {
+    let identity = perm.iter().enumerate().all(|(i, &c)| i == c);
+    let codes = match identity {
+        true => s.codes,
+        false => {
+            let mut codes = vec![0u8; rows * n];
+            for (dst, src) in codes.chunks_exact_mut(n).zip(s.codes.chunks_exact(n)) {
+                perm.iter().zip(src).for_each(|(&c, &q)| dst[c] = q);
+            }
+            codes
         }
-    }
+    };
     let mut g_idx = vec![0u32; n];
     for (i, &c) in perm.iter().enumerate() {
         g_idx[c] = if fixed { c / g } else { i / g } as u32;
+    }
+    let mut dequant = Vec::with_capacity(rows * n);
+    for (row, grids) in codes.chunks_exact(n).zip(s.grids.chunks_exact(n / g)) {
+        dequant.extend(row.iter().zip(&g_idx).map(|(&q, &k)| {
+            let grid = grids[k as usize];
+            (grid.scale * (f64::from(q) - grid.zero)) as f32
+        }));
     }
     GptqOutput {
         codes,
@@ -458,15 +482,14 @@ pub fn rtn_quantize(
     let maxq = f64::from((1u32 << bits) - 1);
     let w64: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
     let grids = group_grids(&w64, cols, g, maxq, sym);
-    let mut out = Swept { codes: vec![0; rows * cols], dq: vec![0.0; rows * cols], grids, loss: vec![0.0; rows] };
+    let mut out = Swept { codes: vec![0; rows * cols], grids, loss: vec![0.0; rows] };
     for (r, row) in w64.chunks_exact(cols).enumerate() {
         for (c, &x) in row.iter().enumerate() {
             let (d, q) = quant(x, out.grids[r * (cols / g) + c / g], maxq);
             out.codes[r * cols + c] = q as u8;
-            out.dq[r * cols + c] = d;
             out.loss[r] += (x - d) * (x - d) / 2.0;
         }
     }
     let perm: Vec<usize> = (0..cols).collect();
-    Ok(assemble(&out, rows, cols, g, &perm, true))
+    Ok(assemble(out, rows, cols, g, &perm, true))
 }

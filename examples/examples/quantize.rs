@@ -1,0 +1,295 @@
+//! Quantize a model, write the checkpoint, and report what it cost: per-layer reconstruction
+//! error, model size, and perplexity before and after on held-out text (for GPTQ, also
+//! round-to-nearest at the same bits and groups).
+//!
+//! ```text
+//! scripts/fetch-models.sh
+//! cargo run --release --example quantize -- --method gptq --bits 4 --group-size 128 --out /tmp/smollm2-gptq
+//! cargo run --release --example quantize -- --method nf4 --double-quant --out /tmp/smollm2-nf4
+//! cargo run --release --example chat -- --model /tmp/smollm2-gptq --prompt "What is the capital of France?"
+//! ```
+//!
+//! Text: `lee_background.cor` (fetched by the script). The first `--eval-chars` characters are
+//! the held-out text (3000: the perplexity fixture's text); calibration starts at
+//! `--calib-offset`, far past it.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use burn::tensor::backend::Backend;
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use llm_core::backend::{run_on, BackendTask};
+use llm_core::eval::perplexity;
+use llm_core::{CausalLm, ModelBundle};
+use llm_examples::ModelArgs;
+use llm_quant::int8::{Granularity, Int8Scheme};
+use llm_quant::nf4::Fp4Kind;
+use llm_quant::{quantize_gptq, quantize_model, save_quantized, Calibration, GptqConfig, GptqParams, Method};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MethodArg {
+    /// int8 symmetric absmax (`--granularity`).
+    Absmax,
+    /// int8 asymmetric zero-point (`--granularity`).
+    Zeropoint,
+    /// LLM.int8(): vector-wise int8, outlier input columns in float (`--threshold`).
+    Int8Outlier,
+    /// NF4 blocks of `--blocksize` (`--double-quant`).
+    Nf4,
+    /// FP4 blocks of `--blocksize` (`--double-quant`).
+    Fp4,
+    /// Round-to-nearest at `--bits` / `--group-size`.
+    Rtn,
+    /// GPTQ at `--bits` / `--group-size` with calibration.
+    Gptq,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GranularityArg {
+    Tensor,
+    Row,
+    Group,
+}
+
+/// Quantize a model and report the quality it keeps.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Quantization method.
+    #[arg(long, value_enum)]
+    method: MethodArg,
+    /// Bits for rtn / gptq: 2, 3, 4 or 8.
+    #[arg(long, default_value_t = 4)]
+    bits: u32,
+    /// Columns per group (rtn, gptq, int8 `--granularity group`); -1 for one group per row.
+    #[arg(long, default_value_t = 128, allow_hyphen_values = true)]
+    group_size: i64,
+    /// Scale sharing for absmax / zeropoint.
+    #[arg(long, value_enum, default_value = "row")]
+    granularity: GranularityArg,
+    /// Asymmetric (zero-point) groups for rtn / gptq (default symmetric).
+    #[arg(long)]
+    asym: bool,
+    /// GPTQ act-order (`desc_act`).
+    #[arg(long)]
+    act_order: bool,
+    /// GPTQ static groups (with act-order).
+    #[arg(long)]
+    static_groups: bool,
+    /// GPTQ damping as a fraction of the mean Hessian diagonal.
+    #[arg(long, default_value_t = 0.01)]
+    damp_percent: f64,
+    /// NF4/FP4 block size.
+    #[arg(long, default_value_t = 64)]
+    blocksize: usize,
+    /// NF4/FP4 double quantization of the absmax.
+    #[arg(long)]
+    double_quant: bool,
+    /// LLM.int8() outlier threshold.
+    #[arg(long, default_value_t = 6.0)]
+    threshold: f32,
+    /// Calibration text (default: the cached lee_background.cor).
+    #[arg(long)]
+    calib: Option<PathBuf>,
+    /// Characters of the calibration text skipped (keeps it clear of the held-out text).
+    #[arg(long, default_value_t = 10_000)]
+    calib_offset: usize,
+    /// Calibration sequences.
+    #[arg(long, default_value_t = 32)]
+    calib_samples: usize,
+    /// Tokens per calibration sequence.
+    #[arg(long, default_value_t = 256)]
+    calib_len: usize,
+    /// Held-out text (default: the cached lee_background.cor).
+    #[arg(long)]
+    eval: Option<PathBuf>,
+    /// Characters of the held-out text evaluated.
+    #[arg(long, default_value_t = 3000)]
+    eval_chars: usize,
+    /// Perplexity window.
+    #[arg(long, default_value_t = 256)]
+    context: usize,
+    /// Perplexity stride.
+    #[arg(long, default_value_t = 128)]
+    stride: usize,
+    /// Write the quantized checkpoint here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Skip the round-to-nearest baseline that GPTQ is compared with.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+impl Cli {
+    fn group_size(&self) -> Option<usize> {
+        (self.group_size > 0).then_some(self.group_size as usize)
+    }
+
+    fn method(&self) -> anyhow::Result<Method> {
+        let granularity = match self.granularity {
+            GranularityArg::Tensor => Granularity::PerTensor,
+            GranularityArg::Row => Granularity::PerRow,
+            GranularityArg::Group => match self.group_size() {
+                Some(g) => Granularity::PerGroup(g),
+                None => bail!("--granularity group needs a positive --group-size"),
+            },
+        };
+        Ok(match self.method {
+            MethodArg::Absmax => Method::Int8 { scheme: Int8Scheme::Absmax, granularity },
+            MethodArg::Zeropoint => Method::Int8 { scheme: Int8Scheme::ZeroPoint, granularity },
+            MethodArg::Int8Outlier => Method::LlmInt8 { threshold: self.threshold },
+            MethodArg::Nf4 => Method::Fp4 { kind: Fp4Kind::Nf4, blocksize: self.blocksize, double_quant: self.double_quant },
+            MethodArg::Fp4 => Method::Fp4 { kind: Fp4Kind::Fp4, blocksize: self.blocksize, double_quant: self.double_quant },
+            MethodArg::Rtn | MethodArg::Gptq => {
+                Method::Rtn { bits: self.bits, group_size: self.group_size(), sym: !self.asym }
+            }
+        })
+    }
+
+    fn gptq_config(&self) -> GptqConfig {
+        GptqConfig {
+            params: GptqParams {
+                bits: self.bits,
+                group_size: self.group_size(),
+                sym: !self.asym,
+                damp_percent: self.damp_percent,
+                act_order: self.act_order,
+                static_groups: self.static_groups,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
+fn read_text(path: &Option<PathBuf>) -> anyhow::Result<String> {
+    let path = path.clone().unwrap_or_else(|| llm_core::weights::cache_dir().join("lee_background.cor"));
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {} (run scripts/fetch-models.sh)", path.display()))?;
+    // lee_background.cor is ASCII read as Latin-1; any UTF-8 text works too.
+    Ok(String::from_utf8(bytes.clone()).unwrap_or_else(|_| bytes.iter().map(|&b| b as char).collect()))
+}
+
+fn progress(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}").expect("valid template"),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// Bytes of the decoder's linear weights: f32 when dense, the format's bytes when quantized.
+fn linear_bytes<B: Backend>(model: &CausalLm<B>) -> usize {
+    model
+        .linears()
+        .iter()
+        .filter(|(n, _)| n != "lm_head")
+        .map(|(_, l)| match l.quantized_weight() {
+            Some(q) => q.storage_bytes(),
+            None => {
+                let (o, i) = l.dims();
+                4 * o * i
+            }
+        })
+        .sum()
+}
+
+struct Quantize(Cli);
+
+impl BackendTask for Quantize {
+    type Output = anyhow::Result<()>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let cli = self.0;
+        let method = cli.method()?;
+        let ModelBundle { mut model, tokenizer, .. } = cli.model.load_bundle::<B>(&device)?;
+        let text = read_text(&cli.eval)?;
+        let eval_text: String = text.chars().take(cli.eval_chars).collect();
+        let eval_ids = tokenizer.encode(&eval_text, true)?.ids;
+        let ppl = |m: &CausalLm<B>| -> anyhow::Result<f64> { Ok(perplexity(m, &eval_ids, cli.context, cli.stride)?.perplexity) };
+        let started = Instant::now();
+        let ppl_before = ppl(&model)?;
+        println!("dense perplexity: {ppl_before:.4} on {} held-out tokens ({:.1}s)", eval_ids.len(), started.elapsed().as_secs_f64());
+        let dense_bytes = linear_bytes(&model);
+
+        let started = Instant::now();
+        let n_linears = model.linears().iter().filter(|(n, _)| n != "lm_head").count();
+        let bar = progress(n_linears, &format!("{:?}", cli.method).to_lowercase());
+        let mut rows: Vec<serde_json::Value> = vec![];
+        if cli.method == MethodArg::Gptq {
+            let calib_text: String = read_text(&cli.calib)?.chars().skip(cli.calib_offset).collect();
+            let calibration = Calibration::from_text(&tokenizer, &calib_text, cli.calib_samples, cli.calib_len, model.config.bos_token_id)?;
+            println!("calibration: {} sequences x {} tokens", calibration.sequences.len(), cli.calib_len);
+            quantize_gptq(&mut model, &calibration, &cli.gptq_config(), |l| {
+                bar.set_message(format!("{} err {:.2e} (rtn {:.2e})", l.name, l.relative_output_error, l.rtn_relative_output_error));
+                bar.inc(1);
+                rows.push(json!({
+                    "layer": l.name, "relative_output_error": l.relative_output_error,
+                    "rtn_relative_output_error": l.rtn_relative_output_error,
+                    "damp_percent": l.damp_percent, "damp_retries": l.damp_retries,
+                }));
+            })?;
+        } else {
+            quantize_model(&mut model, method, |n| n == "lm_head", |l| {
+                bar.set_message(format!("{} err {:.2e}", l.name, l.relative_weight_error));
+                bar.inc(1);
+                rows.push(json!({ "layer": l.name, "relative_weight_error": l.relative_weight_error, "bytes": l.bytes }));
+            })?;
+        }
+        bar.finish_and_clear();
+        let quantize_seconds = started.elapsed().as_secs_f64();
+        let quant_bytes = linear_bytes(&model);
+        let ppl_after = ppl(&model)?;
+
+        println!("\nper-layer reconstruction error ({}):", if cli.method == MethodArg::Gptq { "relative output error on calibration inputs, GPTQ vs RTN" } else { "relative weight error ‖W−Q‖²/‖W‖²" });
+        for row in &rows {
+            let name = row["layer"].as_str().unwrap_or("");
+            match row.get("rtn_relative_output_error") {
+                Some(rtn) => println!("  {name:<40} {:>10.3e}  rtn {:>10.3e}", row["relative_output_error"].as_f64().unwrap_or(0.0), rtn.as_f64().unwrap_or(0.0)),
+                None => println!("  {name:<40} {:>10.3e}", row["relative_weight_error"].as_f64().unwrap_or(0.0)),
+            }
+        }
+        println!("\nquantized in {quantize_seconds:.1}s");
+        println!("decoder linear weights: {:.1} MB (f32) -> {:.1} MB ({:.2}x smaller)", dense_bytes as f64 / 1e6, quant_bytes as f64 / 1e6, dense_bytes as f64 / quant_bytes as f64);
+        println!("perplexity: {ppl_before:.4} -> {ppl_after:.4} (delta {:+.4})", ppl_after - ppl_before);
+
+        let mut report = json!({
+            "method": format!("{:?}", cli.method).to_lowercase(), "bits": cli.bits, "group_size": cli.group_size,
+            "ppl_dense": ppl_before, "ppl_quantized": ppl_after, "ppl_delta": ppl_after - ppl_before,
+            "linear_bytes_dense_f32": dense_bytes, "linear_bytes_quantized": quant_bytes,
+            "eval_tokens": eval_ids.len(), "quantize_seconds": quantize_seconds, "layers": rows,
+        });
+        if let Some(out) = &cli.out {
+            let config = if cli.method == MethodArg::Gptq { cli.gptq_config().to_json() } else { method.config_json() };
+            let saved = save_quantized(&model, Some(&tokenizer), config, out)?;
+            println!("wrote {} ({:.1} MB model.safetensors, {} quantized layers)", saved.dir.display(), saved.model_bytes as f64 / 1e6, saved.quantized_layers);
+            report["checkpoint_bytes"] = saved.model_bytes.into();
+        }
+        if cli.method == MethodArg::Gptq && !cli.no_baseline {
+            drop(model);
+            let ModelBundle { mut model, .. } = cli.model.load_bundle::<B>(&device)?;
+            quantize_model(&mut model, method, |n| n == "lm_head", |_| {})?;
+            let ppl_rtn = ppl(&model)?;
+            println!("round-to-nearest at the same bits/groups: perplexity {ppl_rtn:.4} (delta {:+.4}); GPTQ delta {:+.4}", ppl_rtn - ppl_before, ppl_after - ppl_before);
+            report["ppl_rtn"] = ppl_rtn.into();
+        }
+        if let Some(path) = &cli.report {
+            std::fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (backend, device) = (cli.model.backend, cli.model.device);
+    run_on(backend, device, Quantize(cli))?
+}
