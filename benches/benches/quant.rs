@@ -30,9 +30,9 @@ type B = burn::backend::Flex;
 fn formats() -> Vec<(&'static str, Method)> {
     vec![
         ("int8-absmax-row", Method::Int8 { scheme: Int8Scheme::Absmax, granularity: Granularity::PerRow }),
-        ("rtn8-row", Method::Rtn { bits: 8, group_size: None, sym: true }),
-        ("rtn4-g64", Method::Rtn { bits: 4, group_size: Some(64), sym: true }),
-        ("rtn3-g64", Method::Rtn { bits: 3, group_size: Some(64), sym: true }),
+        ("rtn8-row", Method::Rtn { bits: 8, group_size: None, sym: true, partial_groups: false }),
+        ("rtn4-g64", Method::Rtn { bits: 4, group_size: Some(64), sym: true, partial_groups: false }),
+        ("rtn3-g64", Method::Rtn { bits: 3, group_size: Some(64), sym: true, partial_groups: false }),
         ("nf4", Method::Fp4 { kind: Fp4Kind::Nf4, blocksize: 64, double_quant: false }),
         ("nf4-dq", Method::Fp4 { kind: Fp4Kind::Nf4, blocksize: 64, double_quant: true }),
         ("llm.int8", Method::LlmInt8 { threshold: 6.0 }),

@@ -75,6 +75,10 @@ struct Cli {
     /// Asymmetric (zero-point) groups for rtn / gptq (default symmetric).
     #[arg(long)]
     asym: bool,
+    /// Allow a group size that does not divide a layer's width (shorter last group), e.g.
+    /// 128 on SmolLM2's 576-wide layers. Without it such a group size is an error.
+    #[arg(long)]
+    partial_groups: bool,
     /// GPTQ act-order (`desc_act`).
     #[arg(long)]
     act_order: bool,
@@ -148,9 +152,12 @@ impl Cli {
             MethodArg::Int8Outlier => Method::LlmInt8 { threshold: self.threshold },
             MethodArg::Nf4 => Method::Fp4 { kind: Fp4Kind::Nf4, blocksize: self.blocksize, double_quant: self.double_quant },
             MethodArg::Fp4 => Method::Fp4 { kind: Fp4Kind::Fp4, blocksize: self.blocksize, double_quant: self.double_quant },
-            MethodArg::Rtn | MethodArg::Gptq => {
-                Method::Rtn { bits: self.bits, group_size: self.group_size(), sym: !self.asym }
-            }
+            MethodArg::Rtn | MethodArg::Gptq => Method::Rtn {
+                bits: self.bits,
+                group_size: self.group_size(),
+                sym: !self.asym,
+                partial_groups: self.partial_groups,
+            },
         })
     }
 
@@ -159,6 +166,7 @@ impl Cli {
             params: GptqParams {
                 bits: self.bits,
                 group_size: self.group_size(),
+                partial_groups: self.partial_groups,
                 sym: !self.asym,
                 damp_percent: self.damp_percent,
                 act_order: self.act_order,

@@ -10,7 +10,7 @@ use llm_core::CausalLm;
 use serde_json::Value;
 
 use crate::error::{QuantError, Result};
-use crate::gptq::{fp16_scales, host_f32, rtn_quantize};
+use crate::gptq::{fp16_scales, host_f32, rtn_quantize, GptqParams};
 use crate::int8::{int8_vectorwise, quantize_int8, Granularity, Int8Quantized, Int8Scheme};
 use crate::nf4::{quantize_fp4, Fp4Kind, Fp4Quantized};
 
@@ -46,6 +46,8 @@ pub enum Method {
         group_size: Option<usize>,
         /// Symmetric.
         sym: bool,
+        /// Allow a shorter last group when `group_size` does not divide a layer's width.
+        partial_groups: bool,
     },
 }
 
@@ -69,7 +71,7 @@ impl Method {
             }
             Self::LlmInt8 { threshold } => bnb_json(false, None, threshold),
             Self::Fp4 { kind, double_quant, .. } => bnb_json(true, Some((kind, double_quant)), 6.0),
-            Self::Rtn { bits, group_size, sym } => serde_json::json!({
+            Self::Rtn { bits, group_size, sym, .. } => serde_json::json!({
                 "bits": bits,
                 "group_size": group_size.map_or(-1, |g| g as i64),
                 "desc_act": false,
@@ -117,8 +119,9 @@ pub fn quantize_weight(w: &[f32], d_out: usize, d_in: usize, method: Method) -> 
         Method::Fp4 { kind, blocksize, double_quant } => {
             QuantizedWeight::Fp4(fp4_to_weight(&quantize_fp4(w, kind, blocksize, double_quant)?, d_out, d_in)?)
         }
-        Method::Rtn { bits, group_size, sym } => {
-            let out = rtn_quantize(w, d_out, d_in, bits, group_size, sym)?;
+        Method::Rtn { bits, group_size, sym, partial_groups } => {
+            let params = GptqParams { bits, group_size, sym, partial_groups, ..Default::default() };
+            let out = rtn_quantize(w, d_out, d_in, &params)?;
             QuantizedWeight::Affine(AffineWeight::new(d_out, d_in, bits, &out.codes, fp16_scales(&out.scales), out.zeros, out.g_idx)?)
         }
     })

@@ -38,10 +38,10 @@ fn methods() -> Vec<(&'static str, Method)> {
         ("nf4", Method::Fp4 { kind: Fp4Kind::Nf4, blocksize: 64, double_quant: false }),
         ("nf4-dq", Method::Fp4 { kind: Fp4Kind::Nf4, blocksize: 64, double_quant: true }),
         ("fp4", Method::Fp4 { kind: Fp4Kind::Fp4, blocksize: 64, double_quant: false }),
-        ("rtn2-g32", Method::Rtn { bits: 2, group_size: Some(32), sym: false }),
-        ("rtn3-g32", Method::Rtn { bits: 3, group_size: Some(32), sym: true }),
-        ("rtn4-g16", Method::Rtn { bits: 4, group_size: Some(16), sym: false }),
-        ("rtn8-row", Method::Rtn { bits: 8, group_size: None, sym: true }),
+        ("rtn2-g32", Method::Rtn { bits: 2, group_size: Some(32), sym: false, partial_groups: false }),
+        ("rtn3-g32", Method::Rtn { bits: 3, group_size: Some(32), sym: true, partial_groups: false }),
+        ("rtn4-g16", Method::Rtn { bits: 4, group_size: Some(16), sym: false, partial_groups: false }),
+        ("rtn8-row", Method::Rtn { bits: 8, group_size: None, sym: true, partial_groups: false }),
         ("llm.int8", Method::LlmInt8 { threshold: 6.0 }),
     ]
 }

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::kernels::{dot_codes, pack_codes, unpack_code};
+use super::kernels::{dequant_span, pack_codes, row_bytes, unpack_code};
 use crate::error::{LlmError, Result};
 
 /// A group-affine quantized weight `[d_out, d_in]`.
@@ -74,7 +74,7 @@ impl AffineWeight {
             bounds[g + 1] += bounds[g];
         }
         let in_order = columns.iter().enumerate().all(|(p, &c)| p == c as usize);
-        let row_bytes = (d_in * bits as usize).div_ceil(8);
+        let row_bytes = row_bytes(bits, d_in);
         let mut packed = vec![0u8; d_out * row_bytes];
         let mut row = vec![0u8; d_in];
         for o in 0..d_out {
@@ -126,47 +126,52 @@ impl AffineWeight {
     /// `[d_out, d_in]` exact float weight.
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = vec![0f32; self.d_out * self.d_in];
-        out.par_chunks_mut(self.d_in).enumerate().for_each(|(o, dst)| {
-            let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
-            for g in 0..self.n_groups {
-                let (scale, zero) = (self.scales[o * self.n_groups + g], self.zeros[o * self.n_groups + g]);
-                for p in self.bounds[g]..self.bounds[g + 1] {
-                    dst[self.column(p)] = scale * (f32::from(unpack_code(self.bits, row, p)) - zero);
+        out.par_chunks_mut(self.d_in).enumerate().for_each(|(o, dst)| match &self.order {
+            None => self.dequantize_row(o, dst),
+            Some(order) => {
+                let mut stored = vec![0f32; self.d_in];
+                self.dequantize_row(o, &mut stored);
+                for (p, &c) in order.iter().enumerate() {
+                    dst[c as usize] = stored[p];
                 }
             }
         });
         out
     }
 
-    /// x: `[rows, d_in]` -> `[rows, d_out]`, from the codes:
-    /// `y[o] = Σ_g scale[o,g] · (Σ_{c∈g} x[c]·q[o,c] − zero[o,g] · Σ_{c∈g} x[c])`.
+    /// Row `o` of the weight in stored column order. dst: `[d_in]`.
+    fn dequantize_row(&self, o: usize, dst: &mut [f32]) {
+        let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
+        let (scales, zeros) = (&self.scales[o * self.n_groups..], &self.zeros[o * self.n_groups..]);
+        for g in 0..self.n_groups {
+            dequant_span(self.bits, row, self.bounds[g], self.bounds[g + 1], scales[g], zeros[g], dst);
+        }
+    }
+
+    /// x: `[rows, d_in]` -> `[rows, d_out]`, from the codes: each weight row is dequantized
+    /// once into an L1-sized buffer (bit-exactly as [`Self::dequantize`]) and dotted with
+    /// every input row.
     pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        // [rows, d_in] in stored order, and each row's per-group sums.
-        let xs: Vec<f32> = match &self.order {
-            None => x.to_vec(),
-            Some(order) => (0..rows)
-                .flat_map(|r| order.iter().map(move |&c| x[r * self.d_in + c as usize]))
-                .collect(),
+        // [rows, d_in] in stored order.
+        let gathered;
+        let xs: &[f32] = match &self.order {
+            None => x,
+            Some(order) => {
+                gathered = (0..rows)
+                    .flat_map(|r| order.iter().map(move |&c| x[r * self.d_in + c as usize]))
+                    .collect::<Vec<f32>>();
+                &gathered
+            }
         };
-        let sums: Vec<f32> = (0..rows)
-            .flat_map(|r| {
-                let xr = &xs[r * self.d_in..(r + 1) * self.d_in];
-                (0..self.n_groups).map(move |g| xr[self.bounds[g]..self.bounds[g + 1]].iter().sum::<f32>())
-            })
-            .collect();
-        // [d_out, rows], one output row per task.
+        // [d_out, rows], a tile of output rows per task.
         let mut out_t = vec![0f32; self.d_out * rows];
-        out_t.par_chunks_mut(rows).enumerate().for_each(|(o, dst)| {
-            let codes = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
-            let (scales, zeros) = (&self.scales[o * self.n_groups..], &self.zeros[o * self.n_groups..]);
-            for (r, y) in dst.iter_mut().enumerate() {
-                let xr = &xs[r * self.d_in..(r + 1) * self.d_in];
-                let mut acc = 0f32;
-                for g in 0..self.n_groups {
-                    let dot = dot_codes(self.bits, codes, self.bounds[g], self.bounds[g + 1], xr);
-                    acc += scales[g] * (dot - zeros[g] * sums[r * self.n_groups + g]);
-                }
-                *y = acc;
+        out_t.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, dst)| {
+            let mut scratch = vec![0f32; self.d_in];
+            for (i, y) in dst.chunks_mut(rows).enumerate() {
+                let o = t * TILE + i;
+                let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
+                let (scales, zeros) = (&self.scales[o * self.n_groups..], &self.zeros[o * self.n_groups..]);
+                fused::affine_row(self.bits, row, &self.bounds, scales, zeros, xs, &mut scratch, y);
             }
         });
         transpose(&out_t, self.d_out, rows)
@@ -182,6 +187,34 @@ impl AffineWeight {
         let group = if self.n_groups == 1 { "per-row".to_string() } else { format!("g{}", self.d_in / self.n_groups) };
         let act = if self.order.is_some() { "-act-order" } else { "" };
         format!("int{}-{group}{act}", self.bits)
+    }
+}
+
+/// Output rows per parallel task: enough work to amortise the task, few enough to balance.
+pub(super) const TILE: usize = 16;
+
+mod fused {
+    use crate::quant::kernels::{dequant_span, dot, multiversion};
+
+    multiversion! {
+        fn affine_row(
+            bits: u32,
+            row: &[u8],
+            bounds: &[usize],
+            scales: &[f32],
+            zeros: &[f32],
+            xs: &[f32],
+            scratch: &mut [f32],
+            out: &mut [f32],
+        ) {
+            for g in 0..bounds.len() - 1 {
+                dequant_span(bits, row, bounds[g], bounds[g + 1], scales[g], zeros[g], scratch);
+            }
+            let d_in = scratch.len();
+            for (r, y) in out.iter_mut().enumerate() {
+                *y = dot(&xs[r * d_in..(r + 1) * d_in], scratch);
+            }
+        }
     }
 }
 

@@ -1,18 +1,47 @@
-//! Bit-packed code rows and the dot products the fused kernels are built from.
+//! Bit-packed code rows and the row kernels the fused matmuls are built from.
 //!
-//! A row of `n` codes of `b` bits is a little-endian bit stream: code `p` occupies bits
-//! `p·b .. p·b + b` (for 4 bits: the low nibble holds the even position).
+//! Layouts (private to this module; checkpoints use their own, converted on load):
+//! - 8 bits: one byte per code;
+//! - 4 bits: blocks of 32 codes in 16 bytes, byte `k` holding code `k` in its low nibble and
+//!   code `k + 16` in its high nibble (llama.cpp's Q4 order), so unpacking a block is two
+//!   contiguous vector operations instead of an interleave; rows are padded to whole blocks;
+//! - 2 and 3 bits: a little-endian bit stream (code `p` at bits `p·b .. p·b + b`).
+//!
+//! The fused products dequantize one weight row at a time into a small scratch buffer (it
+//! stays in L1) and take its dot product with every input row: two loops that vectorize, for
+//! any group size. On x86-64 the loops are compiled twice and the AVX2+FMA copy is chosen at
+//! run time.
 
-/// Packs `codes` (each below `2^bits`) into `dst` (`ceil(len·bits / 8)` bytes, zeroed).
+/// Bytes of one packed row of `n` codes.
+pub(super) fn row_bytes(bits: u32, n: usize) -> usize {
+    match bits {
+        8 => n,
+        4 => n.div_ceil(32) * 16,
+        b => (n * b as usize).div_ceil(8),
+    }
+}
+
+/// Packs `codes` (each below `2^bits`) into `dst` (`row_bytes(bits, len)` bytes, zeroed).
 pub(super) fn pack_codes(bits: u32, codes: &[u8], dst: &mut [u8]) {
-    let b = bits as usize;
-    for (p, &code) in codes.iter().enumerate() {
-        let bit = p * b;
-        let (byte, shift) = (bit / 8, bit % 8);
-        let wide = u16::from(code) << shift;
-        dst[byte] |= wide as u8;
-        if shift + b > 8 {
-            dst[byte + 1] |= (wide >> 8) as u8;
+    match bits {
+        8 => dst[..codes.len()].copy_from_slice(codes),
+        4 => {
+            for (p, &c) in codes.iter().enumerate() {
+                let (block, k) = (p / 32, p % 32);
+                dst[block * 16 + k % 16] |= if k < 16 { c } else { c << 4 };
+            }
+        }
+        _ => {
+            let b = bits as usize;
+            for (p, &code) in codes.iter().enumerate() {
+                let bit = p * b;
+                let (byte, shift) = (bit / 8, bit % 8);
+                let wide = u16::from(code) << shift;
+                dst[byte] |= wide as u8;
+                if shift + b > 8 {
+                    dst[byte + 1] |= (wide >> 8) as u8;
+                }
+            }
         }
     }
 }
@@ -22,7 +51,15 @@ pub(super) fn pack_codes(bits: u32, codes: &[u8], dst: &mut [u8]) {
 pub(super) fn unpack_code(bits: u32, row: &[u8], p: usize) -> u8 {
     match bits {
         8 => row[p],
-        4 => (row[p / 2] >> ((p % 2) * 4)) & 0xF,
+        4 => {
+            let (block, k) = (p / 32, p % 32);
+            let b = row[block * 16 + k % 16];
+            if k < 16 {
+                b & 0xF
+            } else {
+                b >> 4
+            }
+        }
         _ => {
             let b = bits as usize;
             let bit = p * b;
@@ -34,34 +71,93 @@ pub(super) fn unpack_code(bits: u32, row: &[u8], p: usize) -> u8 {
     }
 }
 
-/// `Σ_{p in start..end} x[p] · code[p]` over a packed row; x is indexed by position.
-#[inline]
-pub(super) fn dot_codes(bits: u32, row: &[u8], start: usize, end: usize, x: &[f32]) -> f32 {
+/// `dst[p] = (code[p] − zero) · scale` (exactly the reference dequantization) for positions `start..end` of a packed row.
+#[inline(always)]
+pub(super) fn dequant_span(bits: u32, row: &[u8], start: usize, end: usize, scale: f32, zero: f32, dst: &mut [f32]) {
     match bits {
-        8 => x[start..end].iter().zip(&row[start..end]).map(|(a, &q)| a * f32::from(q)).sum(),
-        4 if start % 2 == 0 && end % 2 == 0 => dot4(&row[start / 2..end / 2], &x[start..end]),
-        _ => (start..end).map(|p| x[p] * f32::from(unpack_code(bits, row, p))).sum(),
+        8 => {
+            for (d, &q) in dst[start..end].iter_mut().zip(&row[start..end]) {
+                *d = (f32::from(q) - zero) * scale;
+            }
+        }
+        4 if start % 32 == 0 && (end % 32 == 0 || end == dst.len()) => {
+            // Whole blocks: low nibbles are the block's first 16 codes, high nibbles the rest.
+            let blocks = (end - start).div_ceil(32);
+            for j in 0..blocks {
+                let bytes = &row[(start / 32 + j) * 16..][..16];
+                let base = start + 32 * j;
+                if base + 32 <= dst.len() {
+                    let out: &mut [f32] = &mut dst[base..base + 32];
+                    let (lo, hi) = out.split_at_mut(16);
+                    for k in 0..16 {
+                        lo[k] = (f32::from(bytes[k] & 0xF) - zero) * scale;
+                        hi[k] = (f32::from(bytes[k] >> 4) - zero) * scale;
+                    }
+                } else {
+                    for p in base..end.min(dst.len()) {
+                        dst[p] = (f32::from(unpack_code(4, row, p)) - zero) * scale;
+                    }
+                }
+            }
+        }
+        _ => {
+            for p in start..end {
+                dst[p] = (f32::from(unpack_code(bits, row, p)) - zero) * scale;
+            }
+        }
     }
 }
 
-/// Two codes per byte against `2 · bytes.len()` inputs, with independent accumulators so the
-/// loop vectorizes.
-#[inline]
-fn dot4(bytes: &[u8], x: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let chunks = bytes.len() / 4;
-    for (b4, x8) in bytes.chunks_exact(4).zip(x.chunks_exact(8)) {
-        for k in 0..4 {
-            acc[2 * k] += x8[2 * k] * f32::from(b4[k] & 0xF);
-            acc[2 * k + 1] += x8[2 * k + 1] * f32::from(b4[k] >> 4);
+/// `Σ a·b` with 16 independent accumulators, so the loop vectorizes.
+#[inline(always)]
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for k in 0..16 {
+            acc[k] += x[k] * y[k];
         }
     }
-    let mut total: f32 = acc.iter().sum();
-    for (k, &b) in bytes.iter().enumerate().skip(chunks * 4) {
-        total += x[2 * k] * f32::from(b & 0xF) + x[2 * k + 1] * f32::from(b >> 4);
+    let mut total = tail;
+    for v in acc {
+        total += v;
     }
     total
 }
+
+/// Whether this CPU runs the AVX2+FMA copies of the kernels (checked once).
+#[cfg(target_arch = "x86_64")]
+pub(super) fn has_avx2() -> bool {
+    use std::sync::OnceLock;
+    static AVX2: OnceLock<bool> = OnceLock::new();
+    *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+/// Compiles `$body` (a closure-free block using only its arguments) twice: plainly and with
+/// AVX2+FMA enabled, and calls the copy this CPU supports.
+macro_rules! multiversion {
+    (fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        #[inline(always)]
+        fn generic($($arg: $ty),*) $body
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2($($arg: $ty),*) {
+            generic($($arg),*)
+        }
+
+        pub(super) fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if $crate::quant::kernels::has_avx2() {
+                // SAFETY: the CPU supports AVX2 and FMA (checked at run time above).
+                return unsafe { avx2($($arg),*) };
+            }
+            generic($($arg),*)
+        }
+    };
+}
+pub(super) use multiversion;
 
 #[cfg(test)]
 mod tests {
@@ -70,14 +166,25 @@ mod tests {
     #[test]
     fn packing_round_trips_every_width() {
         for bits in [2u32, 3, 4, 8] {
-            let codes: Vec<u8> = (0..37).map(|i| ((i * 7 + 3) % (1 << bits)) as u8).collect();
-            let mut row = vec![0u8; (codes.len() * bits as usize).div_ceil(8)];
-            pack_codes(bits, &codes, &mut row);
-            let back: Vec<u8> = (0..codes.len()).map(|p| unpack_code(bits, &row, p)).collect();
-            assert_eq!(back, codes, "{bits} bits");
-            let x: Vec<f32> = (0..codes.len()).map(|i| i as f32 * 0.5 - 3.0).collect();
-            let want: f32 = (2..34).map(|p| x[p] * f32::from(codes[p])).sum();
-            assert!((dot_codes(bits, &row, 2, 34, &x) - want).abs() < 1e-3, "{bits} bits");
+            for n in [37usize, 64, 100] {
+                let codes: Vec<u8> = (0..n).map(|i| ((i * 7 + 3) % (1 << bits)) as u8).collect();
+                let mut row = vec![0u8; row_bytes(bits, n)];
+                pack_codes(bits, &codes, &mut row);
+                let back: Vec<u8> = (0..n).map(|p| unpack_code(bits, &row, p)).collect();
+                assert_eq!(back, codes, "{bits} bits, {n} codes");
+                let mut deq = vec![0f32; n];
+                dequant_span(bits, &row, 0, n, 0.5, 3.0, &mut deq);
+                let want: Vec<f32> = codes.iter().map(|&c| (f32::from(c) - 3.0) * 0.5).collect();
+                assert_eq!(deq, want, "{bits} bits, {n} codes");
+            }
         }
+    }
+
+    #[test]
+    fn dot_matches_a_plain_sum() {
+        let a: Vec<f32> = (0..77).map(|i| i as f32 * 0.25 - 9.0).collect();
+        let b: Vec<f32> = (0..77).map(|i| (i % 5) as f32 - 2.0).collect();
+        let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - want).abs() < 1e-3);
     }
 }

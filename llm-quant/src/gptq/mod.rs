@@ -204,7 +204,7 @@ fn quantize_linear<B: Backend>(model: &mut CausalLm<B>, name: &str, hessian: &He
     let w = host_f32(linear.dense_weight());
     let out = gptq_quantize(&w, d_out, d_in, hessian, params, name)?;
     let error = relative_output_error::<B>(&w, &out.dequant, d_out, d_in, &hessian.h, &device);
-    let rtn = rtn_quantize(&w, d_out, d_in, params.bits, params.group_size, params.sym)?;
+    let rtn = rtn_quantize(&w, d_out, d_in, params)?;
     let rtn_error = relative_output_error::<B>(&w, &rtn.dequant, d_out, d_in, &hessian.h, &device);
     let weight = AffineWeight::new(d_out, d_in, params.bits, &out.codes, fp16_scales(&out.scales), out.zeros, out.g_idx)?;
     let bias = linear.bias.as_ref().map(|b| b.val());

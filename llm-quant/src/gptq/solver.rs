@@ -22,8 +22,13 @@ use crate::error::{QuantError, Result};
 pub struct GptqParams {
     /// Bits per code: 2, 3, 4 or 8 (codes `0 ..= 2^bits - 1`).
     pub bits: u32,
-    /// Columns sharing one scale/zero; `None` = one group over all columns. Must divide `cols`.
+    /// Columns sharing one scale/zero; `None` = one group over all columns. Must divide `cols`
+    /// unless `partial_groups`.
     pub group_size: Option<usize>,
+    /// Allow a group size that does not divide the width: the last group of each row is
+    /// shorter (the paper's reference code and GPTQModel accept this; `scales` then has
+    /// `ceil(cols / group_size)` rows). Off by default so a mistyped group size is an error.
+    pub partial_groups: bool,
     /// Symmetric grid (zero point fixed at `(maxq + 1) / 2`) instead of min/max asymmetric.
     pub sym: bool,
     /// Damping added to `diag(H)`, as a fraction of its mean; in `(0, 1)`.
@@ -44,6 +49,7 @@ impl Default for GptqParams {
         Self {
             bits: 4,
             group_size: Some(128),
+            partial_groups: false,
             sym: true,
             damp_percent: 0.01,
             damp_auto_increment: 0.01,
@@ -81,15 +87,17 @@ impl GptqParams {
     }
 }
 
-/// Group width for a layer of `cols` columns: `cols` for `None`, else `g` if it divides `cols`.
-fn group_width(group_size: Option<usize>, cols: usize) -> Result<usize> {
+/// Group width for a layer of `cols` columns: `cols` for `None`, else `g` if it divides `cols`
+/// (or `partial` allows a shorter last group).
+fn group_width(group_size: Option<usize>, cols: usize, partial: bool) -> Result<usize> {
     match group_size {
         None => Ok(cols),
         Some(0) => Err(QuantError::config("group_size", "must be positive (or None for one group)")),
-        Some(g) if cols % g != 0 => {
-            Err(QuantError::config("group_size", format!("{g} does not divide the layer width {cols}")))
-        }
-        Some(g) => Ok(g),
+        Some(g) if cols % g != 0 && !partial => Err(QuantError::config(
+            "group_size",
+            format!("{g} does not divide the layer width {cols} (allow a shorter last group with partial_groups)"),
+        )),
+        Some(g) => Ok(g.min(cols)),
     }
 }
 
@@ -242,7 +250,7 @@ struct Row<'a> {
 impl Sweep<'_> {
     /// GPTQ over all rows of `w: [rows, n]` (permuted), rows split across threads.
     fn run_all(&self, mut w: Vec<f64>, rows: usize, mut out: Swept) -> Swept {
-        let (n, ng) = (self.n, self.n / self.group);
+        let (n, ng) = (self.n, self.n.div_ceil(self.group));
         let threads = linalg::threads_for(rows * n * n / 2).min(rows.div_ceil(linalg::MR)).max(1);
         let rc = rows.div_ceil(threads).div_ceil(linalg::MR) * linalg::MR;
         std::thread::scope(|s| {
@@ -261,7 +269,7 @@ impl Sweep<'_> {
     /// GPTQ over rows `w: [rc, n]` (`rc = loss.len()`), block by block.
     fn run(&self, w: &mut [f64], codes: &mut [u8], grids: &mut [Grid], loss: &mut [f64]) {
         let (n, bs, rc) = (self.n, self.block, loss.len());
-        let ng = n / self.group;
+        let ng = n.div_ceil(self.group);
         let mut err = vec![0.0; rc * bs];
         let mut pb = Vec::new();
         for i1 in (0..n).step_by(bs) {
@@ -292,7 +300,7 @@ impl Sweep<'_> {
         if !self.fixed {
             // Grids of groups starting in this block come from the block-start weights.
             for c in (i1.div_ceil(g) * g..i2).step_by(g) {
-                row.grids[c / g] = find_params(&row.w[c..c + g], self.maxq, self.sym);
+                row.grids[c / g] = find_params(&row.w[c..(c + g).min(n)], self.maxq, self.sym);
             }
         }
         let mut loss = 0.0;
@@ -373,9 +381,9 @@ fn check_hessian(hessian: &Hessian, cols: usize, layer: &str) -> Result<()> {
     Ok(())
 }
 
-/// Grids of every `g` consecutive columns of every row of `w: [rows, n]`, `[rows, n / g]`.
+/// Grids of every `g` consecutive columns of every row of `w: [rows, n]`, `[rows, ceil(n / g)]`.
 fn group_grids(w: &[f64], n: usize, g: usize, maxq: f64, sym: bool) -> Vec<Grid> {
-    w.chunks_exact(n).flat_map(|row| row.chunks_exact(g).map(|x| find_params(x, maxq, sym))).collect()
+    w.chunks_exact(n).flat_map(|row| row.chunks(g).map(|x| find_params(x, maxq, sym))).collect()
 }
 
 /// GPTQ-quantizes `w: [rows, cols]` with `hessian` (`[cols, cols]`) of the layer's inputs.
@@ -394,7 +402,7 @@ pub fn gptq_quantize(
     layer: &str,
 ) -> Result<GptqOutput> {
     p.validate()?;
-    let g = group_width(p.group_size, cols)?;
+    let g = group_width(p.group_size, cols, p.partial_groups)?;
     check_weight(w, rows, cols)?;
     check_hessian(hessian, cols, layer)?;
     let (n, maxq) = (cols, f64::from((1u32 << p.bits) - 1));
@@ -407,7 +415,7 @@ pub fn gptq_quantize(
     }
     let grids = match p.static_groups {
         true => group_grids(&w64, n, g, maxq, p.sym),
-        false => vec![Grid { scale: 1.0, zero: 0.0 }; rows * (n / g)],
+        false => vec![Grid { scale: 1.0, zero: 0.0 }; rows * n.div_ceil(g)],
     };
     let perm = column_order(&diag, p.act_order);
     let wp = if p.act_order { permute_columns(&w64, n, &perm) } else { w64 };
@@ -448,7 +456,7 @@ fn assemble(s: Swept, rows: usize, n: usize, g: usize, perm: &[usize], fixed: bo
         g_idx[c] = if fixed { c / g } else { i / g } as u32;
     }
     let mut dequant = Vec::with_capacity(rows * n);
-    for (row, grids) in codes.chunks_exact(n).zip(s.grids.chunks_exact(n / g)) {
+    for (row, grids) in codes.chunks_exact(n).zip(s.grids.chunks_exact(n.div_ceil(g))) {
         dequant.extend(row.iter().zip(&g_idx).map(|(&q, &k)| {
             let grid = grids[k as usize];
             (grid.scale * (f64::from(q) - grid.zero)) as f32
@@ -466,18 +474,12 @@ fn assemble(s: Swept, rows: usize, n: usize, g: usize, perm: &[usize], fixed: bo
     }
 }
 
-/// Round-to-nearest baseline on the same per-group grids as GPTQ (`g_idx[c] = c / g`).
-/// `bits` and `group_size` follow [`GptqParams`]' rules; `loss` is `Σ (w - q)² / 2`.
-pub fn rtn_quantize(
-    w: &[f32],
-    rows: usize,
-    cols: usize,
-    bits: u32,
-    group_size: Option<usize>,
-    sym: bool,
-) -> Result<GptqOutput> {
-    GptqParams { bits, group_size, sym, ..GptqParams::default() }.validate()?;
-    let g = group_width(group_size, cols)?;
+/// Round-to-nearest baseline on the same per-group grids as GPTQ (`g_idx[c] = c / g`), using
+/// `p`'s `bits`, `group_size`, `partial_groups` and `sym`; `loss` is `Σ (w - q)² / 2`.
+pub fn rtn_quantize(w: &[f32], rows: usize, cols: usize, p: &GptqParams) -> Result<GptqOutput> {
+    p.validate()?;
+    let (bits, sym) = (p.bits, p.sym);
+    let g = group_width(p.group_size, cols, p.partial_groups)?;
     check_weight(w, rows, cols)?;
     let maxq = f64::from((1u32 << bits) - 1);
     let w64: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
@@ -485,7 +487,7 @@ pub fn rtn_quantize(
     let mut out = Swept { codes: vec![0; rows * cols], grids, loss: vec![0.0; rows] };
     for (r, row) in w64.chunks_exact(cols).enumerate() {
         for (c, &x) in row.iter().enumerate() {
-            let (d, q) = quant(x, out.grids[r * (cols / g) + c / g], maxq);
+            let (d, q) = quant(x, out.grids[r * cols.div_ceil(g) + c / g], maxq);
             out.codes[r * cols + c] = q as u8;
             out.loss[r] += (x - d) * (x - d) / 2.0;
         }
