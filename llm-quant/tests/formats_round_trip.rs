@@ -41,6 +41,8 @@ fn methods() -> Vec<(&'static str, Method)> {
         ("rtn2-g32", Method::Rtn { bits: 2, group_size: Some(32), sym: false, partial_groups: false }),
         ("rtn3-g32", Method::Rtn { bits: 3, group_size: Some(32), sym: true, partial_groups: false }),
         ("rtn4-g16", Method::Rtn { bits: 4, group_size: Some(16), sym: false, partial_groups: false }),
+        ("rtn4-g32", Method::Rtn { bits: 4, group_size: Some(32), sym: false, partial_groups: false }),
+        ("rtn4-g48-partial", Method::Rtn { bits: 4, group_size: Some(48), sym: true, partial_groups: true }),
         ("rtn8-row", Method::Rtn { bits: 8, group_size: None, sym: true, partial_groups: false }),
         ("llm.int8", Method::LlmInt8 { threshold: 6.0 }),
     ]

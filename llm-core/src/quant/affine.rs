@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::kernels::{dequant_span, pack_codes, row_bytes, unpack_code};
+use super::kernels::{affine_dot_applies, dequant_span, pack_codes, row_bytes, unpack_code};
 use crate::error::{LlmError, Result};
 
 /// A group-affine quantized weight `[d_out, d_in]`.
@@ -165,6 +165,22 @@ impl AffineWeight {
         };
         // [d_out, rows], a tile of output rows per task.
         let mut out_t = vec![0f32; self.d_out * rows];
+        if affine_dot_applies(self.bits, &self.bounds) {
+            // [rows, n_groups] sums of each group's inputs, for the zero-point term.
+            let xsums: Vec<f32> = xs
+                .chunks_exact(self.d_in)
+                .flat_map(|xr| self.bounds.windows(2).map(move |b| xr[b[0]..b[1]].iter().sum::<f32>()))
+                .collect();
+            out_t.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, dst)| {
+                for (i, y) in dst.chunks_mut(rows).enumerate() {
+                    let o = t * TILE + i;
+                    let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
+                    let (scales, zeros) = (&self.scales[o * self.n_groups..], &self.zeros[o * self.n_groups..]);
+                    fused::affine_rows_direct(self.bits, row, &self.bounds, scales, zeros, xs, &xsums, y);
+                }
+            });
+            return transpose(&out_t, self.d_out, rows);
+        }
         out_t.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, dst)| {
             let mut scratch = vec![0f32; self.d_in];
             for (i, y) in dst.chunks_mut(rows).enumerate() {
@@ -194,7 +210,27 @@ impl AffineWeight {
 pub(super) const TILE: usize = 16;
 
 mod fused {
-    use crate::quant::kernels::{dequant_span, dot, multiversion};
+    use crate::quant::kernels::{affine_dot, dequant_span, dot, multiversion};
+
+    multiversion! {
+        fn affine_rows_direct(
+            bits: u32,
+            row: &[u8],
+            bounds: &[usize],
+            scales: &[f32],
+            zeros: &[f32],
+            xs: &[f32],
+            xsums: &[f32],
+            out: &mut [f32],
+        ) {
+            let d_in = bounds[bounds.len() - 1];
+            let n_groups = bounds.len() - 1;
+            for (r, y) in out.iter_mut().enumerate() {
+                let x = &xs[r * d_in..(r + 1) * d_in];
+                *y = affine_dot(bits, row, bounds, scales, zeros, x, &xsums[r * n_groups..(r + 1) * n_groups]);
+            }
+        }
+    }
 
     multiversion! {
         fn affine_row(

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::affine::transpose;
+use super::affine::{transpose, TILE};
 use crate::error::{LlmError, Result};
 
 /// Which 16-value code table.
@@ -145,48 +145,34 @@ impl Fp4Weight {
             .collect()
     }
 
-    /// x: `[rows, d_in]` -> `[rows, d_out]`, one block-scaled dot product per block.
+    /// x: `[rows, d_in]` -> `[rows, d_out]`: each weight row is dequantized (bit-exactly as
+    /// [`Self::dequantize`]) into an L1-sized buffer and dotted with every input row.
     pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        // Rows start on a byte and hold whole blocks in the common case (d_in a multiple of
+        // the block size); anything else takes the per-element path.
         let aligned = self.d_in % self.blocksize == 0;
         let mut out_t = vec![0f32; self.d_out * rows];
-        out_t.par_chunks_mut(rows).enumerate().for_each(|(o, dst)| {
-            for (r, y) in dst.iter_mut().enumerate() {
-                let xr = &x[r * self.d_in..(r + 1) * self.d_in];
-                *y = if aligned { self.row_dot_blocks(o, xr) } else { self.row_dot_any(o, xr) };
+        out_t.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, dst)| {
+            let mut scratch = vec![0f32; self.d_in];
+            for (i, y) in dst.chunks_mut(rows).enumerate() {
+                let o = t * TILE + i;
+                if aligned {
+                    let bytes = &self.packed[o * self.d_in / 2..(o + 1) * self.d_in / 2];
+                    let blocks_per_row = self.d_in / self.blocksize;
+                    let absmax = &self.absmax[o * blocks_per_row..(o + 1) * blocks_per_row];
+                    fused::fp4_row(&self.code, bytes, absmax, x, &mut scratch, y);
+                } else {
+                    for (c, v) in scratch.iter_mut().enumerate() {
+                        let i = o * self.d_in + c;
+                        *v = self.code[self.code_index(i) as usize] * self.absmax[i / self.blocksize];
+                    }
+                    for (r, y) in y.iter_mut().enumerate() {
+                        *y = x[r * self.d_in..(r + 1) * self.d_in].iter().zip(&scratch).map(|(a, b)| a * b).sum();
+                    }
+                }
             }
         });
         transpose(&out_t, self.d_out, rows)
-    }
-
-    /// Rows that hold whole blocks: per block, `absmax · Σ code[q]·x`.
-    fn row_dot_blocks(&self, o: usize, x: &[f32]) -> f32 {
-        let start = o * self.d_in;
-        let bytes = &self.packed[start / 2..(start + self.d_in) / 2];
-        let per_block = self.blocksize / 2;
-        let first_block = start / self.blocksize;
-        bytes
-            .chunks_exact(per_block)
-            .zip(x.chunks_exact(self.blocksize))
-            .enumerate()
-            .map(|(b, (bytes, xb))| {
-                let mut acc = [0f32; 2];
-                for (&q, x2) in bytes.iter().zip(xb.chunks_exact(2)) {
-                    acc[0] += self.code[(q >> 4) as usize] * x2[0];
-                    acc[1] += self.code[(q & 0xF) as usize] * x2[1];
-                }
-                self.absmax[first_block + b] * (acc[0] + acc[1])
-            })
-            .sum()
-    }
-
-    fn row_dot_any(&self, o: usize, x: &[f32]) -> f32 {
-        let start = o * self.d_in;
-        (0..self.d_in)
-            .map(|c| {
-                let i = start + c;
-                self.code[self.code_index(i) as usize] * self.absmax[i / self.blocksize] * x[c]
-            })
-            .sum()
     }
 
     /// Codes plus statistics, in bytes (compressed statistics when double-quantized).
@@ -196,5 +182,30 @@ impl Fp4Weight {
             None => 4 * self.absmax.len(),
         };
         self.packed.len() + stats + 64
+    }
+}
+
+mod fused {
+    use crate::quant::kernels::{dot, multiversion};
+
+    multiversion! {
+        fn fp4_row(code: &[f32; 16], bytes: &[u8], absmax: &[f32], x: &[f32], scratch: &mut [f32], out: &mut [f32]) {
+            let per_block = scratch.len() / absmax.len();
+            for ((dst, src), &scale) in scratch.chunks_exact_mut(per_block).zip(bytes.chunks_exact(per_block / 2)).zip(absmax) {
+                // The block's 16 values, then two table lookups per byte (high nibble first).
+                let mut table = [0f32; 16];
+                for (t, c) in table.iter_mut().zip(code) {
+                    *t = c * scale;
+                }
+                for (pair, &b) in dst.chunks_exact_mut(2).zip(src) {
+                    pair[0] = table[(b >> 4) as usize];
+                    pair[1] = table[(b & 0xF) as usize];
+                }
+            }
+            let d_in = scratch.len();
+            for (r, y) in out.iter_mut().enumerate() {
+                *y = dot(&x[r * d_in..(r + 1) * d_in], scratch);
+            }
+        }
     }
 }

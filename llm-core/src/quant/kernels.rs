@@ -108,6 +108,62 @@ pub(super) fn dequant_span(bits: u32, row: &[u8], start: usize, end: usize, scal
     }
 }
 
+/// `Σ_g scale_g · (Σ_{p∈g} x[p]·code[p] − zero_g · xsum_g)` over a packed 4- or 8-bit row
+/// whose group bounds fall on 32-code blocks: codes are converted and multiplied in registers,
+/// never stored. `xsums[g]` is `Σ_{p∈g} x[p]`.
+#[inline(always)]
+pub(super) fn affine_dot(
+    bits: u32,
+    row: &[u8],
+    bounds: &[usize],
+    scales: &[f32],
+    zeros: &[f32],
+    x: &[f32],
+    xsums: &[f32],
+) -> f32 {
+    let mut total = [0f32; 16];
+    let mut correction = 0f32;
+    for g in 0..bounds.len() - 1 {
+        let (start, end) = (bounds[g], bounds[g + 1]);
+        let mut acc = [0f32; 16];
+        if bits == 4 {
+            // Two accumulator sets: the low- and high-nibble products do not wait on each other.
+            let mut acc_hi = [0f32; 16];
+            for (bytes, xb) in row[start / 2..end / 2].chunks_exact(16).zip(x[start..end].chunks_exact(32)) {
+                let (lo, hi) = xb.split_at(16);
+                for k in 0..16 {
+                    acc[k] += lo[k] * f32::from(bytes[k] & 0xF);
+                    acc_hi[k] += hi[k] * f32::from(bytes[k] >> 4);
+                }
+            }
+            for k in 0..16 {
+                acc[k] += acc_hi[k];
+            }
+        } else {
+            for (q, xb) in row[start..end].chunks_exact(16).zip(x[start..end].chunks_exact(16)) {
+                for k in 0..16 {
+                    acc[k] += xb[k] * f32::from(q[k]);
+                }
+            }
+        }
+        for k in 0..16 {
+            total[k] += scales[g] * acc[k];
+        }
+        correction += scales[g] * zeros[g] * xsums[g];
+    }
+    total.iter().sum::<f32>() - correction
+}
+
+/// Whether [`affine_dot`] serves rows of `bits` with these group bounds.
+pub(super) fn affine_dot_applies(bits: u32, bounds: &[usize]) -> bool {
+    let unit = match bits {
+        4 => 32,
+        8 => 16,
+        _ => return false,
+    };
+    bounds.iter().all(|&b| b % unit == 0)
+}
+
 /// `Σ a·b` with 16 independent accumulators, so the loop vectorizes.
 #[inline(always)]
 pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -138,22 +194,31 @@ pub(super) fn has_avx2() -> bool {
 /// AVX2+FMA enabled, and calls the copy this CPU supports.
 macro_rules! multiversion {
     (fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
-        #[inline(always)]
-        fn generic($($arg: $ty),*) $body
+        // A module and a function may share a name (different namespaces): the module holds
+        // the two compiled copies, the function picks one.
+        #[allow(clippy::too_many_arguments)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
 
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2($($arg: $ty),*) {
-            generic($($arg),*)
+            #[inline(always)]
+            pub(super) fn generic($($arg: $ty),*) $body
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            pub(super) unsafe fn avx2($($arg: $ty),*) {
+                generic($($arg),*)
+            }
         }
 
+        #[allow(clippy::too_many_arguments)]
         pub(super) fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             if $crate::quant::kernels::has_avx2() {
                 // SAFETY: the CPU supports AVX2 and FMA (checked at run time above).
-                return unsafe { avx2($($arg),*) };
+                return unsafe { $name::avx2($($arg),*) };
             }
-            generic($($arg),*)
+            $name::generic($($arg),*)
         }
     };
 }

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::affine::transpose;
+use super::affine::{transpose, TILE};
 use crate::error::{LlmError, Result};
 
 /// An LLM.int8() weight `[d_out, d_in]`.
@@ -76,16 +76,19 @@ impl OutlierInt8Weight {
                 r.iter().map(move |v| (v * s).round_ties_even() as i32)
             })
             .collect();
+        let qx8: Vec<i8> = qx.iter().map(|&v| v.clamp(-127, 127) as i8).collect();
         let mut out_t = vec![0f32; self.d_out * rows];
-        out_t.par_chunks_mut(rows).enumerate().for_each(|(o, dst)| {
-            let w = &self.codes[o * self.d_in..(o + 1) * self.d_in];
-            let scb = self.row_absmax[o];
-            for (r, y) in dst.iter_mut().enumerate() {
-                let qr = &qx[r * self.d_in..(r + 1) * self.d_in];
-                let acc: i32 = qr.iter().zip(w).map(|(&a, &b)| a * i32::from(b)).sum();
-                let float: f32 =
-                    outliers.iter().map(|&c| x[r * self.d_in + c] * (f32::from(w[c]) * scb * (1.0 / 127.0))).sum();
-                *y = acc as f32 * (x_absmax[r] * scb / (127.0 * 127.0)) + float;
+        out_t.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, dst)| {
+            for (i, ys) in dst.chunks_mut(rows).enumerate() {
+                let o = t * TILE + i;
+                let w = &self.codes[o * self.d_in..(o + 1) * self.d_in];
+                let scb = self.row_absmax[o];
+                for (r, y) in ys.iter_mut().enumerate() {
+                    let acc = fused::dot_i8(&qx8[r * self.d_in..(r + 1) * self.d_in], w);
+                    let float: f32 =
+                        outliers.iter().map(|&c| x[r * self.d_in + c] * (f32::from(w[c]) * scb * (1.0 / 127.0))).sum();
+                    *y = acc as f32 * (x_absmax[r] * scb / (127.0 * 127.0)) + float;
+                }
             }
         });
         transpose(&out_t, self.d_out, rows)
@@ -94,5 +97,35 @@ impl OutlierInt8Weight {
     /// Codes plus statistics, in bytes.
     pub fn storage_bytes(&self) -> usize {
         self.codes.len() + 4 * self.row_absmax.len()
+    }
+}
+
+mod fused {
+    use crate::quant::kernels::multiversion;
+
+    #[inline(always)]
+    fn dot_i8_generic(a: &[i8], b: &[i8]) -> i32 {
+        // Independent i32 lanes so the loop vectorizes (products of int8 fit in i16, sums in i32).
+        let mut acc = [0i32; 16];
+        let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+        let tail: i32 = ac.remainder().iter().zip(bc.remainder()).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
+        for (x, y) in ac.zip(bc) {
+            for k in 0..16 {
+                acc[k] += i32::from(x[k]) * i32::from(y[k]);
+            }
+        }
+        acc.iter().sum::<i32>() + tail
+    }
+
+    pub(super) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+        let mut out = [0i32];
+        dot_i8_into(a, b, &mut out);
+        out[0]
+    }
+
+    multiversion! {
+        fn dot_i8_into(a: &[i8], b: &[i8], out: &mut [i32; 1]) {
+            out[0] = dot_i8_generic(a, b);
+        }
     }
 }
