@@ -68,3 +68,64 @@ fn gptqmodel_fp16_run_agrees_loosely() {
     let diff = assert_close("vs GPTQModel fp16 kernel", &logits, &want, 2e-2);
     eprintln!("vs GPTQModel fp16: max |diff| {diff:e}");
 }
+
+/// A copy of the GPTQModel checkpoint with `edit` applied to its tensors.
+fn edited_gptq(name: &str, edit: impl Fn(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) -> std::path::PathBuf {
+    let dir = temp_dir(name);
+    std::fs::copy(gptq_dir().join("config.json"), dir.join("config.json")).unwrap();
+    let bytes = std::fs::read(gptq_dir().join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<_> =
+        st.iter().map(|(n, v)| (n.to_string(), v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
+    edit(&mut tensors);
+    let views: Vec<_> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+    dir
+}
+
+fn load_error(dir: &std::path::Path) -> llm_core::LlmError {
+    load_model::<TestBackend>(dir, LoadOptions::default(), &Default::default()).err().expect("must not load")
+}
+
+#[test]
+fn gptq_qweight_of_the_wrong_shape_names_the_tensor() {
+    let dir = edited_gptq("gptq-bad-shape", |t| {
+        let q = t.iter_mut().find(|(n, ..)| n == "model.layers.0.self_attn.q_proj.qweight").unwrap();
+        q.2 = vec![7, 64];
+        q.3.truncate(7 * 64 * 4);
+    });
+    let err = load_error(&dir);
+    assert!(matches!(&err, llm_core::LlmError::Quant { tensor, .. } if tensor.ends_with("q_proj.qweight")), "{err}");
+    assert!(err.to_string().contains("[7, 64]"), "{err}");
+}
+
+#[test]
+fn gptq_layer_missing_its_zeros_is_listed() {
+    let dir = edited_gptq("gptq-missing", |t| t.retain(|(n, ..)| n != "model.layers.1.mlp.up_proj.qzeros"));
+    let err = load_error(&dir);
+    assert!(err.to_string().contains("model.layers.1.mlp.up_proj.qzeros"), "{err}");
+}
+
+#[test]
+fn gptq_group_index_out_of_range_is_an_error() {
+    let dir = edited_gptq("gptq-gidx", |t| {
+        let g = t.iter_mut().find(|(n, ..)| n == "model.layers.0.mlp.down_proj.g_idx").unwrap();
+        g.3[0..4].copy_from_slice(&99i32.to_le_bytes());
+    });
+    let err = load_error(&dir);
+    assert!(err.to_string().contains("down_proj.g_idx") && err.to_string().contains("99"), "{err}");
+}
+
+#[test]
+fn unsupported_quant_method_names_the_supported_ones() {
+    let dir = temp_dir("awq");
+    let mut cfg = read_json(&gptq_dir().join("config.json"));
+    cfg["quantization_config"]["quant_method"] = "awq".into();
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    let err = llm_core::ModelConfig::from_file(dir.join("config.json")).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("awq") && msg.contains("gptq, bitsandbytes, llm-rs"), "{msg}");
+}

@@ -202,9 +202,9 @@ fn quantize_linear<B: Backend>(model: &mut CausalLm<B>, name: &str, hessian: &He
     let linear = model.linear_mut(name).ok_or_else(|| QuantError::config("layer", format!("no linear layer `{name}`")))?;
     let (d_out, d_in) = linear.dims();
     let w = host_f32(linear.dense_weight());
-    let out = gptq_quantize(&w, d_out, d_in, hessian, params, name)?;
+    let out = gptq_quantize(&w, d_out, d_in, hessian, params, name).map_err(|e| in_layer(e, name))?;
     let error = relative_output_error::<B>(&w, &out.dequant, d_out, d_in, &hessian.h, &device);
-    let rtn = rtn_quantize(&w, d_out, d_in, params)?;
+    let rtn = rtn_quantize(&w, d_out, d_in, params).map_err(|e| in_layer(e, name))?;
     let rtn_error = relative_output_error::<B>(&w, &rtn.dequant, d_out, d_in, &hessian.h, &device);
     let weight = AffineWeight::new(d_out, d_in, params.bits, &out.codes, fp16_scales(&out.scales), out.zeros, out.g_idx)?;
     let bias = linear.bias.as_ref().map(|b| b.val());
@@ -219,6 +219,14 @@ fn quantize_linear<B: Backend>(model: &mut CausalLm<B>, name: &str, hessian: &He
         n_samples: hessian.n_samples,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Prefixes a setting error with the layer it is about.
+fn in_layer(e: QuantError, name: &str) -> QuantError {
+    match e {
+        QuantError::Config { field, message } => QuantError::Config { field, message: format!("{name}: {message}") },
+        other => other,
+    }
 }
 
 /// Runs layer `i` (now quantized) over every batch: the next layer's inputs.
