@@ -237,6 +237,12 @@ impl BackendTask for Quantize {
             let calibration = Calibration::from_text(&tokenizer, &calib_text, cli.calib_samples, cli.calib_len, model.config.bos_token_id)?;
             println!("calibration: {} sequences x {} tokens", calibration.sequences.len(), cli.calib_len);
             quantize_gptq(&mut model, &calibration, &cli.gptq_config(), |l| {
+                if l.damp_retries > 0 {
+                    bar.println(format!(
+                        "{}: Hessian not positive definite; damping raised to {:.3} after {} retries",
+                        l.name, l.damp_percent, l.damp_retries
+                    ));
+                }
                 bar.set_message(format!("{} err {:.2e} (rtn {:.2e})", l.name, l.relative_output_error, l.rtn_relative_output_error));
                 bar.inc(1);
                 rows.push(json!({

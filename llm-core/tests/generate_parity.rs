@@ -80,7 +80,7 @@ fn greedy_generate_api_reproduces_tiny_model_goldens_single_and_batched() {
         let want: Vec<Vec<u32>> = golden["prompts"].as_array().unwrap().iter().map(|p| json_ids(&p["greedy_new_ids"])).collect();
         let gen = Generator::new(&model, GenerationConfig::greedy(16)).unwrap();
         for (p, w) in prompts.iter().zip(&want) {
-            assert_eq!(&gen.generate(&[p.clone()]).unwrap().sequences[0], w, "{variant} single");
+            assert_eq!(&gen.generate(std::slice::from_ref(p)).unwrap().sequences[0], w, "{variant} single");
         }
         // Left-padded batch of prompts of different lengths.
         let out = gen.generate(&prompts[..3]).unwrap();
@@ -136,7 +136,7 @@ fn smollm2_greedy_continuation_and_streaming_text() {
     let (model, tok) = smollm2();
     let prompt = tok.encode("The capital of France is", false).unwrap().ids;
     let gen = Generator::new(&model, GenerationConfig::greedy(16)).unwrap().with_tokenizer(&tok);
-    let out = gen.generate(&[prompt.clone()]).unwrap();
+    let out = gen.generate(std::slice::from_ref(&prompt)).unwrap();
     assert_eq!(tok.decode(&out.sequences[0], false).unwrap(), " Paris.\n\nThe answer is: 2018-01");
     let streamed: String = gen.stream(&prompt).unwrap().map(|d| d.unwrap().text).collect();
     assert_eq!(streamed, " Paris.\n\nThe answer is: 2018-01");

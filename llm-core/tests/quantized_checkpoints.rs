@@ -87,7 +87,7 @@ fn edited_gptq(name: &str, edit: impl Fn(&mut Vec<(String, safetensors::Dtype, V
 }
 
 fn load_error(dir: &std::path::Path) -> llm_core::LlmError {
-    load_model::<TestBackend>(dir, LoadOptions::default(), &Default::default()).err().expect("must not load")
+    load_model::<TestBackend>(dir, LoadOptions::default(), &Default::default()).expect_err("must not load")
 }
 
 #[test]

@@ -61,7 +61,7 @@ fn prompt_logits_match_transformers_for_every_variant() {
         let golden = fixture(&format!("a_tiny_llama/{v}/golden.safetensors"));
         for (i, p) in prompts(v).iter().enumerate() {
             let ids = json_ids(&p["input_ids"]);
-            let logits = to_vec(model.forward(ids_tensor::<TestBackend>(&[ids.clone()], &device)));
+            let logits = to_vec(model.forward(ids_tensor::<TestBackend>(std::slice::from_ref(&ids), &device)));
             let (_, want) = read_f32(&golden, &format!("prompt{i}.logits"));
             assert_close(&format!("{v} prompt{i} ({} tokens) logits", ids.len()), &logits, &want, TOL);
         }
@@ -178,7 +178,7 @@ fn fused_and_plain_attention_agree() {
         load_model::<TestBackend>(&path, LoadOptions { attention: AttentionKernel::Plain, ..Default::default() }, &device)
             .unwrap();
     let ids = json_ids(&prompts("llama")[3]["input_ids"]);
-    let a = to_vec(fused.forward(ids_tensor::<TestBackend>(&[ids.clone()], &device)));
+    let a = to_vec(fused.forward(ids_tensor::<TestBackend>(std::slice::from_ref(&ids), &device)));
     let b = to_vec(plain.forward(ids_tensor::<TestBackend>(&[ids], &device)));
     // Same math, different summation order: f32 rounding only.
     assert_close("fused vs plain logits (96 tokens)", &a, &b, 1e-5);

@@ -216,7 +216,7 @@ fn n_scales(granularity: Granularity, rows: usize, cols: usize) -> usize {
 fn check_granularity(granularity: Granularity, cols: usize) -> Result<()> {
     match granularity {
         Granularity::PerGroup(0) => Err(QuantError::config("group_size", "must be at least 1")),
-        Granularity::PerGroup(g) if cols % g != 0 => {
+        Granularity::PerGroup(g) if !cols.is_multiple_of(g) => {
             Err(QuantError::config("group_size", format!("{g} does not divide the {cols} columns")))
         }
         _ => Ok(()),

@@ -87,7 +87,7 @@ impl Fp4Quantized {
     pub fn code_index(&self, i: usize) -> u8 {
         assert!(i < self.numel, "element {i} out of range for {} values", self.numel);
         let byte = self.packed[i / 2];
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             byte >> 4
         } else {
             byte & 0x0F

@@ -178,7 +178,7 @@ pub fn pack_stream(codes: &[u8], bits: u32) -> Vec<u32> {
 /// GPTQ v1 tensors of one layer.
 fn gptq_tensors(prefix: &str, w: &AffineWeight) -> Result<Vec<Owned>> {
     let (d_out, d_in, bits, n_groups) = (w.d_out, w.d_in, w.bits, w.n_groups());
-    if (d_in * bits as usize) % 32 != 0 {
+    if !(d_in * bits as usize).is_multiple_of(32) {
         return Err(QuantError::Shape {
             what: format!("{prefix}.qweight"),
             expected: format!("d_in·bits divisible by 32 (bits {bits})"),

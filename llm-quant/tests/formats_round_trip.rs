@@ -128,3 +128,26 @@ fn every_layout_saves_and_loads_with_identical_logits() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn a_checkpoint_may_mix_formats_layer_by_layer() {
+    // Layer 0 in NF4, layer 1 in 4-bit groups, LM head dense: one directory, each layer read by
+    // the tensors it carries.
+    let device = Default::default();
+    let mut model = load_model::<B>(repo("fixtures/a_tiny_llama/llama"), LoadOptions::default(), &device).unwrap();
+    let nf4 = Method::Fp4 { kind: Fp4Kind::Nf4, blocksize: 64, double_quant: true };
+    let rtn = Method::Rtn { bits: 4, group_size: Some(32), sym: false, partial_groups: false };
+    quantize_model(&mut model, nf4, |n| !n.starts_with("model.layers.0."), |_| {}).unwrap();
+    quantize_model(&mut model, rtn, |n| !n.starts_with("model.layers.1."), |_| {}).unwrap();
+    let ids = [1i64, 328, 384, 353, 219];
+    let before = logits(&model, &ids);
+    let dir = std::env::temp_dir().join(format!("llm-quant-mixed-{}", std::process::id()));
+    save_quantized(&model, None, rtn.config_json(), &dir).unwrap();
+    let loaded = load_model::<B>(&dir, LoadOptions::default(), &device).unwrap();
+    let kinds: Vec<String> = loaded.linears().iter().map(|(_, l)| l.quantized_weight().map_or("dense".into(), |q| q.describe())).collect();
+    assert_eq!(kinds[0], "nf4");
+    assert_eq!(kinds[7], "int4-g32");
+    assert_eq!(kinds.last().unwrap(), "dense");
+    assert_eq!(before, logits(&loaded, &ids));
+    let _ = std::fs::remove_dir_all(&dir);
+}

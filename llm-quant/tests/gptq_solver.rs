@@ -188,7 +188,7 @@ fn run_variant(p: &GptqParams) -> (GptqOutput, f64, f64) {
     let h = hessian_from_x(&x, &[512]);
     let o = gptq_quantize(&w, ROWS, COLS, &h, p, "gptq").unwrap();
     assert_reconstructs(&o, ROWS, COLS, p.bits);
-    let r = rtn_quantize(&w, ROWS, COLS, &p).unwrap();
+    let r = rtn_quantize(&w, ROWS, COLS, p).unwrap();
     (o.clone(), output_mse(&x, &o.dequant, &w), output_mse(&x, &r.dequant, &w))
 }
 

@@ -112,7 +112,7 @@ impl Fp4Weight {
             Some(dq) => dq.absmax(),
             None => absmax,
         };
-        let problem = if blocksize == 0 || blocksize % 2 != 0 {
+        let problem = if blocksize == 0 || !blocksize.is_multiple_of(2) {
             Some(format!("blocksize {blocksize} must be even and positive"))
         } else if packed.len() != numel.div_ceil(2) {
             Some(format!("{} packed bytes for {numel} elements (need {})", packed.len(), numel.div_ceil(2)))
@@ -131,7 +131,7 @@ impl Fp4Weight {
     #[inline]
     pub fn code_index(&self, i: usize) -> u8 {
         let b = self.packed[i / 2];
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             b >> 4
         } else {
             b & 0xF
@@ -150,7 +150,7 @@ impl Fp4Weight {
     pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
         // Rows start on a byte and hold whole blocks in the common case (d_in a multiple of
         // the block size); anything else takes the per-element path.
-        let aligned = self.d_in % self.blocksize == 0;
+        let aligned = self.d_in.is_multiple_of(self.blocksize);
         let mut out_t = vec![0f32; self.d_out * rows];
         out_t.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, dst)| {
             let mut scratch = vec![0f32; self.d_in];

@@ -80,7 +80,7 @@ pub(super) fn dequant_span(bits: u32, row: &[u8], start: usize, end: usize, scal
                 *d = (f32::from(q) - zero) * scale;
             }
         }
-        4 if start % 32 == 0 && (end % 32 == 0 || end == dst.len()) => {
+        4 if start.is_multiple_of(32) && (end.is_multiple_of(32) || end == dst.len()) => {
             // Whole blocks: low nibbles are the block's first 16 codes, high nibbles the rest.
             let blocks = (end - start).div_ceil(32);
             for j in 0..blocks {
@@ -101,8 +101,8 @@ pub(super) fn dequant_span(bits: u32, row: &[u8], start: usize, end: usize, scal
             }
         }
         _ => {
-            for p in start..end {
-                dst[p] = (f32::from(unpack_code(bits, row, p)) - zero) * scale;
+            for (p, d) in (start..end).zip(&mut dst[start..end]) {
+                *d = (f32::from(unpack_code(bits, row, p)) - zero) * scale;
             }
         }
     }

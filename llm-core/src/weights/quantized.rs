@@ -261,7 +261,7 @@ impl Reader<'_> {
         let shape = self.source.shape(&self.name("weight_scale")).unwrap_or_default();
         // [1] per tensor, [d_out, 1] per row, [d_out, n_groups] per group.
         let n_groups = if shape.len() == 2 && shape[0] == d_out { shape[1] } else { 1 };
-        if n_groups == 0 || d_in % n_groups != 0 || !(shape == [1] || shape == [d_out, n_groups]) {
+        if n_groups == 0 || !d_in.is_multiple_of(n_groups) || !(shape == [1] || shape == [d_out, n_groups]) {
             return Err(self.err("weight_scale", format!("shape {shape:?}; expected [1], [{d_out}, 1] or [{d_out}, n_groups]")));
         }
         let expand = |v: Vec<f32>| if v.len() == 1 { vec![v[0]; d_out] } else { v };

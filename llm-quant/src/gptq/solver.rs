@@ -93,7 +93,7 @@ fn group_width(group_size: Option<usize>, cols: usize, partial: bool) -> Result<
     match group_size {
         None => Ok(cols),
         Some(0) => Err(QuantError::config("group_size", "must be positive (or None for one group)")),
-        Some(g) if cols % g != 0 && !partial => Err(QuantError::config(
+        Some(g) if !cols.is_multiple_of(g) && !partial => Err(QuantError::config(
             "group_size",
             format!("{g} does not divide the layer width {cols} (allow a shorter last group with partial_groups)"),
         )),

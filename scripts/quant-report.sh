@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the quantization quality report on SmolLM2-135M-Instruct for every method and prints a
+# markdown table (perplexity on the held-out text, size of the decoder's linear weights).
+# Each run also leaves its JSON report in $out. Takes ~20 minutes on 2 cores (GPTQ dominates).
+#
+#   scripts/fetch-models.sh && scripts/quant-report.sh [OUT_DIR]
+set -euo pipefail
+out="${1:-target/quant-report}"
+mkdir -p "$out"
+cargo build --release --example quantize
+bin=target/release/examples/quantize
+run() {
+  local name=$1; shift
+  echo "== $name: $*" >&2
+  "$bin" "$@" --report "$out/$name.json" > "$out/$name.log" 2>&1 || { cat "$out/$name.log" >&2; exit 1; }
+}
+run absmax-row        --method absmax --granularity row
+run absmax-tensor     --method absmax --granularity tensor
+run zeropoint-row     --method zeropoint --granularity row
+run int8-outlier      --method int8-outlier
+run nf4               --method nf4
+run nf4-dq            --method nf4 --double-quant
+run fp4               --method fp4
+run gptq4-g128        --method gptq --bits 4 --group-size 128 --partial-groups
+run gptq3-g128        --method gptq --bits 3 --group-size 128 --partial-groups
+python3 - "$out" <<'PY'
+import json, sys, pathlib
+out = pathlib.Path(sys.argv[1])
+print("| method | perplexity | delta | RTN same bits/groups | linear weights MB | x smaller | quantize s |")
+print("|---|---|---|---|---|---|---|")
+for p in sorted(out.glob("*.json"), key=lambda p: p.stat().st_mtime):
+    r = json.loads(p.read_text())
+    rtn = f"{r['ppl_rtn']:.3f} ({r['ppl_rtn'] - r['ppl_dense']:+.3f})" if "ppl_rtn" in r else ""
+    print(f"| {p.stem} | {r['ppl_quantized']:.3f} | {r['ppl_delta']:+.3f} | {rtn} | "
+          f"{r['linear_bytes_quantized'] / 1e6:.1f} | {r['linear_bytes_dense_f32'] / r['linear_bytes_quantized']:.2f} | "
+          f"{r['quantize_seconds']:.1f} |")
+print(f"\ndense f32: perplexity {r['ppl_dense']:.4f}, linear weights {r['linear_bytes_dense_f32'] / 1e6:.1f} MB, "
+      f"{r['eval_tokens']} held-out tokens")
+PY
