@@ -113,3 +113,13 @@ fn f16_and_bf16_in_memory_track_f32() {
         assert!(agree >= 11, "{dtype:?}: argmax agrees at {agree}/12 positions");
     }
 }
+
+#[test]
+fn config_written_by_writers_reads_back_unchanged() {
+    // Quantized checkpoints carry a config.json made by ModelConfig::to_hf_json.
+    for variant in ["llama", "llama_rope_llama3", "llama_rope_yarn", "mixtral"] {
+        let config = llm_core::ModelConfig::from_file(fixture(&format!("a_tiny_llama/{variant}/config.json"))).unwrap();
+        let hf: llm_core::config::HfConfig = serde_json::from_value(config.to_hf_json()).unwrap();
+        assert_eq!(llm_core::ModelConfig::from_hf(&hf).unwrap(), config, "{variant}");
+    }
+}
