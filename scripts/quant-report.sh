@@ -23,6 +23,7 @@ run nf4-dq            --method nf4 --double-quant
 run fp4               --method fp4
 run gptq4-g128        --method gptq --bits 4 --group-size 128 --partial-groups
 run gptq3-g128        --method gptq --bits 3 --group-size 128 --partial-groups
+run gptq4-g64         --method gptq --bits 4 --group-size 64
 python3 - "$out" <<'PY'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])

@@ -64,6 +64,19 @@ pub fn save_quantized<B: Backend>(
     dir: impl AsRef<Path>,
 ) -> Result<SaveReport> {
     let dir = dir.as_ref();
+    if dir.exists() && !dir.join("config.json").exists() {
+        // Only a previous checkpoint is replaced, never an unrelated directory.
+        return Err(QuantError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not a checkpoint directory"),
+        });
+    }
+    let mut quantization_config = quantization_config;
+    if quantization_config.get("lm_head").is_some() {
+        // Say what the file holds: GPTQ readers take `lm_head` from here.
+        let head_quantized = model.linears().iter().any(|(n, l)| n == "lm_head" && l.quantized_weight().is_some());
+        quantization_config["lm_head"] = head_quantized.into();
+    }
     let method = quantization_config.get("quant_method").and_then(Value::as_str).unwrap_or("").to_string();
     let tensors = collect_tensors(model, &method)?;
     let quantized_layers = model.linears().iter().filter(|(_, l)| l.quantized_weight().is_some()).count();
@@ -219,8 +232,17 @@ fn int8_tensors(prefix: &str, w: &AffineWeight) -> Result<Vec<Owned>> {
     if w.bits != 8 {
         return Err(QuantError::config("quant_method", format!("llm-rs int8 layout needs 8-bit layers; {prefix} has {} bits", w.bits)));
     }
-    let codes: Vec<u8> = w.codes().into_iter().map(|u| (i16::from(u) - 128) as i8 as u8).collect();
     let n_groups = w.n_groups();
+    // The layout stores groups implicitly as equal consecutive runs of columns.
+    let uniform = w.d_in.is_multiple_of(n_groups)
+        && w.g_idx().iter().enumerate().all(|(c, &g)| g as usize == c / (w.d_in / n_groups));
+    if !uniform {
+        return Err(QuantError::config(
+            "quant_method",
+            format!("{prefix}: the llm-rs int8 layout needs equal consecutive groups; write this layer as GPTQ"),
+        ));
+    }
+    let codes: Vec<u8> = w.codes().into_iter().map(|u| (i16::from(u) - 128) as i8 as u8).collect();
     let zero_points: Vec<f32> = w.zeros().iter().map(|z| z - 128.0).collect();
     let mut out = vec![
         Owned { name: format!("{prefix}.weight"), dtype: Dtype::I8, shape: vec![w.d_out, w.d_in], bytes: codes },

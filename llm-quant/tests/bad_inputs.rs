@@ -85,3 +85,14 @@ fn bad_gptq_settings_are_rejected_before_calibration() {
         assert!(matches!(&err, QuantError::Config { field: f, .. } if f == field), "{field}: {err}");
     }
 }
+
+#[test]
+fn saving_over_a_directory_that_is_not_a_checkpoint_is_refused() {
+    let dir = std::env::temp_dir().join(format!("llm-quant-not-a-checkpoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "keep me").unwrap();
+    let err = llm_quant::save_quantized(&tiny(), None, serde_json::json!({"quant_method": "gptq"}), &dir).unwrap_err();
+    assert!(err.to_string().contains("not a checkpoint directory"), "{err}");
+    assert!(dir.join("notes.txt").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

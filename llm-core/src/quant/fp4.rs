@@ -108,6 +108,23 @@ impl Fp4Weight {
     ) -> Result<Self> {
         let numel = d_out * d_in;
         let n_blocks = numel.div_ceil(blocksize.max(1));
+        let tensor = || format!("{} weight", kind.name());
+        if let Some(dq) = &double_quant {
+            let fits = dq.blocksize2 > 0
+                && dq.code.len() == 256
+                && dq.codes.len() == n_blocks
+                && dq.absmax2.len() == n_blocks.div_ceil(dq.blocksize2);
+            if !fits {
+                let message = format!(
+                    "double quantization parts do not fit {n_blocks} blocks: {} codes, {}-entry map, {} absmax2 for blocks of {}",
+                    dq.codes.len(),
+                    dq.code.len(),
+                    dq.absmax2.len(),
+                    dq.blocksize2
+                );
+                return Err(LlmError::Quant { tensor: tensor(), message });
+            }
+        }
         let absmax = match &double_quant {
             Some(dq) => dq.absmax(),
             None => absmax,
@@ -122,7 +139,7 @@ impl Fp4Weight {
             None
         };
         match problem {
-            Some(message) => Err(LlmError::Quant { tensor: format!("{} weight", kind.name()), message }),
+            Some(message) => Err(LlmError::Quant { tensor: tensor(), message }),
             None => Ok(Self { kind, code, d_out, d_in, blocksize, packed, absmax, double_quant }),
         }
     }

@@ -61,8 +61,11 @@ impl QuantizedWeight {
     /// # Panics
     /// If `x.len() != rows * d_in` (a caller's bug; [`QuantLinear`] checks shapes).
     pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let (_, d_in) = self.dims();
+        let (d_out, d_in) = self.dims();
         assert_eq!(x.len(), rows * d_in, "x must be [rows, d_in]");
+        if rows == 0 || d_out == 0 {
+            return vec![];
+        }
         match self {
             Self::Affine(w) => w.matmul(x, rows),
             Self::Fp4(w) => w.matmul(x, rows),

@@ -59,24 +59,26 @@ impl OutlierInt8Weight {
     /// product (`Σ qx·qw · absmax_x · SCB / 127²`) over the rest.
     pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
         let outliers = self.outlier_columns(x);
-        let mut inlier = x.to_vec();
-        for row in inlier.chunks_exact_mut(self.d_in) {
-            for &c in &outliers {
-                row[c] = 0.0;
-            }
-        }
-        // Vector-wise int8 of the input rows, as bitsandbytes' int8_vectorwise_quant.
-        let x_absmax: Vec<f32> =
-            inlier.chunks_exact(self.d_in).map(|r| r.iter().fold(0f32, |m, v| m.max(v.abs()))).collect();
-        let qx: Vec<i32> = inlier
+        // As bitsandbytes: each row's absmax ignores the outlier elements (|x| ≥ threshold),
+        // and the outlier columns are left out of the int8 codes entirely.
+        let is_outlier = |v: f32| self.threshold > 0.0 && v.abs() >= self.threshold;
+        let x_absmax: Vec<f32> = x
+            .chunks_exact(self.d_in)
+            .map(|r| r.iter().filter(|v| !is_outlier(**v)).fold(0f32, |m, v| m.max(v.abs())))
+            .collect();
+        let mut qx8: Vec<i8> = x
             .chunks_exact(self.d_in)
             .zip(&x_absmax)
             .flat_map(|(r, &m)| {
                 let s = if m > 0.0 { 127.0 / m } else { 0.0 };
-                r.iter().map(move |v| (v * s).round_ties_even() as i32)
+                r.iter().map(move |&v| if is_outlier(v) { 0 } else { (v * s).round_ties_even().clamp(-127.0, 127.0) as i8 })
             })
             .collect();
-        let qx8: Vec<i8> = qx.iter().map(|&v| v.clamp(-127, 127) as i8).collect();
+        for row in qx8.chunks_exact_mut(self.d_in) {
+            for &c in &outliers {
+                row[c] = 0;
+            }
+        }
         let mut out_t = vec![0f32; self.d_out * rows];
         out_t.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, dst)| {
             for (i, ys) in dst.chunks_mut(rows).enumerate() {

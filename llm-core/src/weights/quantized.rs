@@ -79,7 +79,11 @@ pub fn read_quantized(
     match layout {
         LinearLayout::Gptq => {
             let offset = !matches!(quantization, Some(CheckpointQuantization::Gptq { zero_point_offset: false, .. }));
-            r.gptq(d_out, d_in, offset).map(QuantizedWeight::Affine)
+            let group_size = match quantization {
+                Some(CheckpointQuantization::Gptq { group_size, .. }) => *group_size,
+                _ => None,
+            };
+            r.gptq(d_out, d_in, offset, group_size).map(QuantizedWeight::Affine)
         }
         LinearLayout::Bnb4bit => r.bnb4(d_out, d_in).map(QuantizedWeight::Fp4),
         LinearLayout::Bnb8bit => {
@@ -158,7 +162,7 @@ impl Reader<'_> {
         data.into_vec::<T>().map_err(|_| self.err(suffix, format!("dtype {dtype:?}, expected {what}")))
     }
 
-    fn gptq(&self, d_out: usize, d_in: usize, v1_offset: bool) -> Result<AffineWeight> {
+    fn gptq(&self, d_out: usize, d_in: usize, v1_offset: bool, group_size: Option<usize>) -> Result<AffineWeight> {
         let q_shape = self.source.shape(&self.name("qweight")).unwrap_or_default();
         let words_per_col = q_shape.first().copied().unwrap_or(0);
         let bits = (words_per_col * 32).checked_div(d_in).unwrap_or(0) as u32;
@@ -175,7 +179,12 @@ impl Reader<'_> {
             let g: Vec<i32> = self.typed("g_idx", Some(&[d_in]), "I32")?;
             g.into_iter().map(|v| v as u32).collect()
         } else {
-            (0..d_in).map(|c| (c * n_groups / d_in) as u32).collect()
+            // No g_idx: groups are consecutive runs of `group_size` columns (the last may be short).
+            let g = group_size.unwrap_or(d_in).max(1);
+            if d_in.div_ceil(g) != n_groups {
+                return Err(self.err("scales", format!("{n_groups} groups, but group_size {g} over {d_in} inputs makes {}", d_in.div_ceil(g))));
+            }
+            (0..d_in).map(|c| (c / g) as u32).collect()
         };
         if let Some(&g) = g_idx.iter().find(|&&g| g as usize >= n_groups) {
             return Err(self.err("g_idx", format!("group {g} out of range for {n_groups} groups")));
@@ -235,6 +244,9 @@ impl Reader<'_> {
         let (absmax, double_quant) = if nested {
             let codes: Vec<u8> = self.typed("weight.absmax", Some(&[n_blocks]), "U8")?;
             let blocksize2 = state.get("nested_blocksize").and_then(|v| v.as_u64()).unwrap_or(256) as usize;
+            if blocksize2 == 0 {
+                return Err(self.err(&suffix, "nested_blocksize is 0"));
+            }
             let dq = DoubleQuantState {
                 codes,
                 code: self.f32s("weight.nested_quant_map", Some(&[256]))?,
