@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use burn::tensor::{backend::Backend, DType};
 use clap::Parser;
 use llm_core::backend::{run_on, BackendKind, BackendTask};
+use llm_core::adapter::PeftAdapter;
 use llm_core::weights::{load_model, LoadOptions};
 use llm_examples::{default_model, parse_backend, parse_dtype, parse_ids, top_logits_json, write_json_rows};
 
@@ -36,6 +37,9 @@ struct Args {
     /// How many logits to print per position.
     #[arg(long, default_value_t = 5)]
     top: usize,
+    /// A PEFT LoRA adapter directory, applied without merging.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
 }
 
 struct Logits {
@@ -43,6 +47,7 @@ struct Logits {
     ids: Vec<u32>,
     dtype: DType,
     top: usize,
+    adapter: Option<PathBuf>,
 }
 
 impl BackendTask for Logits {
@@ -50,8 +55,12 @@ impl BackendTask for Logits {
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let options = LoadOptions { dtype: self.dtype, ..Default::default() };
-        let model = load_model::<B>(&self.model, options, &device)
+        let mut model = load_model::<B>(&self.model, options, &device)
             .with_context(|| format!("loading {}", self.model.display()))?;
+        if let Some(dir) = &self.adapter {
+            let adapter = PeftAdapter::load(dir).with_context(|| format!("loading adapter {}", dir.display()))?;
+            adapter.apply(&mut model).with_context(|| format!("applying adapter {}", dir.display()))?;
+        }
         let vocab = model.config.vocab_size;
         if let Some(bad) = self.ids.iter().find(|&&id| id as usize >= vocab) {
             bail!("token id {bad} is outside the vocabulary (size {vocab})");
@@ -67,7 +76,7 @@ fn main() -> anyhow::Result<()> {
         Some(m) => m,
         None => default_model()?,
     };
-    let task = Logits { model, ids, dtype: args.dtype, top: args.top };
+    let task = Logits { model, ids, dtype: args.dtype, top: args.top, adapter: args.adapter };
     let out = run_on(args.backend, args.device, task)??;
     write_json_rows(&out, &mut std::io::stdout().lock())?;
     Ok(())

@@ -90,6 +90,10 @@ pub struct ModelArgs {
     /// Weight dtype in memory: f32, f16, bf16.
     #[arg(long, default_value = "f32", value_parser = parse_dtype)]
     pub dtype: DType,
+    /// A PEFT LoRA adapter directory (`adapter_config.json` + `adapter_model.safetensors`),
+    /// applied without merging.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
 }
 
 impl ModelArgs {
@@ -97,7 +101,13 @@ impl ModelArgs {
     pub fn load_bundle<B: Backend>(&self, device: &B::Device) -> anyhow::Result<llm_core::ModelBundle<B>> {
         let path = self.model_path()?;
         let options = llm_core::weights::LoadOptions { dtype: self.dtype, ..Default::default() };
-        llm_core::ModelBundle::load(&path, options, device).with_context(|| format!("loading {}", path.display()))
+        let mut bundle =
+            llm_core::ModelBundle::load(&path, options, device).with_context(|| format!("loading {}", path.display()))?;
+        if let Some(dir) = &self.adapter {
+            let adapter = llm_core::adapter::PeftAdapter::load(dir).with_context(|| format!("loading adapter {}", dir.display()))?;
+            adapter.apply(&mut bundle.model).with_context(|| format!("applying adapter {}", dir.display()))?;
+        }
+        Ok(bundle)
     }
 
     /// `--model`, or the default SmolLM2 GGUF.

@@ -21,6 +21,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod adapter;
 pub mod backend;
 pub mod bundle;
 pub mod chat;

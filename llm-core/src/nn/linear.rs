@@ -3,6 +3,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Tensor};
 
+use super::lora::LoraAdapter;
 use crate::quant::{QuantExecution, QuantLinear, QuantizedWeight};
 
 /// The weight of a [`Linear`]: dense, or held in a quantized format.
@@ -23,12 +24,14 @@ pub struct Linear<B: Backend> {
     pub weight: LinearWeight<B>,
     /// `[d_out]`
     pub bias: Option<Param<Tensor<B, 1>>>,
+    /// A LoRA update applied on top of the weight, unmerged.
+    pub lora: Option<LoraAdapter<B>>,
 }
 
 impl<B: Backend> Linear<B> {
     /// Wraps loaded tensors. weight: `[d_out, d_in]`, bias: `[d_out]`.
     pub fn new(weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Self {
-        Self { weight: LinearWeight::Dense(Param::from_tensor(weight)), bias: bias.map(Param::from_tensor) }
+        Self { weight: LinearWeight::Dense(Param::from_tensor(weight)), bias: bias.map(Param::from_tensor), lora: None }
     }
 
     /// A layer whose weight stays quantized. bias: `[d_out]`.
@@ -51,7 +54,7 @@ impl<B: Backend> Linear<B> {
         device: &B::Device,
     ) -> Self {
         let weight = LinearWeight::Quantized(QuantLinear::new(weight, execution, dtype, device));
-        Self { weight, bias: bias.map(Param::from_tensor) }
+        Self { weight, bias: bias.map(Param::from_tensor), lora: None }
     }
 
     /// The dense weight `[d_out, d_in]`: the tensor itself, or the exact dequantization.
@@ -73,9 +76,14 @@ impl<B: Backend> Linear<B> {
     /// x: `[..., d_in]` -> `[..., d_out]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let bias = self.bias.as_ref().map(|b| b.val());
-        match &self.weight {
+        let delta = self.lora.as_ref().filter(|l| l.enabled).map(|l| l.delta(x.clone()));
+        let y = match &self.weight {
             LinearWeight::Dense(w) => linear_forward(x, w.val(), bias),
             LinearWeight::Quantized(q) => q.forward(x, bias),
+        };
+        match delta {
+            Some(d) => y + d,
+            None => y,
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod attention;
 pub mod kv_cache;
 pub mod linear;
+pub mod lora;
 pub mod mask;
 pub mod mlp;
 pub mod moe;
@@ -12,6 +13,7 @@ pub mod rope;
 pub use attention::{Attention, AttentionKernel};
 pub use kv_cache::KvCache;
 pub use linear::Linear;
+pub use lora::LoraAdapter;
 pub use mask::MaskSpec;
 pub use mlp::Mlp;
 pub use moe::{MoeOutput, SparseMoe};
