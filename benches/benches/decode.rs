@@ -13,31 +13,18 @@
 
 use std::time::{Duration, Instant};
 
-use burn::tensor::{Int, Tensor, TensorData};
 use candle_core::quantized::gguf_file;
 use candle_transformers::models::quantized_llama::ModelWeights;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use llm_benches::{criterion_mean_s, prompt_ids, read_bandwidth_gbs, smollm2_gguf};
+use llm_benches::{criterion_mean_s, greedy_step, prompt_ids, read_bandwidth_gbs, smollm2_gguf};
 use llm_core::weights::{load_model, LoadOptions};
-use llm_core::{CausalLm, ModelInput};
+use llm_core::CausalLm;
 
 type B = burn::backend::Flex;
 
 const PREFILL: usize = 128;
 /// Decode steps timed after each (untimed) prefill.
 const DECODE_CHUNK: u64 = 32;
-
-fn ids_tensor(ids: &[u32], device: &burn::tensor::Device<B>) -> Tensor<B, 2, Int> {
-    Tensor::from_data(TensorData::new(ids.iter().map(|&i| i as i64).collect(), [1, ids.len()]), device)
-}
-
-/// One forward of `ids` through the cache, returning the argmax of the last logits.
-fn step(model: &CausalLm<B>, cache: &mut llm_core::nn::KvCache<B>, ids: &[u32]) -> u32 {
-    let mut input = ModelInput::new(ids_tensor(ids, &model.device()));
-    input.last_logits_only = true;
-    let logits = model.forward_with(input, Some(cache)).expect("cache has room").logits;
-    logits.argmax(2).into_data().iter::<i64>().next().unwrap_or(0) as u32
-}
 
 fn load_candle(dequantize: bool) -> ModelWeights {
     let path = smollm2_gguf();
@@ -73,7 +60,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("llm-core-f32", |b| {
         b.iter(|| {
             let mut cache = ours.new_cache(1, PREFILL);
-            step(&ours, &mut cache, &prompt)
+            greedy_step(&ours, &mut cache, &prompt)
         })
     });
     for (name, model) in &candle {
@@ -92,10 +79,10 @@ fn bench(c: &mut Criterion) {
             while left > 0 {
                 let n = left.min(DECODE_CHUNK);
                 let mut cache = ours.new_cache(1, PREFILL + DECODE_CHUNK as usize);
-                let mut next = step(&ours, &mut cache, &prompt);
+                let mut next = greedy_step(&ours, &mut cache, &prompt);
                 let start = Instant::now();
                 for _ in 0..n {
-                    next = step(&ours, &mut cache, &[next]);
+                    next = greedy_step(&ours, &mut cache, &[next]);
                 }
                 total += start.elapsed();
                 left -= n;

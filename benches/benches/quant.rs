@@ -14,13 +14,13 @@
 
 use std::time::{Duration, Instant};
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use llm_benches::{prompt_ids, smollm2_gguf};
+use llm_benches::{greedy_step, prompt_ids, smollm2_gguf};
 use llm_core::nn::Linear;
 use llm_core::quant::QuantExecution;
 use llm_core::weights::{load_model, LoadOptions};
-use llm_core::{CausalLm, ModelInput};
+use llm_core::CausalLm;
 use llm_quant::int8::{Granularity, Int8Scheme};
 use llm_quant::nf4::Fp4Kind;
 use llm_quant::{quantize_model, quantize_weight, Method};
@@ -62,14 +62,6 @@ fn matvec(c: &mut Criterion) {
     }
 }
 
-fn step(model: &CausalLm<B>, cache: &mut llm_core::nn::KvCache<B>, ids: &[u32]) -> u32 {
-    let t = Tensor::<B, 2, Int>::from_data(TensorData::new(ids.iter().map(|&i| i64::from(i)).collect(), [1, ids.len()]), &model.device());
-    let mut input = ModelInput::new(t);
-    input.last_logits_only = true;
-    let logits = model.forward_with(input, Some(cache)).expect("cache has room").logits;
-    logits.argmax(2).into_data().iter::<i64>().next().unwrap_or(0) as u32
-}
-
 fn linear_bytes(model: &CausalLm<B>) -> usize {
     model
         .linears()
@@ -101,10 +93,10 @@ fn decode(c: &mut Criterion) {
                 while left > 0 {
                     let n = left.min(CHUNK);
                     let mut cache = model.new_cache(1, PROMPT + CHUNK as usize);
-                    let mut next = step(model, &mut cache, &prompt);
+                    let mut next = greedy_step(model, &mut cache, &prompt);
                     let start = Instant::now();
                     for _ in 0..n {
-                        next = step(model, &mut cache, &[next]);
+                        next = greedy_step(model, &mut cache, &[next]);
                     }
                     total += start.elapsed();
                     left -= n;

@@ -47,3 +47,17 @@ pub fn criterion_mean_s(group: &str, id: &str) -> Option<f64> {
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     Some(json["mean"]["point_estimate"].as_f64()? / 1e9)
 }
+
+/// One greedy step of `model` on `ids` through `cache`: the argmax of the last logits.
+pub fn greedy_step<B: burn::tensor::backend::Backend>(
+    model: &llm_core::CausalLm<B>,
+    cache: &mut llm_core::nn::KvCache<B>,
+    ids: &[u32],
+) -> u32 {
+    use burn::tensor::{Int, Tensor, TensorData};
+    let data = TensorData::new(ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [1, ids.len()]);
+    let mut input = llm_core::ModelInput::new(Tensor::<B, 2, Int>::from_data(data, &model.device()));
+    input.last_logits_only = true;
+    let logits = model.forward_with(input, Some(cache)).expect("cache has room").logits;
+    logits.argmax(2).into_data().iter::<i64>().next().unwrap_or(0) as u32
+}

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use llm_core::quant::{v1_zero_offset_word, AffineWeight, Fp4Weight, OutlierInt8Weight, QuantizedWeight};
+use llm_core::quant::{pack_stream, v1_zero_offset_word, AffineWeight, Fp4Weight, OutlierInt8Weight, QuantizedWeight};
 use llm_core::{CausalLm, Tokenizer};
 use safetensors::Dtype;
 use serde_json::Value;
@@ -170,22 +170,6 @@ fn collect_tensors<B: Backend>(model: &CausalLm<B>, method: &str) -> Result<Vec<
         }
     }
     Ok(out)
-}
-
-/// Packs codes into a little-endian stream of 32-bit words (`n·bits/32` words).
-pub fn pack_stream(codes: &[u8], bits: u32) -> Vec<u32> {
-    let b = bits as usize;
-    let mut words = vec![0u32; (codes.len() * b).div_ceil(32)];
-    for (k, &c) in codes.iter().enumerate() {
-        let bit = k * b;
-        let (w, shift) = (bit / 32, bit % 32);
-        let v = u64::from(c) << shift;
-        words[w] |= v as u32;
-        if shift + b > 32 {
-            words[w + 1] |= (v >> 32) as u32;
-        }
-    }
-    words
 }
 
 /// GPTQ v1 tensors of one layer.

@@ -123,6 +123,23 @@ pub fn unpack_stream(words: &[u32], bits: u32, n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Packs codes of `bits` into a little-endian stream of 32-bit words (`ceil(n·bits/32)`
+/// words): the inverse of [`unpack_stream`], as GPTQ writers pack `qweight` and `qzeros`.
+pub fn pack_stream(codes: &[u8], bits: u32) -> Vec<u32> {
+    let b = bits as usize;
+    let mut words = vec![0u32; (codes.len() * b).div_ceil(32)];
+    for (k, &c) in codes.iter().enumerate() {
+        let bit = k * b;
+        let (w, shift) = (bit / 32, bit % 32);
+        let v = u64::from(c) << shift;
+        words[w] |= v as u32;
+        if shift + b > 32 {
+            words[w + 1] |= (v >> 32) as u32;
+        }
+    }
+    words
+}
+
 struct Reader<'a> {
     source: &'a dyn TensorSource,
     prefix: &'a str,
@@ -294,6 +311,14 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_packing_round_trips_across_word_boundaries() {
+        for bits in [2u32, 3, 4, 8] {
+            let codes: Vec<u8> = (0..77).map(|i| ((i * 5 + 1) % (1 << bits)) as u8).collect();
+            assert_eq!(unpack_stream(&pack_stream(&codes, bits), bits, codes.len()), codes, "{bits} bits");
+        }
+    }
 
     #[test]
     fn v1_offset_words_put_a_one_in_every_field() {
