@@ -118,7 +118,7 @@ fn check_tensors(config: &ModelConfig, source: &dyn TensorSource) -> Result<()> 
     let mut mis_shaped = vec![];
     // Names the checkpoint may hold: the expected ones plus each quantized layer's own tensors
     // (their shapes are checked when the layer is read).
-    let mut known: Vec<String> = vec![];
+    let mut known = std::collections::HashSet::new();
     for spec in &expected {
         let layout = spec.name.strip_suffix(".weight").map(|p| (p, LinearLayout::detect(source, p)));
         if let Some((prefix, layout)) = layout.filter(|(_, l)| *l != LinearLayout::Dense) {
@@ -128,12 +128,12 @@ fn check_tensors(config: &ModelConfig, source: &dyn TensorSource) -> Result<()> 
                 if source.shape(&name).is_none() {
                     missing.push(name.clone());
                 }
-                known.push(name);
+                known.insert(name);
             }
             known.extend(optional.into_iter().map(|s| format!("{prefix}.{s}")));
             continue;
         }
-        known.push(spec.name.clone());
+        known.insert(spec.name.clone());
         match source.shape(&spec.name) {
             None => missing.push(spec.name.clone()),
             Some(shape) if shape != spec.shape => mis_shaped.push((spec.name.clone(), spec.shape.clone(), shape)),
