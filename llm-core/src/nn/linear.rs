@@ -111,11 +111,23 @@ pub fn linear_forward<B: Backend, const D: usize>(
     weight: Tensor<B, 2>,
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, D> {
+    let [d_out, _] = weight.dims();
+    per_row(x, d_out, bias, |x2| x2.matmul(weight.transpose()))
+}
+
+/// Flattens x: `[..., d_in]` to `[rows, d_in]`, applies `product` (-> `[rows, d_out]`), adds
+/// the bias `[d_out]` and restores the leading dims: `[..., d_out]`. Every linear product
+/// (dense, quantized) goes through here.
+pub(crate) fn per_row<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    d_out: usize,
+    bias: Option<Tensor<B, 1>>,
+    product: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>,
+) -> Tensor<B, D> {
     let dims = x.dims();
     let d_in = dims[D - 1];
     let rows = dims[..D - 1].iter().product::<usize>();
-    let [d_out, _] = weight.dims();
-    let y = x.reshape([rows, d_in]).matmul(weight.transpose());
+    let y = product(x.reshape([rows, d_in]));
     let y = match bias {
         Some(b) => y + b.unsqueeze::<2>(),
         None => y,

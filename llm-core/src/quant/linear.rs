@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::{backend::Backend, DType, Tensor, TensorData};
 
 use super::QuantizedWeight;
-use crate::nn::linear::linear_forward;
+use crate::nn::linear::{linear_forward, per_row};
 
 /// Inputs with at most this many rows take the fused kernel under [`QuantExecution::Auto`]:
 /// decoding (one row per sequence) is bound by reading the weight, which the codes make
@@ -98,19 +98,13 @@ impl<B: Backend> QuantLinear<B> {
             let w = dequantized(&self.weight, x.dtype(), &device);
             return linear_forward(x, w, bias);
         }
-        let (d_out, d_in) = self.dims();
+        let (d_out, _) = self.dims();
         let dtype = x.dtype();
-        let host = x.reshape([rows, d_in]).into_data().convert::<f32>();
-        let host = host.into_vec::<f32>().expect("converted to f32 above");
-        let y = self.weight.matmul(&host, rows);
-        let y = Tensor::<B, 2>::from_data(TensorData::new(y, [rows, d_out]), (&device, dtype));
-        let y = match bias {
-            Some(b) => y + b.unsqueeze::<2>(),
-            None => y,
-        };
-        let mut out = dims;
-        out[D - 1] = d_out;
-        y.reshape(out)
+        per_row(x, d_out, bias, |x2| {
+            let host = x2.into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32 above");
+            let y = self.weight.matmul(&host, rows);
+            Tensor::from_data(TensorData::new(y, [rows, d_out]), (&device, dtype))
+        })
     }
 }
 
