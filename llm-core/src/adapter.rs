@@ -161,7 +161,9 @@ impl PeftAdapter {
                     got: [a.dims(), b.dims()].concat(),
                 });
             }
-            linear.lora = Some(LoraAdapter::new(a, b, scaling));
+            let mut lora = LoraAdapter::new(a, b, scaling);
+            lora.dropout = self.config.lora_dropout;
+            linear.lora = Some(lora);
         }
         Ok(modules)
     }

@@ -26,6 +26,6 @@ pub use calib::Calibration;
 pub use error::{QuantError, Result};
 pub use gptq::{quantize_gptq, GptqConfig, GptqParams, GptqReport};
 pub use method::{quantize_model, quantize_weight, Method};
-pub use save::{save_quantized, SaveReport};
+pub use save::{save_model, save_quantized, SaveReport};
 
 pub use llm_core;

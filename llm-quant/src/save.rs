@@ -63,7 +63,30 @@ pub fn save_quantized<B: Backend>(
     quantization_config: Value,
     dir: impl AsRef<Path>,
 ) -> Result<SaveReport> {
-    let dir = dir.as_ref();
+    save(model, tokenizer, Some(quantization_config), dir.as_ref())
+}
+
+/// Writes a model with dense weights (a merged fine-tune, say) as a plain Hugging Face
+/// directory: `model.safetensors` (f32), `config.json` without `quantization_config`, and the
+/// tokenizer files when given. Same atomic replace as [`save_quantized`]. A layer still holding
+/// a quantized weight is an error naming it; a LoRA adapter left unmerged is an error too.
+pub fn save_model<B: Backend>(model: &CausalLm<B>, tokenizer: Option<&Tokenizer>, dir: impl AsRef<Path>) -> Result<SaveReport> {
+    if let Some((name, _)) = model.linears().into_iter().find(|(_, l)| l.quantized_weight().is_some() || l.lora.is_some()) {
+        return Err(QuantError::Shape {
+            what: name,
+            expected: "a dense weight without an unmerged adapter".into(),
+            got: "a quantized weight or an unmerged LoRA adapter (merge it first)".into(),
+        });
+    }
+    save(model, tokenizer, None, dir.as_ref())
+}
+
+fn save<B: Backend>(
+    model: &CausalLm<B>,
+    tokenizer: Option<&Tokenizer>,
+    quantization_config: Option<Value>,
+    dir: &Path,
+) -> Result<SaveReport> {
     if dir.exists() && !dir.join("config.json").exists() {
         // Only a previous checkpoint is replaced, never an unrelated directory.
         return Err(QuantError::Io {
@@ -71,7 +94,7 @@ pub fn save_quantized<B: Backend>(
             source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not a checkpoint directory"),
         });
     }
-    let mut quantization_config = quantization_config;
+    let mut quantization_config = quantization_config.unwrap_or(Value::Null);
     if quantization_config.get("lm_head").is_some() {
         // Say what the file holds: GPTQ readers take `lm_head` from here.
         let head_quantized = model.linears().iter().any(|(n, l)| n == "lm_head" && l.quantized_weight().is_some());
@@ -87,7 +110,9 @@ pub fn save_quantized<B: Backend>(
         let model_path = tmp.join("model.safetensors");
         write_safetensors(&model_path, &tensors)?;
         let mut config = model.config.to_hf_json();
-        config["quantization_config"] = quantization_config.clone();
+        if !quantization_config.is_null() {
+            config["quantization_config"] = quantization_config.clone();
+        }
         write_json(&tmp.join("config.json"), &config)?;
         if method == "gptq" {
             write_json(&tmp.join("quantize_config.json"), &quantization_config)?;

@@ -40,6 +40,10 @@ pub struct ModelInput<B: Backend> {
     pub attention_mask: Option<Vec<Vec<bool>>>,
     /// `[batch][seq]` rotary positions; default `past_len..past_len + seq` for every row.
     pub position_ids: Option<Vec<Vec<usize>>>,
+    /// `[batch][seq]` packed-example index per position (padding-free packing, no cache): a
+    /// token attends only within its own example. Pair it with `position_ids` restarting at 0
+    /// per example, and the packed row computes what the examples compute one by one.
+    pub segment_ids: Option<Vec<Vec<usize>>>,
     /// Return the hidden state entering each layer and the final normed one.
     pub output_hidden_states: bool,
     /// Compute logits for the last position only (what decoding needs).
@@ -53,6 +57,7 @@ impl<B: Backend> ModelInput<B> {
             input_ids,
             attention_mask: None,
             position_ids: None,
+            segment_ids: None,
             output_hidden_states: false,
             last_logits_only: false,
         }
@@ -98,7 +103,13 @@ impl<B: Backend> CausalLm<B> {
 
         let positions = input.position_ids.clone().unwrap_or_else(|| vec![(past_len..past_len + seq).collect()]);
         let rope = self.rotary.tables::<B>(&positions, dtype, &device);
-        let spec = MaskSpec { batch, past_len, seq, attention_mask: input.attention_mask.as_deref() };
+        let spec = MaskSpec {
+            batch,
+            past_len,
+            seq,
+            attention_mask: input.attention_mask.as_deref(),
+            segment_ids: input.segment_ids.as_deref(),
+        };
         let full_mask = spec.build::<B>(None, &device);
         let window_masks: Vec<_> = self
             .distinct_windows()
@@ -183,6 +194,15 @@ impl<B: Backend> CausalLm<B> {
                     what: "position_ids".into(),
                     expected: format!("[{batch} or 1][{seq}]"),
                     got: vec![p.len(), p.first().map_or(0, Vec::len)],
+                });
+            }
+        }
+        if let Some(s) = &input.segment_ids {
+            if past_len > 0 || s.len() != batch || s.iter().any(|r| r.len() != seq) {
+                return Err(LlmError::Shape {
+                    what: "segment_ids (packed rows run without a cache)".into(),
+                    expected: format!("[{batch}][{seq}], past 0"),
+                    got: vec![s.len(), s.first().map_or(0, Vec::len), past_len],
                 });
             }
         }

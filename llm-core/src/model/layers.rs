@@ -37,7 +37,7 @@ impl<B: Backend> CausalLm<B> {
         let device = self.device();
         let positions = vec![(0..seq).collect()];
         let rope = self.rotary.tables::<B>(&positions, self.dtype(), &device);
-        let spec = MaskSpec { batch, past_len: 0, seq, attention_mask: None };
+        let spec = MaskSpec { batch, past_len: 0, seq, attention_mask: None, segment_ids: None };
         let mut windows: Vec<usize> = self.layers.iter().filter_map(|l| l.self_attn.sliding_window).collect();
         windows.sort_unstable();
         windows.dedup();

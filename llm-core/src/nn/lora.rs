@@ -3,7 +3,7 @@
 //! `W + s·B·A` unless asked to merge.
 
 use burn::module::{Module, Param};
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, Distribution, Tensor};
 
 use super::linear::linear_forward;
 
@@ -20,12 +20,16 @@ pub struct LoraAdapter<B: Backend> {
     /// When false the layer computes its base product only (peft's `disable_adapter`).
     #[module(skip)]
     pub enabled: bool,
+    /// Dropout probability on the adapter's input, applied only while training (on an
+    /// autodiff backend); the trainer seeds the backend per step so runs repeat exactly.
+    #[module(skip)]
+    pub dropout: f64,
 }
 
 impl<B: Backend> LoraAdapter<B> {
     /// Wraps `A: [r, d_in]` and `B: [d_out, r]`.
     pub fn new(lora_a: Tensor<B, 2>, lora_b: Tensor<B, 2>, scaling: f64) -> Self {
-        Self { lora_a: Param::from_tensor(lora_a), lora_b: Param::from_tensor(lora_b), scaling, enabled: true }
+        Self { lora_a: Param::from_tensor(lora_a), lora_b: Param::from_tensor(lora_b), scaling, enabled: true, dropout: 0.0 }
     }
 
     /// The rank `r`.
@@ -33,8 +37,17 @@ impl<B: Backend> LoraAdapter<B> {
         self.lora_a.dims()[0]
     }
 
-    /// `s·(x·Aᵀ)·Bᵀ`. x: `[..., d_in]` -> `[..., d_out]`.
+    /// `s·(dropout(x)·Aᵀ)·Bᵀ`. x: `[..., d_in]` -> `[..., d_out]`.
     pub fn delta<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let device = x.device();
+        let x = if self.dropout > 0.0 && B::ad_enabled(&device) {
+            // Inverted dropout, as torch: keep with probability 1 - p, scale kept values by 1/(1 - p).
+            let dtype = x.dtype();
+            let keep = Tensor::<B, D>::random(x.shape(), Distribution::Bernoulli(1.0 - self.dropout), &device);
+            x * keep.cast(dtype) / (1.0 - self.dropout)
+        } else {
+            x
+        };
         linear_forward(linear_forward(x, self.lora_a.val(), None), self.lora_b.val(), None) * self.scaling
     }
 

@@ -13,6 +13,10 @@ pub struct MaskSpec<'a> {
     pub seq: usize,
     /// `[batch][past_len + seq]`, false at padding. `None`: no padding.
     pub attention_mask: Option<&'a [Vec<bool>]>,
+    /// `[batch][seq]` packed-example index of each position (no cache): a query sees only keys
+    /// of its own segment, the block-diagonal causal mask of padding-free packing
+    /// (flash-attention's `cu_seq_lens`). `None`: one sequence per row.
+    pub segment_ids: Option<&'a [Vec<usize>]>,
 }
 
 impl MaskSpec<'_> {
@@ -28,7 +32,8 @@ impl MaskSpec<'_> {
         // transformers: a key is visible when q - k < sliding_window.
         let outside_window = window.is_some_and(|w| q >= j + w);
         let padding = self.attention_mask.is_some_and(|m| !m[b][j]);
-        causal || outside_window || padding
+        let other_segment = self.segment_ids.is_some_and(|s| s[b][j] != s[b][q]);
+        causal || outside_window || padding || other_segment
     }
 
     /// The mask for one layer kind, `[batch, 1, seq, past_len + seq]` with true = hidden;
@@ -68,7 +73,7 @@ mod tests {
     #[test]
     fn causal_window_and_padding_combine() {
         let pad = vec![vec![false, true, true, true]];
-        let spec = MaskSpec { batch: 1, past_len: 0, seq: 4, attention_mask: Some(&pad) };
+        let spec = MaskSpec { batch: 1, past_len: 0, seq: 4, attention_mask: Some(&pad), segment_ids: None };
         let m = rows(&spec, Some(2));
         // query 3 sees keys 2 and 3 only (window 2); key 0 is padding everywhere.
         assert_eq!(m[3], vec![true, true, false, false]);
@@ -76,8 +81,17 @@ mod tests {
     }
 
     #[test]
+    fn packed_segments_see_only_themselves() {
+        let seg = vec![vec![0, 0, 1, 1, 1]];
+        let spec = MaskSpec { batch: 1, past_len: 0, seq: 5, attention_mask: None, segment_ids: Some(&seg) };
+        let m = rows(&spec, None);
+        assert_eq!(m[1], vec![false, false, true, true, true]);
+        assert_eq!(m[3], vec![true, true, false, false, true]);
+    }
+
+    #[test]
     fn single_decode_step_without_padding_needs_no_mask() {
-        let spec = MaskSpec { batch: 2, past_len: 7, seq: 1, attention_mask: None };
+        let spec = MaskSpec { batch: 2, past_len: 7, seq: 1, attention_mask: None, segment_ids: None };
         assert!(spec.build::<burn::backend::Flex>(None, &Default::default()).is_none());
     }
 }

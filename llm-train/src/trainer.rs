@@ -1,0 +1,455 @@
+//! The training loop: AdamW over the trainable parameters, gradient accumulation, global-norm
+//! clipping, warmup + schedule, evaluation, JSONL metrics and checkpoints that resume exactly.
+//!
+//! Everything random is a function of `(seed, step)`: the example order of each epoch is a
+//! seeded shuffle and the backend is re-seeded before every micro-batch (LoRA dropout). A
+//! checkpoint therefore only needs the trainable parameters, the optimizer moments and the step
+//! count to continue as if never stopped.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
+use llm_core::CausalLm;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+
+use crate::error::{Result, TrainError};
+use crate::loss::nll_sum;
+use crate::optim::{clip_coefficient, AdamW, AdamWConfig, Moments, Schedule};
+use crate::params::{global_norm, gradients, map_params, param_infos, read_params};
+use crate::peft::{read_f32_safetensors, write_dir_atomically, write_f32_safetensors, write_json};
+use crate::sft::{SftBatch, TokenizedExample};
+
+/// Training settings (transformers' `TrainingArguments` names where they exist).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// AdamW settings; `lr` is the peak rate.
+    pub optimizer: AdamWConfig,
+    /// Decay after warmup.
+    pub schedule: Schedule,
+    /// Linear warmup steps.
+    pub warmup_steps: u64,
+    /// Passes over the training set (ignored when `max_steps` is set).
+    pub epochs: usize,
+    /// Stop after this many optimizer steps.
+    pub max_steps: Option<u64>,
+    /// Examples per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Clip the global gradient norm to this (`None`: no clipping).
+    pub max_grad_norm: Option<f64>,
+    /// Pack each micro-batch padding-free into rows of at most this many tokens.
+    pub packing: Option<usize>,
+    /// Evaluate every this many steps (and at the end) when an eval set is given.
+    pub eval_every: Option<u64>,
+    /// Write a checkpoint every this many steps (needs `output_dir`).
+    pub save_every: Option<u64>,
+    /// Where checkpoints (`checkpoint-<step>/`) and `metrics.jsonl` go.
+    pub output_dir: Option<PathBuf>,
+    /// Seeds the shuffle and dropout.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            optimizer: AdamWConfig::default(),
+            schedule: Schedule::Linear,
+            warmup_steps: 0,
+            epochs: 1,
+            max_steps: None,
+            batch_size: 4,
+            grad_accum: 1,
+            max_grad_norm: Some(1.0),
+            packing: None,
+            eval_every: None,
+            save_every: None,
+            output_dir: None,
+            seed: 42,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the settings before any work.
+    pub fn validate(&self) -> Result<()> {
+        self.optimizer.validate()?;
+        if self.batch_size == 0 || self.grad_accum == 0 {
+            return Err(TrainError::config("batch_size/grad_accum", "must be at least 1"));
+        }
+        if self.max_steps.is_none() && self.epochs == 0 {
+            return Err(TrainError::config("epochs", "0 epochs and no max_steps: nothing to train"));
+        }
+        if self.max_grad_norm.is_some_and(|n| !(n > 0.0)) {
+            return Err(TrainError::config("max_grad_norm", "must be positive"));
+        }
+        if self.packing == Some(0) {
+            return Err(TrainError::config("packing", "row length must be positive"));
+        }
+        if self.save_every.is_some() && self.output_dir.is_none() {
+            return Err(TrainError::config("save_every", "checkpoints need output_dir"));
+        }
+        Ok(())
+    }
+}
+
+/// What one optimizer step did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepMetrics {
+    /// Optimizer step, 1-based.
+    pub step: u64,
+    /// Fractional epoch after the step.
+    pub epoch: f64,
+    /// Token-mean loss of the step's examples (before the update).
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Non-padding tokens processed.
+    pub tokens: usize,
+    /// Trained target tokens.
+    pub target_tokens: usize,
+    /// Wall time of the step.
+    pub seconds: f64,
+}
+
+/// A log record: a training step, an evaluation, or a checkpoint written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainEvent {
+    /// After every optimizer step.
+    Step(StepMetrics),
+    /// After an evaluation.
+    Eval {
+        /// Step evaluated at.
+        step: u64,
+        /// Token-mean loss over the eval set.
+        eval_loss: f64,
+    },
+    /// After a checkpoint is written.
+    Checkpoint {
+        /// Step saved.
+        step: u64,
+        /// Its directory.
+        dir: PathBuf,
+    },
+}
+
+/// The result of [`Trainer::fit`].
+#[derive(Debug, Clone, Default)]
+pub struct TrainReport {
+    /// Every step's metrics, in order (only the steps run by this call).
+    pub steps: Vec<StepMetrics>,
+    /// `(step, eval_loss)` of every evaluation.
+    pub evals: Vec<(u64, f64)>,
+    /// Checkpoints written.
+    pub checkpoints: Vec<PathBuf>,
+    /// Tokens per second over the run.
+    pub tokens_per_second: f64,
+}
+
+/// Trains the parameters of `model` that require gradients (see [`crate::params::set_trainable`]
+/// and [`crate::lora::attach_lora`]); frozen parameters never reach the optimizer.
+pub struct Trainer<B: AutodiffBackend> {
+    /// The model being trained.
+    pub model: CausalLm<B>,
+    /// AdamW and its state.
+    pub optimizer: AdamW<B::InnerBackend>,
+    /// Settings.
+    pub config: TrainConfig,
+    /// Padding token id for batches.
+    pub pad_id: u32,
+    last_checkpoint: Option<PathBuf>,
+}
+
+impl<B: AutodiffBackend> Trainer<B> {
+    /// A trainer at step 0; fails on invalid settings or when nothing is trainable.
+    pub fn new(model: CausalLm<B>, config: TrainConfig, pad_id: u32) -> Result<Self> {
+        config.validate()?;
+        if !param_infos(&model).iter().any(|p| p.trainable) {
+            return Err(TrainError::config("model", "no parameter requires gradients: attach LoRA or call set_trainable"));
+        }
+        let optimizer = AdamW::new(config.optimizer);
+        Ok(Self { model, optimizer, config, pad_id, last_checkpoint: None })
+    }
+
+    /// Optimizer steps taken so far.
+    pub fn step(&self) -> u64 {
+        self.optimizer.step
+    }
+
+    /// Examples per optimizer step.
+    pub fn examples_per_step(&self) -> usize {
+        self.config.batch_size * self.config.grad_accum
+    }
+
+    /// Optimizer steps the run makes over `n_examples`.
+    pub fn total_steps(&self, n_examples: usize) -> u64 {
+        let per_epoch = n_examples.div_ceil(self.examples_per_step()) as u64;
+        self.config.max_steps.unwrap_or(per_epoch * self.config.epochs as u64)
+    }
+
+    /// The micro-batches of optimizer step `step` (0-based): a deterministic function of the
+    /// seed, the step and the data.
+    pub fn batches_for_step<'a>(&self, data: &'a [TokenizedExample], step: u64) -> Vec<SftBatch> {
+        let per_step = self.examples_per_step();
+        let per_epoch = data.len().div_ceil(per_step) as u64;
+        let (epoch, within) = (step / per_epoch, (step % per_epoch) as usize);
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(self.config.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let chosen = &order[within * per_step..((within + 1) * per_step).min(data.len())];
+        chosen
+            .chunks(self.config.batch_size)
+            .map(|ids| {
+                let examples: Vec<&TokenizedExample> = ids.iter().map(|&i| &data[i]).collect();
+                match self.config.packing {
+                    Some(max_len) => SftBatch::packed(&examples, max_len, self.pad_id),
+                    None => SftBatch::padded(&examples, self.pad_id),
+                }
+            })
+            .collect()
+    }
+
+    /// Loss and accumulated gradients of `batches` without updating anything: the loss is
+    /// the mean over every trained token of all the batches together.
+    pub fn loss_and_grads(
+        &self,
+        batches: &[SftBatch],
+    ) -> Result<(f64, BTreeMap<String, Tensor<B::InnerBackend, 1>>)> {
+        let total: usize = batches.iter().map(SftBatch::n_targets).sum();
+        if total == 0 {
+            return Err(TrainError::config("batch", "no trained tokens in this step (every label is masked)"));
+        }
+        let device = self.model.device();
+        let mut acc: BTreeMap<String, Tensor<B::InnerBackend, 1>> = BTreeMap::new();
+        let mut loss_value = 0.0;
+        for (i, batch) in batches.iter().enumerate() {
+            B::seed(&device, self.config.seed.wrapping_add(self.optimizer.step * 1_000_003 + i as u64));
+            let out = self.model.forward_with(batch.model_input::<B>(&device), None)?;
+            let (sum, _) = nll_sum(out.logits, &batch.labels);
+            let loss = sum / total as f64;
+            loss_value += loss.clone().into_scalar().elem::<f64>();
+            let grads = loss.backward();
+            for (name, g) in gradients(&self.model, &grads) {
+                let g = match acc.remove(&name) {
+                    Some(prev) => prev + g,
+                    None => g,
+                };
+                acc.insert(name, g);
+            }
+        }
+        Ok((loss_value, acc))
+    }
+
+    /// One optimizer step over `batches` (micro-batches accumulated); `total_steps` sizes the
+    /// schedule. A non-finite loss or gradient norm stops with [`TrainError::NonFinite`] and
+    /// leaves the parameters untouched.
+    pub fn train_step(&mut self, batches: &[SftBatch], total_steps: u64) -> Result<StepMetrics> {
+        let started = Instant::now();
+        let (loss, grads) = self.loss_and_grads(batches)?;
+        let step = self.optimizer.step + 1;
+        let non_finite = |what: &str, value: f64| TrainError::NonFinite {
+            step,
+            what: what.into(),
+            value,
+            last_checkpoint: self.last_checkpoint.clone(),
+        };
+        if !loss.is_finite() {
+            return Err(non_finite("loss", loss));
+        }
+        let grad_norm = global_norm(&grads);
+        if !grad_norm.is_finite() {
+            return Err(non_finite("gradient norm", grad_norm));
+        }
+        let coef = self.config.max_grad_norm.map_or(1.0, |m| clip_coefficient(grad_norm, m));
+        let lr = self.config.optimizer.lr * self.config.schedule.factor(step - 1, self.config.warmup_steps, total_steps);
+        self.optimizer.begin_step();
+        let optimizer = &mut self.optimizer;
+        self.model = map_params(self.model.clone(), |name, p| {
+            let g = grads.get(name)?.clone();
+            let g = if coef < 1.0 { g * coef } else { g };
+            let new = optimizer.update(name, p.inner(), g, lr);
+            Some((Tensor::from_inner(new), true))
+        });
+        let tokens = batches.iter().map(SftBatch::n_tokens).sum();
+        let target_tokens = batches.iter().map(SftBatch::n_targets).sum();
+        Ok(StepMetrics { step, epoch: 0.0, loss, grad_norm, lr, tokens, target_tokens, seconds: started.elapsed().as_secs_f64() })
+    }
+
+    /// Token-mean loss over `data` (no gradients, no dropout), in batches of `batch_size`.
+    pub fn evaluate(&self, data: &[TokenizedExample]) -> Result<f64> {
+        let model = self.model.valid();
+        let device = model.device();
+        let (mut sum, mut n) = (0.0, 0usize);
+        for chunk in data.chunks(self.config.batch_size) {
+            let examples: Vec<&TokenizedExample> = chunk.iter().collect();
+            let batch = SftBatch::padded(&examples, self.pad_id);
+            let out = model.forward_with(batch.model_input::<B::InnerBackend>(&device), None)?;
+            let (s, k) = nll_sum(out.logits, &batch.labels);
+            sum += s.into_scalar().elem::<f64>();
+            n += k;
+        }
+        if n == 0 {
+            return Err(TrainError::config("eval set", "no trained tokens"));
+        }
+        Ok(sum / n as f64)
+    }
+
+    /// Trains until `total_steps` (epochs or `max_steps`), continuing from the current step
+    /// (so a resumed trainer picks up where its checkpoint stopped). Calls `on_event` after
+    /// every step, evaluation and checkpoint, and appends the same records to
+    /// `output_dir/metrics.jsonl`.
+    pub fn fit(
+        &mut self,
+        train: &[TokenizedExample],
+        eval: Option<&[TokenizedExample]>,
+        mut on_event: impl FnMut(&TrainEvent),
+    ) -> Result<TrainReport> {
+        if train.is_empty() {
+            return Err(TrainError::config("train set", "is empty"));
+        }
+        let total = self.total_steps(train.len());
+        let per_epoch = train.len().div_ceil(self.examples_per_step()) as f64;
+        let mut metrics = self.metrics_file()?;
+        let mut report = TrainReport::default();
+        let started = Instant::now();
+        let mut tokens = 0usize;
+        while self.step() < total {
+            let batches = self.batches_for_step(train, self.step());
+            let mut m = self.train_step(&batches, total)?;
+            m.epoch = m.step as f64 / per_epoch;
+            tokens += m.tokens;
+            let event = TrainEvent::Step(m.clone());
+            log(&mut metrics, &event)?;
+            on_event(&event);
+            report.steps.push(m);
+            let step = self.step();
+            let every = |n: Option<u64>| n.is_some_and(|n| n > 0 && step.is_multiple_of(n));
+            if let Some(eval) = eval.filter(|_| every(self.config.eval_every) || step == total) {
+                let eval_loss = self.evaluate(eval)?;
+                let event = TrainEvent::Eval { step, eval_loss };
+                log(&mut metrics, &event)?;
+                on_event(&event);
+                report.evals.push((step, eval_loss));
+            }
+            if every(self.config.save_every) {
+                let dir = self.config.output_dir.clone().expect("validated").join(format!("checkpoint-{step}"));
+                self.save_checkpoint(&dir)?;
+                let event = TrainEvent::Checkpoint { step, dir: dir.clone() };
+                log(&mut metrics, &event)?;
+                on_event(&event);
+                report.checkpoints.push(dir);
+            }
+        }
+        report.tokens_per_second = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        Ok(report)
+    }
+
+    fn metrics_file(&self) -> Result<Option<std::fs::File>> {
+        let Some(dir) = &self.config.output_dir else { return Ok(None) };
+        std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+        let path = dir.join("metrics.jsonl");
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| TrainError::io(&path, e))?;
+        Ok(Some(file))
+    }
+
+    /// Writes the trainable parameters, the optimizer moments and the step to `dir`
+    /// (atomically: built under a temporary name, then renamed).
+    pub fn save_checkpoint(&mut self, dir: &Path) -> Result<()> {
+        let params = read_params(&self.model, |_| true);
+        let trainable: Vec<String> = param_infos(&self.model).into_iter().filter(|p| p.trainable).map(|p| p.name).collect();
+        let params: Vec<(String, Vec<usize>, Vec<f32>)> = trainable
+            .iter()
+            .map(|n| {
+                let (shape, v) = params[n].clone();
+                (n.clone(), shape, v)
+            })
+            .collect();
+        let mut moments = vec![];
+        for (name, m) in &self.optimizer.state {
+            for (kind, t) in [("exp_avg", &m.exp_avg), ("exp_avg_sq", &m.exp_avg_sq)] {
+                let v = t.clone().into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32");
+                moments.push((format!("{kind}.{name}"), vec![v.len()], v));
+            }
+        }
+        let state = json!({
+            "step": self.optimizer.step,
+            "seed": self.config.seed,
+            "lr": self.config.optimizer.lr,
+            "trainable": trainable,
+            "format": "llm-train checkpoint v1",
+        });
+        write_dir_atomically(dir, |tmp| {
+            write_f32_safetensors(&tmp.join("trainable.safetensors"), &params)?;
+            write_f32_safetensors(&tmp.join("optimizer.safetensors"), &moments)?;
+            write_json(&tmp.join("trainer_state.json"), &state)
+        })?;
+        tracing::info!(step = self.optimizer.step, dir = %dir.display(), "checkpoint written");
+        self.last_checkpoint = Some(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Restores a checkpoint written by [`Self::save_checkpoint`] onto a model prepared the
+    /// same way (same adapters, same trainable set); mismatches are errors naming the tensor.
+    pub fn resume(&mut self, dir: &Path) -> Result<()> {
+        let bad = |message: String| TrainError::Checkpoint { path: dir.to_path_buf(), message };
+        let state_path = dir.join("trainer_state.json");
+        let text = std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?;
+        let state: Value = serde_json::from_str(&text).map_err(|e| bad(format!("trainer_state.json: {e}")))?;
+        let step = state["step"].as_u64().ok_or_else(|| bad("trainer_state.json: no `step`".into()))?;
+        let params = read_f32_safetensors(&dir.join("trainable.safetensors"))?;
+        let infos = param_infos(&self.model);
+        let trainable: Vec<_> = infos.iter().filter(|p| p.trainable).collect();
+        for p in &trainable {
+            match params.get(&p.name) {
+                Some((shape, _)) if *shape == p.shape => {}
+                Some((shape, _)) => return Err(bad(format!("{}: shape {shape:?}, the model has {:?}", p.name, p.shape))),
+                None => return Err(bad(format!("{} is trainable in the model but not in the checkpoint", p.name))),
+            }
+        }
+        if let Some(extra) = params.keys().find(|n| !trainable.iter().any(|p| &&p.name == n)) {
+            return Err(bad(format!("{extra} is in the checkpoint but not trainable in the model")));
+        }
+        let device = self.model.device();
+        self.model = crate::params::write_params(self.model.clone(), &params);
+        let moments = read_f32_safetensors(&dir.join("optimizer.safetensors"))?;
+        let tensor = |name: &str| -> Result<Tensor<B::InnerBackend, 1>> {
+            let (_, v) = moments.get(name).ok_or_else(|| bad(format!("optimizer.safetensors lacks {name}")))?;
+            Ok(Tensor::from_data(burn::tensor::TensorData::new(v.clone(), [v.len()]), &device))
+        };
+        let mut state_map = BTreeMap::new();
+        if step > 0 {
+            for p in &trainable {
+                let m = Moments { exp_avg: tensor(&format!("exp_avg.{}", p.name))?, exp_avg_sq: tensor(&format!("exp_avg_sq.{}", p.name))? };
+                state_map.insert(p.name.clone(), m);
+            }
+        }
+        self.optimizer.state = state_map;
+        self.optimizer.step = step;
+        self.last_checkpoint = Some(dir.to_path_buf());
+        tracing::info!(step, dir = %dir.display(), "resumed");
+        Ok(())
+    }
+}
+
+fn log(file: &mut Option<std::fs::File>, event: &TrainEvent) -> Result<()> {
+    let Some(f) = file else { return Ok(()) };
+    let v = match event {
+        TrainEvent::Step(m) => json!({
+            "step": m.step, "epoch": m.epoch, "loss": m.loss, "grad_norm": m.grad_norm, "learning_rate": m.lr,
+            "tokens": m.tokens, "target_tokens": m.target_tokens, "seconds": m.seconds,
+            "tokens_per_second": m.tokens as f64 / m.seconds.max(1e-9),
+        }),
+        TrainEvent::Eval { step, eval_loss } => json!({"step": step, "eval_loss": eval_loss}),
+        TrainEvent::Checkpoint { step, dir } => json!({"step": step, "checkpoint": dir.display().to_string()}),
+    };
+    writeln!(f, "{v}").map_err(|e| TrainError::io("metrics.jsonl", e))
+}
