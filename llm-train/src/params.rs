@@ -113,7 +113,7 @@ struct Mapper<F> {
     f: F,
 }
 
-impl<B: Backend, F: FnMut(&str, Tensor<B, 1>) -> Option<(Tensor<B, 1>, bool)>> ModuleMapper<B> for Mapper<F> {
+impl<B: Backend, F: FnMut(&str, Tensor<B, 1>, bool) -> Option<(Tensor<B, 1>, bool)>> ModuleMapper<B> for Mapper<F> {
     fn enter_module(&mut self, name: &str, _: &str) {
         self.path.enter(name);
     }
@@ -123,8 +123,9 @@ impl<B: Backend, F: FnMut(&str, Tensor<B, 1>) -> Option<(Tensor<B, 1>, bool)>> M
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, tensor, mapper) = param.consume();
         let shape = tensor.shape();
+        let require_grad = tensor.is_require_grad();
         let flat = tensor.clone().reshape([shape.num_elements()]);
-        let tensor = match (self.f)(&self.path.name(), flat) {
+        let tensor = match (self.f)(&self.path.name(), flat, require_grad) {
             Some((new, require_grad)) => new.reshape(shape).set_require_grad(require_grad),
             None => tensor,
         };
@@ -132,11 +133,11 @@ impl<B: Backend, F: FnMut(&str, Tensor<B, 1>) -> Option<(Tensor<B, 1>, bool)>> M
     }
 }
 
-/// Rewrites parameters: `f(name, flat value)` returns the new flat value and whether it
-/// requires gradients, or `None` to keep the parameter as it is.
+/// Rewrites parameters: `f(name, flat value, requires_grad)` returns the new flat value and
+/// whether it requires gradients, or `None` to keep the parameter as it is.
 pub fn map_params<B: Backend>(
     model: CausalLm<B>,
-    f: impl FnMut(&str, Tensor<B, 1>) -> Option<(Tensor<B, 1>, bool)>,
+    f: impl FnMut(&str, Tensor<B, 1>, bool) -> Option<(Tensor<B, 1>, bool)>,
 ) -> CausalLm<B> {
     model.map(&mut Mapper { path: Path::default(), f })
 }
@@ -144,7 +145,7 @@ pub fn map_params<B: Backend>(
 /// Marks exactly the parameters `trainable(name)` accepts as requiring gradients; every other
 /// parameter is frozen (no gradient, never given to the optimizer).
 pub fn set_trainable<B: Backend>(model: CausalLm<B>, trainable: impl Fn(&str) -> bool) -> CausalLm<B> {
-    map_params(model, |name, t| Some((t.detach(), trainable(name))))
+    map_params(model, |name, t, _| Some((t.detach(), trainable(name))))
 }
 
 struct GradReader<'a, B: AutodiffBackend> {
@@ -218,9 +219,8 @@ pub fn read_params<B: Backend>(model: &CausalLm<B>, select: impl Fn(&str) -> boo
 /// Replaces the parameters named in `values` (shapes must match; checked by the caller with
 /// [`param_infos`]), keeping each one's gradient flag and dtype.
 pub fn write_params<B: Backend>(model: CausalLm<B>, values: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> CausalLm<B> {
-    map_params(model, |name, t| {
+    map_params(model, |name, t, require_grad| {
         let (_, v) = values.get(name)?;
-        let require_grad = t.is_require_grad();
         let new = Tensor::<B, 1>::from_data(TensorData::new(v.clone(), [v.len()]), (&t.device(), t.dtype()));
         Some((new, require_grad))
     })

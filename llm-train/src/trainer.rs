@@ -2,7 +2,8 @@
 //! clipping, warmup + schedule, evaluation, JSONL metrics and checkpoints that resume exactly.
 //!
 //! Everything random is a function of `(seed, step)`: the example order of each epoch is a
-//! seeded shuffle and the backend is re-seeded before every micro-batch (LoRA dropout). A
+//! seeded shuffle and every adapter gets a fresh dropout seed per micro-batch (host RNG, not
+//! the backend's global one, which other threads may draw from). A
 //! checkpoint therefore only needs the trainable parameters, the optimizer moments and the step
 //! count to continue as if never stopped.
 
@@ -231,14 +232,15 @@ impl<B: AutodiffBackend> Trainer<B> {
         let device = self.model.device();
         let mut acc: BTreeMap<String, Tensor<B::InnerBackend, 1>> = BTreeMap::new();
         let mut loss_value = 0.0;
+        let mut model = self.model.clone();
         for (i, batch) in batches.iter().enumerate() {
-            B::seed(&device, self.config.seed.wrapping_add(self.optimizer.step * 1_000_003 + i as u64));
-            let out = self.model.forward_with(batch.model_input::<B>(&device), None)?;
+            seed_dropout(&mut model, self.config.seed, self.optimizer.step, i);
+            let out = model.forward_with(batch.model_input::<B>(&device), None)?;
             let (sum, _) = nll_sum(out.logits, &batch.labels);
             let loss = sum / total as f64;
             loss_value += loss.clone().into_scalar().elem::<f64>();
             let grads = loss.backward();
-            for (name, g) in gradients(&self.model, &grads) {
+            for (name, g) in gradients(&model, &grads) {
                 let g = match acc.remove(&name) {
                     Some(prev) => prev + g,
                     None => g,
@@ -273,7 +275,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let lr = self.config.optimizer.lr * self.config.schedule.factor(step - 1, self.config.warmup_steps, total_steps);
         self.optimizer.begin_step();
         let optimizer = &mut self.optimizer;
-        self.model = map_params(self.model.clone(), |name, p| {
+        self.model = map_params(self.model.clone(), |name, p, _| {
             let g = grads.get(name)?.clone();
             let g = if coef < 1.0 { g * coef } else { g };
             let new = optimizer.update(name, p.inner(), g, lr);
@@ -437,6 +439,20 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.last_checkpoint = Some(dir.to_path_buf());
         tracing::info!(step, dir = %dir.display(), "resumed");
         Ok(())
+    }
+}
+
+/// Gives every adapter its dropout seed for micro-batch `micro` of optimizer step `step`.
+fn seed_dropout<B: AutodiffBackend>(model: &mut CausalLm<B>, seed: u64, step: u64, micro: usize) {
+    let names: Vec<String> = model.linears().into_iter().filter(|(_, l)| l.lora.is_some()).map(|(n, _)| n).collect();
+    for (k, name) in names.iter().enumerate() {
+        if let Some(lora) = model.linear_mut(name).and_then(|l| l.lora.as_mut()) {
+            // SplitMix64-style mixing of (seed, step, micro-batch, layer).
+            let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((micro as u64) << 32) ^ (k as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            lora.dropout_seed = z ^ (z >> 31);
+        }
     }
 }
 
