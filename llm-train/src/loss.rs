@@ -39,6 +39,24 @@ pub fn token_nll<B: Backend>(logits: Tensor<B, 3>, labels: &[Vec<i64>]) -> Optio
     Some(logp.reshape([n]).neg())
 }
 
+/// Per-target NLL from the final hidden state: only the scored rows go through the LM head
+/// (on SmolLM2 the 49152-wide head is a fifth of the forward pass; prompts are masked).
+///
+/// hidden: `[rows, len, d_model]`, labels `[rows][len]` -> `([1] sum, n_targets)`.
+pub fn nll_sum_hidden<B: Backend>(model: &llm_core::CausalLm<B>, hidden: Tensor<B, 3>, labels: &[Vec<i64>]) -> (Tensor<B, 1>, usize) {
+    let [rows, len, d] = hidden.dims();
+    let device = hidden.device();
+    let (idx, tgt) = scored_positions(labels);
+    if idx.is_empty() {
+        return (Tensor::zeros([1], &device), 0);
+    }
+    let n = idx.len();
+    let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [n]), &device);
+    let tgt = Tensor::<B, 2, Int>::from_data(TensorData::new(tgt, [n, 1]), &device);
+    let logits = model.logits(hidden.reshape([rows * len, d]).select(0, idx));
+    (log_softmax(logits, 1).gather(1, tgt).sum().neg(), n)
+}
+
 /// Sum of the next-token NLL over the trained positions (`[1]`) and their count. Divide by the
 /// count of the whole (accumulated) batch for trl's loss: the mean over every trained token,
 /// not a mean of per-sequence means.

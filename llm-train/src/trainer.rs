@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use crate::error::{Result, TrainError};
-use crate::loss::nll_sum;
+use crate::loss::nll_sum_hidden;
 use crate::optim::{clip_coefficient, AdamW, AdamWConfig, Moments, Schedule};
 use crate::params::{global_norm, gradients, map_params, param_infos, read_params};
 use crate::peft::{read_f32_safetensors, write_dir_atomically, write_f32_safetensors, write_json};
@@ -235,8 +235,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         let mut model = self.model.clone();
         for (i, batch) in batches.iter().enumerate() {
             seed_dropout(&mut model, self.config.seed, self.optimizer.step, i);
-            let out = model.forward_with(batch.model_input::<B>(&device), None)?;
-            let (sum, _) = nll_sum(out.logits, &batch.labels);
+            let hidden = model.forward_hidden(batch.model_input::<B>(&device), None)?;
+            let (sum, _) = nll_sum_hidden(&model, hidden, &batch.labels);
             let loss = sum / total as f64;
             loss_value += loss.clone().into_scalar().elem::<f64>();
             let grads = loss.backward();
@@ -294,8 +294,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         for chunk in data.chunks(self.config.batch_size) {
             let examples: Vec<&TokenizedExample> = chunk.iter().collect();
             let batch = SftBatch::padded(&examples, self.pad_id);
-            let out = model.forward_with(batch.model_input::<B::InnerBackend>(&device), None)?;
-            let (s, k) = nll_sum(out.logits, &batch.labels);
+            let hidden = model.forward_hidden(batch.model_input::<B::InnerBackend>(&device), None)?;
+            let (s, k) = nll_sum_hidden(&model, hidden, &batch.labels);
             sum += s.into_scalar().elem::<f64>();
             n += k;
         }

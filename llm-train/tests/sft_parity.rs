@@ -43,6 +43,22 @@ fn ints(v: &[f64]) -> Vec<i64> {
 }
 
 #[test]
+fn head_on_scored_rows_equals_the_full_logits_reference() {
+    use burn::module::AutodiffModule;
+    use burn::tensor::ElementConversion;
+    let model = tiny_model().valid();
+    let batch = padded(&tokenized());
+    let device = model.device();
+    let full = model.forward_with(batch.model_input(&device), None).unwrap().logits;
+    let (reference, n) = llm_train::loss::nll_sum(full, &batch.labels);
+    let hidden = model.forward_hidden(batch.model_input(&device), None).unwrap();
+    let (fast, m) = llm_train::loss::nll_sum_hidden(&model, hidden, &batch.labels);
+    assert_eq!(n, m);
+    let (a, b) = (reference.into_scalar().elem::<f64>(), fast.into_scalar().elem::<f64>());
+    assert!((a - b).abs() <= 1e-6 * a.abs(), "{a} vs {b}");
+}
+
+#[test]
 fn tokenization_and_batch_match_trl() {
     let g = golden();
     let examples = tokenized();

@@ -76,6 +76,13 @@ pub struct ModelOutput<B: Backend> {
     pub router_logits: Vec<Tensor<B, 2>>,
 }
 
+/// The layers' output before the head.
+struct Body<B: Backend> {
+    last: Tensor<B, 3>,
+    hidden_states: Vec<Tensor<B, 3>>,
+    router_logits: Vec<Tensor<B, 2>>,
+}
+
 impl<B: Backend> CausalLm<B> {
     /// input_ids: `[batch, seq]` -> logits `[batch, seq, vocab_size]`
     ///
@@ -91,7 +98,34 @@ impl<B: Backend> CausalLm<B> {
     ///
     /// With a cache, the new tokens are appended after the positions it holds and attend to
     /// them; `attention_mask` then covers past and new positions.
-    pub fn forward_with(&self, input: ModelInput<B>, mut cache: Option<&mut KvCache<B>>) -> Result<ModelOutput<B>> {
+    pub fn forward_with(&self, input: ModelInput<B>, cache: Option<&mut KvCache<B>>) -> Result<ModelOutput<B>> {
+        let (last_only, want_hidden) = (input.last_logits_only, input.output_hidden_states);
+        let mut out = self.forward_body(input, cache)?;
+        let x = out.last;
+        let seq = x.dims()[1];
+        if want_hidden {
+            out.hidden_states.push(x.clone());
+        }
+        let x = if last_only { x.narrow(1, seq - 1, 1) } else { x };
+        Ok(ModelOutput { logits: self.logits(x), hidden_states: out.hidden_states, router_logits: out.router_logits })
+    }
+
+    /// The final normed hidden state `[batch, seq, d_model]`, without the LM head: training
+    /// computes logits only for the positions it scores (see [`Self::logits`]).
+    pub fn forward_hidden(&self, input: ModelInput<B>, cache: Option<&mut KvCache<B>>) -> Result<Tensor<B, 3>> {
+        Ok(self.forward_body(input, cache)?.last)
+    }
+
+    /// The LM head: x `[..., d_model]` -> logits `[..., vocab_size]` in f32.
+    pub fn logits<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let logits = match &self.lm_head {
+            Some(head) => head.forward(x),
+            None => linear_forward(x, self.embed_tokens.val(), None),
+        };
+        logits.cast(DType::F32)
+    }
+
+    fn forward_body(&self, input: ModelInput<B>, mut cache: Option<&mut KvCache<B>>) -> Result<Body<B>> {
         let [batch, seq] = input.input_ids.dims();
         let past_len = cache.as_ref().map_or(0, |c| c.len());
         if let Some(c) = cache.as_ref() {
@@ -136,16 +170,7 @@ impl<B: Backend> CausalLm<B> {
         if let Some(c) = cache {
             c.advance(seq);
         }
-        let x = self.norm.forward(x);
-        if input.output_hidden_states {
-            hidden_states.push(x.clone());
-        }
-        let x = if input.last_logits_only { x.narrow(1, seq - 1, 1) } else { x };
-        let logits = match &self.lm_head {
-            Some(head) => head.forward(x),
-            None => linear_forward(x, self.embed_tokens.val(), None),
-        };
-        Ok(ModelOutput { logits: logits.cast(DType::F32), hidden_states, router_logits })
+        Ok(Body { last: self.norm.forward(x), hidden_states, router_logits })
     }
 
     /// A cache for `batch` rows of up to `capacity` positions, in the model's dtype.
