@@ -164,7 +164,7 @@ fn main() -> anyhow::Result<()> {
 
 fn tokenize(path: &Path, st: &SftTokenizer<'_>) -> anyhow::Result<Vec<TokenizedExample>> {
     let records = load_jsonl(path)?;
-    Ok(st.tokenize_all(&records).with_context(|| format!("tokenizing {}", path.display()))?)
+    st.tokenize_all(&records).with_context(|| format!("tokenizing {}", path.display()))
 }
 
 fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Device) -> anyhow::Result<()> {

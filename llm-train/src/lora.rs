@@ -118,7 +118,7 @@ impl LoraSpec {
         if self.r == 0 || self.rank_pattern.values().any(|&r| r == 0) {
             return Err(TrainError::config("r", "the rank must be at least 1"));
         }
-        if !(self.alpha > 0.0) || self.alpha_pattern.values().any(|&a| !(a > 0.0)) {
+        if !positive(self.alpha) || !self.alpha_pattern.values().all(|&a| positive(a)) {
             return Err(TrainError::config("lora_alpha", "alpha must be positive"));
         }
         if !(0.0..1.0).contains(&self.dropout) {
@@ -144,6 +144,11 @@ impl LoraSpec {
             lora_dropout: self.dropout,
         }
     }
+}
+
+/// `x > 0`, false for NaN.
+fn positive(x: f64) -> bool {
+    x.partial_cmp(&0.0) == Some(std::cmp::Ordering::Greater)
 }
 
 /// Adds a fresh adapter to every layer `spec` targets, initialised as peft does (A

@@ -31,13 +31,13 @@ impl AdamWConfig {
     /// Rejects values torch rejects.
     pub fn validate(&self) -> Result<()> {
         let (b1, b2) = self.betas;
-        if !(self.lr >= 0.0) {
+        if self.lr.is_nan() || self.lr < 0.0 {
             return Err(TrainError::config("lr", format!("{} is negative", self.lr)));
         }
         if !(0.0..1.0).contains(&b1) || !(0.0..1.0).contains(&b2) {
             return Err(TrainError::config("betas", format!("({b1}, {b2}) must lie in [0, 1)")));
         }
-        if !(self.eps >= 0.0) || !(self.weight_decay >= 0.0) {
+        if [self.eps, self.weight_decay].iter().any(|x| x.is_nan() || *x < 0.0) {
             return Err(TrainError::config("eps/weight_decay", "must be non-negative"));
         }
         Ok(())

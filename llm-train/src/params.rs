@@ -12,6 +12,12 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use llm_core::CausalLm;
 
+/// Host copies of parameters by name: `(shape, values)`.
+pub type HostTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Flattened gradients (or any per-parameter tensors) by name.
+pub type Gradients<B> = BTreeMap<String, Tensor<B, 1>>;
+
 /// The Hugging Face name of the parameter at Burn's module `path`.
 pub fn hf_name(path: &[String]) -> String {
     let mut parts: Vec<&str> = vec![];
@@ -151,7 +157,7 @@ pub fn set_trainable<B: Backend>(model: CausalLm<B>, trainable: impl Fn(&str) ->
 struct GradReader<'a, B: AutodiffBackend> {
     path: Path,
     grads: &'a B::Gradients,
-    out: BTreeMap<String, Tensor<B::InnerBackend, 1>>,
+    out: Gradients<B::InnerBackend>,
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for GradReader<'_, B> {
@@ -170,17 +176,14 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for GradReader<'_, B> {
 }
 
 /// The gradient of every parameter that has one, flattened, by name.
-pub fn gradients<B: AutodiffBackend>(
-    model: &CausalLm<B>,
-    grads: &B::Gradients,
-) -> BTreeMap<String, Tensor<B::InnerBackend, 1>> {
+pub fn gradients<B: AutodiffBackend>(model: &CausalLm<B>, grads: &B::Gradients) -> Gradients<B::InnerBackend> {
     let mut v = GradReader::<B> { path: Path::default(), grads, out: BTreeMap::new() };
     model.visit(&mut v);
     v.out
 }
 
 /// `sqrt(Σ g²)` over every tensor, accumulated in f64 (torch's `clip_grad_norm_` total norm).
-pub fn global_norm<B: Backend>(grads: &BTreeMap<String, Tensor<B, 1>>) -> f64 {
+pub fn global_norm<B: Backend>(grads: &Gradients<B>) -> f64 {
     grads
         .values()
         .map(|g| g.clone().cast(burn::tensor::DType::F32).square().sum().into_scalar().elem::<f64>())
@@ -189,11 +192,11 @@ pub fn global_norm<B: Backend>(grads: &BTreeMap<String, Tensor<B, 1>>) -> f64 {
 }
 
 /// Host copies `(shape, values)` of the parameters `select(name)` accepts.
-pub fn read_params<B: Backend>(model: &CausalLm<B>, select: impl Fn(&str) -> bool) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+pub fn read_params<B: Backend>(model: &CausalLm<B>, select: impl Fn(&str) -> bool) -> HostTensors {
     struct Reader<F> {
         path: Path,
         select: F,
-        out: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+        out: HostTensors,
     }
     impl<B: Backend, F: Fn(&str) -> bool> ModuleVisitor<B> for Reader<F> {
         fn enter_module(&mut self, name: &str, _: &str) {
@@ -218,7 +221,7 @@ pub fn read_params<B: Backend>(model: &CausalLm<B>, select: impl Fn(&str) -> boo
 
 /// Replaces the parameters named in `values` (shapes must match; checked by the caller with
 /// [`param_infos`]), keeping each one's gradient flag and dtype.
-pub fn write_params<B: Backend>(model: CausalLm<B>, values: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> CausalLm<B> {
+pub fn write_params<B: Backend>(model: CausalLm<B>, values: &HostTensors) -> CausalLm<B> {
     map_params(model, |name, t, require_grad| {
         let (_, v) = values.get(name)?;
         let new = Tensor::<B, 1>::from_data(TensorData::new(v.clone(), [v.len()]), (&t.device(), t.dtype()));

@@ -136,7 +136,7 @@ pub(crate) fn write_f32_safetensors(path: &Path, tensors: &[(String, Vec<usize>,
 }
 
 /// Reads every tensor of an f32 safetensors file as `(shape, values)`.
-pub(crate) fn read_f32_safetensors(path: &Path) -> Result<std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+pub(crate) fn read_f32_safetensors(path: &Path) -> Result<crate::params::HostTensors> {
     let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
     let bad = |message: String| TrainError::Checkpoint { path: path.to_path_buf(), message };
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use crate::error::{Result, TrainError};
 use crate::loss::nll_sum_hidden;
 use crate::optim::{clip_coefficient, AdamW, AdamWConfig, Moments, Schedule};
-use crate::params::{global_norm, gradients, map_params, param_infos, read_params};
+use crate::params::{global_norm, gradients, map_params, param_infos, read_params, Gradients};
 use crate::peft::{read_f32_safetensors, write_dir_atomically, write_f32_safetensors, write_json};
 use crate::sft::{SftBatch, TokenizedExample};
 
@@ -89,7 +89,7 @@ impl TrainConfig {
         if self.max_steps.is_none() && self.epochs == 0 {
             return Err(TrainError::config("epochs", "0 epochs and no max_steps: nothing to train"));
         }
-        if self.max_grad_norm.is_some_and(|n| !(n > 0.0)) {
+        if self.max_grad_norm.is_some_and(|n| n.is_nan() || n <= 0.0) {
             return Err(TrainError::config("max_grad_norm", "must be positive"));
         }
         if self.packing == Some(0) {
@@ -200,7 +200,7 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// The micro-batches of optimizer step `step` (0-based): a deterministic function of the
     /// seed, the step and the data.
-    pub fn batches_for_step<'a>(&self, data: &'a [TokenizedExample], step: u64) -> Vec<SftBatch> {
+    pub fn batches_for_step(&self, data: &[TokenizedExample], step: u64) -> Vec<SftBatch> {
         let per_step = self.examples_per_step();
         let per_epoch = data.len().div_ceil(per_step) as u64;
         let (epoch, within) = (step / per_epoch, (step % per_epoch) as usize);
@@ -224,13 +224,13 @@ impl<B: AutodiffBackend> Trainer<B> {
     pub fn loss_and_grads(
         &self,
         batches: &[SftBatch],
-    ) -> Result<(f64, BTreeMap<String, Tensor<B::InnerBackend, 1>>)> {
+    ) -> Result<(f64, Gradients<B::InnerBackend>)> {
         let total: usize = batches.iter().map(SftBatch::n_targets).sum();
         if total == 0 {
             return Err(TrainError::config("batch", "no trained tokens in this step (every label is masked)"));
         }
         let device = self.model.device();
-        let mut acc: BTreeMap<String, Tensor<B::InnerBackend, 1>> = BTreeMap::new();
+        let mut acc: Gradients<B::InnerBackend> = BTreeMap::new();
         let mut loss_value = 0.0;
         let mut model = self.model.clone();
         for (i, batch) in batches.iter().enumerate() {

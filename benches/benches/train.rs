@@ -1,0 +1,94 @@
+//! LoRA training step on SmolLM2-135M (r 8, alpha 16, all-linear; batch 4 x 64 tokens, every
+//! token trained; AdamW + clipping) on the default backend, and the same step in PyTorch +
+//! peft on the same weights and ids, in the same run.
+//!
+//! ```sh
+//! scripts/fetch-models.sh
+//! LLM_TORCH_PYTHON=/path/to/venv/bin/python cargo bench -p llm-benches --bench train
+//! ```
+//!
+//! The peer needs a Python with torch, transformers and peft (`LLM_TORCH_PYTHON`, default
+//! `python3`); without one it is skipped and says so. The bench exports the f32 weights it
+//! trains (dequantized from the GGUF) as a Hugging Face checkpoint for the peer to load.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::AutodiffModule;
+use criterion::{criterion_group, criterion_main, Criterion};
+use llm_benches::{criterion_mean_s, prompt_ids, smollm2_gguf};
+use llm_core::weights::{load_model, LoadOptions};
+use llm_train::lora::{attach_lora, LoraSpec, TargetModules};
+use llm_train::sft::{SftBatch, TokenizedExample};
+use llm_train::trainer::{TrainConfig, Trainer};
+
+type B = Autodiff<Flex>;
+const BATCH: usize = 4;
+const SEQ: usize = 64;
+
+fn batch(vocab: usize) -> (Vec<Vec<u32>>, SftBatch) {
+    let rows: Vec<Vec<u32>> = (0..BATCH).map(|b| prompt_ids(SEQ + b, vocab)[b..].to_vec()).collect();
+    let examples: Vec<TokenizedExample> = rows
+        .iter()
+        .map(|r| TokenizedExample { input_ids: r.clone(), labels: r.iter().map(|&t| t as i64).collect() })
+        .collect();
+    (rows, SftBatch::padded(&examples.iter().collect::<Vec<_>>(), 0))
+}
+
+fn bench(c: &mut Criterion) {
+    let device = Default::default();
+    let model = load_model::<B>(smollm2_gguf(), LoadOptions::default(), &device).expect("SmolLM2 loads");
+    let export = llm_core::weights::cache_dir().join("SmolLM2-135M-Instruct-f32-hf");
+    if !export.join("model.safetensors").exists() {
+        llm_quant::save_model(&model.valid(), None, &export).expect("export for the peer");
+    }
+    let (rows, batch) = batch(model.config.vocab_size);
+    let spec = LoraSpec { r: 8, alpha: 16.0, targets: TargetModules::AllLinear, ..Default::default() };
+    let (model, _) = attach_lora(model, &spec, 0).expect("LoRA attaches");
+    let config = TrainConfig { batch_size: BATCH, optimizer: llm_train::optim::AdamWConfig { lr: 2e-4, weight_decay: 0.0, ..Default::default() }, ..Default::default() };
+    let mut trainer = Trainer::new(model, config, 0).expect("trainer");
+
+    let mut group = c.benchmark_group("train");
+    group.sample_size(10);
+    group.bench_function("lora_step_b4_s64", |b| b.iter(|| trainer.train_step(std::slice::from_ref(&batch), 1_000_000).expect("step")));
+    group.finish();
+
+    let ours = criterion_mean_s("train", "lora_step_b4_s64");
+    let tokens = (BATCH * SEQ) as f64;
+    if let Some(s) = ours {
+        println!("llm-train LoRA step: {:.3} s, {:.1} tokens/s", s, tokens / s);
+    }
+    match torch_peer(&export, &rows) {
+        Ok(peer) => {
+            let peer_s = peer["step_s"].as_f64().unwrap_or(f64::NAN);
+            println!("PyTorch {} + peft LoRA step: {peer_s:.3} s, {:.1} tokens/s (peak RSS {:.0} MiB)", peer["torch"], tokens / peer_s, peer["peak_rss_mib"].as_f64().unwrap_or(0.0));
+            if let Some(s) = ours {
+                println!("ratio (ours / PyTorch, tokens/s): {:.2}x", peer_s / s);
+            }
+        }
+        Err(why) => println!("PyTorch peer skipped: {why}"),
+    }
+}
+
+fn torch_peer(model: &std::path::Path, rows: &[Vec<u32>]) -> Result<serde_json::Value, String> {
+    let python = std::env::var("LLM_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ids = std::env::temp_dir().join(format!("llm-bench-train-ids-{}.json", std::process::id()));
+    std::fs::write(&ids, serde_json::to_string(rows).expect("ids serialise")).map_err(|e| e.to_string())?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/torch_lora_step.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .args(["--model", &model.display().to_string(), "--ids", &ids.display().to_string(), "--steps", "5"])
+        .output()
+        .map_err(|e| format!("{python}: {e}"))?;
+    let _ = std::fs::remove_file(&ids);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("{python} failed: {}", err.lines().last().unwrap_or("")));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("")).map_err(|e| format!("peer output: {e}"))
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

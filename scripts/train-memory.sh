@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Peak resident memory of a few SFT steps on SmolLM2-135M for full fine-tuning, LoRA and QLoRA
+# (NF4, double-quantized), each in its own process (Linux VmHWM), same data and batch.
+#
+#   scripts/fetch-models.sh && scripts/train-memory.sh [STEPS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps="${1:-3}"
+cargo build --release --example finetune
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for method in full lora qlora; do
+  extra=()
+  [ "$method" = qlora ] && extra=(--double-quant)
+  log=$(target/release/examples/finetune --data examples/data/answer_format.jsonl --method "$method" \
+        --max-steps "$steps" --batch-size 4 --r 8 --alpha 16 --targets all-linear \
+        --out "$out/$method" "${extra[@]}" 2>&1)
+  peak=$(grep -o 'peak resident memory: [0-9]* MiB' <<<"$log" | grep -o '[0-9]*')
+  rate=$(grep -o 'at [0-9]* tokens/s' <<<"$log" | grep -o '[0-9]*')
+  echo "$method: peak RSS ${peak} MiB, ${rate} tokens/s over ${steps} steps"
+done
