@@ -258,7 +258,7 @@ fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Devi
                 m.tokens as f64 / m.seconds
             ));
         }
-        TrainEvent::Eval { step, eval_loss } => bar.println(format!("step {step}: eval loss {eval_loss:.4}")),
+        TrainEvent::Eval { step, eval_loss, .. } => bar.println(format!("step {step}: eval loss {eval_loss:.4}")),
         TrainEvent::Checkpoint { dir, .. } => bar.println(format!("checkpoint {}", dir.display())),
     })?;
     bar.finish();

@@ -29,6 +29,7 @@ pub mod data;
 pub mod error;
 pub mod lora;
 pub mod loss;
+pub mod objective;
 pub mod optim;
 pub mod params;
 pub mod peft;

@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use crate::error::{Result, TrainError};
-use crate::loss::nll_sum_hidden;
+use crate::objective::{Objective, Sft, SftBatches};
 use crate::optim::{clip_coefficient, AdamW, AdamWConfig, Moments, Schedule};
 use crate::params::{global_norm, gradients, map_params, param_infos, read_params, Gradients};
 use crate::peft::{read_f32_safetensors, write_dir_atomically, write_f32_safetensors, write_json};
@@ -121,6 +121,23 @@ pub struct StepMetrics {
     pub target_tokens: usize,
     /// Wall time of the step.
     pub seconds: f64,
+    /// The objective's own metrics (DPO rewards, ORPO log-odds), means over the step.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// Loss, gradients and metrics of one step before the update.
+#[derive(Debug, Clone)]
+pub struct StepOutput<B: AutodiffBackend> {
+    /// The step loss.
+    pub loss: f64,
+    /// Gradients by parameter name, summed over micro-batches.
+    pub grads: Gradients<B::InnerBackend>,
+    /// Non-padding tokens.
+    pub tokens: usize,
+    /// Tokens carrying loss.
+    pub target_tokens: usize,
+    /// The objective's metrics (step means).
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// A log record: a training step, an evaluation, or a checkpoint written.
@@ -132,8 +149,10 @@ pub enum TrainEvent {
     Eval {
         /// Step evaluated at.
         step: u64,
-        /// Token-mean loss over the eval set.
+        /// The objective's loss over the eval set.
         eval_loss: f64,
+        /// The objective's metrics over the eval set.
+        metrics: BTreeMap<String, f64>,
     },
     /// After a checkpoint is written.
     Checkpoint {
@@ -198,65 +217,79 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.config.max_steps.unwrap_or(per_epoch * self.config.epochs as u64)
     }
 
-    /// The micro-batches of optimizer step `step` (0-based): a deterministic function of the
-    /// seed, the step and the data.
-    pub fn batches_for_step(&self, data: &[TokenizedExample], step: u64) -> Vec<SftBatch> {
+    /// The example indices of optimizer step `step` (0-based), split into micro-batches: a
+    /// deterministic function of the seed, the step and the dataset size.
+    pub fn step_indices(&self, n_examples: usize, step: u64) -> Vec<Vec<usize>> {
         let per_step = self.examples_per_step();
-        let per_epoch = data.len().div_ceil(per_step) as u64;
+        let per_epoch = n_examples.div_ceil(per_step) as u64;
         let (epoch, within) = (step / per_epoch, (step % per_epoch) as usize);
-        let mut order: Vec<usize> = (0..data.len()).collect();
+        let mut order: Vec<usize> = (0..n_examples).collect();
         order.shuffle(&mut StdRng::seed_from_u64(self.config.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-        let chosen = &order[within * per_step..((within + 1) * per_step).min(data.len())];
-        chosen
-            .chunks(self.config.batch_size)
-            .map(|ids| {
-                let examples: Vec<&TokenizedExample> = ids.iter().map(|&i| &data[i]).collect();
-                match self.config.packing {
-                    Some(max_len) => SftBatch::packed(&examples, max_len, self.pad_id),
-                    None => SftBatch::padded(&examples, self.pad_id),
-                }
-            })
+        let chosen = &order[within * per_step..((within + 1) * per_step).min(n_examples)];
+        chosen.chunks(self.config.batch_size).map(<[usize]>::to_vec).collect()
+    }
+
+    /// The SFT micro-batches of optimizer step `step` (see [`Self::step_indices`]).
+    pub fn batches_for_step(&self, data: &[TokenizedExample], step: u64) -> Vec<SftBatch> {
+        let sft = self.sft();
+        self.step_indices(data.len(), step)
+            .iter()
+            .map(|ids| sft.batch(&ids.iter().map(|&i| &data[i]).collect::<Vec<_>>()))
             .collect()
     }
 
-    /// Loss and accumulated gradients of `batches` without updating anything: the loss is
-    /// the mean over every trained token of all the batches together.
-    pub fn loss_and_grads(
-        &self,
-        batches: &[SftBatch],
-    ) -> Result<(f64, Gradients<B::InnerBackend>)> {
-        let total: usize = batches.iter().map(SftBatch::n_targets).sum();
-        if total == 0 {
-            return Err(TrainError::config("batch", "no trained tokens in this step (every label is masked)"));
-        }
-        let device = self.model.device();
-        let mut acc: Gradients<B::InnerBackend> = BTreeMap::new();
-        let mut loss_value = 0.0;
+    /// The SFT objective with this trainer's padding id and packing.
+    pub fn sft(&self) -> Sft {
+        Sft { pad_id: self.pad_id, packing: self.config.packing }
+    }
+
+    /// SFT loss and accumulated gradients of prebuilt `batches` (one micro-batch each), without
+    /// updating anything: the mean over every trained token of all the batches together.
+    pub fn loss_and_grads(&self, batches: &[SftBatch]) -> Result<(f64, Gradients<B::InnerBackend>)> {
+        let micro: Vec<Vec<&SftBatch>> = batches.iter().map(|b| vec![b]).collect();
+        let out = self.loss_and_grads_with(&SftBatches, &micro)?;
+        Ok((out.loss, out.grads))
+    }
+
+    /// One SFT optimizer step over prebuilt `batches` (see [`Self::train_step_with`]).
+    pub fn train_step(&mut self, batches: &[SftBatch], total_steps: u64) -> Result<StepMetrics> {
+        let micro: Vec<Vec<&SftBatch>> = batches.iter().map(|b| vec![b]).collect();
+        self.train_step_with(&SftBatches, &micro, total_steps)
+    }
+
+    /// The step loss, its gradients (summed over micro-batches, by parameter name) and the
+    /// objective's metrics, without updating anything.
+    pub fn loss_and_grads_with<O: Objective>(&self, objective: &O, micro: &[Vec<&O::Example>]) -> Result<StepOutput<B>> {
+        let normalizer = objective.normalizer(micro)?;
+        let mut out = StepOutput { loss: 0.0, grads: BTreeMap::new(), tokens: 0, target_tokens: 0, metrics: BTreeMap::new() };
         let mut model = self.model.clone();
-        for (i, batch) in batches.iter().enumerate() {
+        for (i, batch) in micro.iter().enumerate() {
             seed_dropout(&mut model, self.config.seed, self.optimizer.step, i);
-            let hidden = model.forward_hidden(batch.model_input::<B>(&device), None)?;
-            let (sum, _) = nll_sum_hidden(&model, hidden, &batch.labels);
-            let loss = sum / total as f64;
-            loss_value += loss.clone().into_scalar().elem::<f64>();
-            let grads = loss.backward();
+            let m = objective.loss(&model, batch, normalizer)?;
+            out.loss += m.loss.clone().into_scalar().elem::<f64>();
+            out.tokens += m.tokens;
+            out.target_tokens += m.target_tokens;
+            for (k, v) in m.metrics {
+                *out.metrics.entry(k).or_default() += v;
+            }
+            let grads = m.loss.backward();
             for (name, g) in gradients(&model, &grads) {
-                let g = match acc.remove(&name) {
+                let g = match out.grads.remove(&name) {
                     Some(prev) => prev + g,
                     None => g,
                 };
-                acc.insert(name, g);
+                out.grads.insert(name, g);
             }
         }
-        Ok((loss_value, acc))
+        Ok(out)
     }
 
-    /// One optimizer step over `batches` (micro-batches accumulated); `total_steps` sizes the
+    /// One optimizer step over `micro` (micro-batches accumulated); `total_steps` sizes the
     /// schedule. A non-finite loss or gradient norm stops with [`TrainError::NonFinite`] and
     /// leaves the parameters untouched.
-    pub fn train_step(&mut self, batches: &[SftBatch], total_steps: u64) -> Result<StepMetrics> {
+    pub fn train_step_with<O: Objective>(&mut self, objective: &O, micro: &[Vec<&O::Example>], total_steps: u64) -> Result<StepMetrics> {
         let started = Instant::now();
-        let (loss, grads) = self.loss_and_grads(batches)?;
+        let out = self.loss_and_grads_with(objective, micro)?;
         let step = self.optimizer.step + 1;
         let non_finite = |what: &str, value: f64| TrainError::NonFinite {
             step,
@@ -264,10 +297,10 @@ impl<B: AutodiffBackend> Trainer<B> {
             value,
             last_checkpoint: self.last_checkpoint.clone(),
         };
-        if !loss.is_finite() {
-            return Err(non_finite("loss", loss));
+        if !out.loss.is_finite() {
+            return Err(non_finite("loss", out.loss));
         }
-        let grad_norm = global_norm(&grads);
+        let grad_norm = global_norm(&out.grads);
         if !grad_norm.is_finite() {
             return Err(non_finite("gradient norm", grad_norm));
         }
@@ -275,44 +308,69 @@ impl<B: AutodiffBackend> Trainer<B> {
         let lr = self.config.optimizer.lr * self.config.schedule.factor(step - 1, self.config.warmup_steps, total_steps);
         self.optimizer.begin_step();
         let optimizer = &mut self.optimizer;
+        let grads = &out.grads;
         self.model = map_params(self.model.clone(), |name, p, _| {
             let g = grads.get(name)?.clone();
             let g = if coef < 1.0 { g * coef } else { g };
             let new = optimizer.update(name, p.inner(), g, lr);
             Some((Tensor::from_inner(new), true))
         });
-        let tokens = batches.iter().map(SftBatch::n_tokens).sum();
-        let target_tokens = batches.iter().map(SftBatch::n_targets).sum();
-        Ok(StepMetrics { step, epoch: 0.0, loss, grad_norm, lr, tokens, target_tokens, seconds: started.elapsed().as_secs_f64() })
+        Ok(StepMetrics {
+            step,
+            epoch: 0.0,
+            loss: out.loss,
+            grad_norm,
+            lr,
+            tokens: out.tokens,
+            target_tokens: out.target_tokens,
+            seconds: started.elapsed().as_secs_f64(),
+            metrics: out.metrics,
+        })
     }
 
-    /// Token-mean loss over `data` (no gradients, no dropout), in batches of `batch_size`.
+    /// SFT token-mean loss over `data` (no gradients, no dropout), in batches of `batch_size`.
     pub fn evaluate(&self, data: &[TokenizedExample]) -> Result<f64> {
-        let model = self.model.valid();
-        let device = model.device();
-        let (mut sum, mut n) = (0.0, 0usize);
-        for chunk in data.chunks(self.config.batch_size) {
-            let examples: Vec<&TokenizedExample> = chunk.iter().collect();
-            let batch = SftBatch::padded(&examples, self.pad_id);
-            let hidden = model.forward_hidden(batch.model_input::<B::InnerBackend>(&device), None)?;
-            let (s, k) = nll_sum_hidden(&model, hidden, &batch.labels);
-            sum += s.into_scalar().elem::<f64>();
-            n += k;
-        }
-        if n == 0 {
-            return Err(TrainError::config("eval set", "no trained tokens"));
-        }
-        Ok(sum / n as f64)
+        let sft = Sft { pad_id: self.pad_id, packing: None };
+        Ok(self.evaluate_with(&sft, data)?.0)
     }
 
-    /// Trains until `total_steps` (epochs or `max_steps`), continuing from the current step
-    /// (so a resumed trainer picks up where its checkpoint stopped). Calls `on_event` after
-    /// every step, evaluation and checkpoint, and appends the same records to
-    /// `output_dir/metrics.jsonl`.
+    /// The objective's loss and metrics over `data` as one step would weigh them (no gradients,
+    /// no dropout), run in batches of `batch_size` on the inner backend.
+    pub fn evaluate_with<O: Objective>(&self, objective: &O, data: &[O::Example]) -> Result<(f64, BTreeMap<String, f64>)> {
+        let model = self.model.valid();
+        let micro: Vec<Vec<&O::Example>> = data.chunks(self.config.batch_size).map(|c| c.iter().collect()).collect();
+        let normalizer = objective.normalizer(&micro)?;
+        let (mut loss, mut metrics) = (0.0, BTreeMap::new());
+        for batch in &micro {
+            let m = objective.loss(&model, batch, normalizer)?;
+            loss += m.loss.into_scalar().elem::<f64>();
+            for (k, v) in m.metrics {
+                *metrics.entry(k).or_default() += v;
+            }
+        }
+        Ok((loss, metrics))
+    }
+
+    /// SFT training (see [`Self::fit_with`]).
     pub fn fit(
         &mut self,
         train: &[TokenizedExample],
         eval: Option<&[TokenizedExample]>,
+        on_event: impl FnMut(&TrainEvent),
+    ) -> Result<TrainReport> {
+        let sft = self.sft();
+        self.fit_with(&sft, train, eval, on_event)
+    }
+
+    /// Trains `objective` until `total_steps` (epochs or `max_steps`), continuing from the
+    /// current step (so a resumed trainer picks up where its checkpoint stopped). Calls
+    /// `on_event` after every step, evaluation and checkpoint, and appends the same records to
+    /// `output_dir/metrics.jsonl`.
+    pub fn fit_with<O: Objective>(
+        &mut self,
+        objective: &O,
+        train: &[O::Example],
+        eval: Option<&[O::Example]>,
         mut on_event: impl FnMut(&TrainEvent),
     ) -> Result<TrainReport> {
         if train.is_empty() {
@@ -325,8 +383,12 @@ impl<B: AutodiffBackend> Trainer<B> {
         let started = Instant::now();
         let mut tokens = 0usize;
         while self.step() < total {
-            let batches = self.batches_for_step(train, self.step());
-            let mut m = self.train_step(&batches, total)?;
+            let micro: Vec<Vec<&O::Example>> = self
+                .step_indices(train.len(), self.step())
+                .iter()
+                .map(|ids| ids.iter().map(|&i| &train[i]).collect())
+                .collect();
+            let mut m = self.train_step_with(objective, &micro, total)?;
             m.epoch = m.step as f64 / per_epoch;
             tokens += m.tokens;
             let event = TrainEvent::Step(m.clone());
@@ -336,8 +398,8 @@ impl<B: AutodiffBackend> Trainer<B> {
             let step = self.step();
             let every = |n: Option<u64>| n.is_some_and(|n| n > 0 && step.is_multiple_of(n));
             if let Some(eval) = eval.filter(|_| every(self.config.eval_every) || step == total) {
-                let eval_loss = self.evaluate(eval)?;
-                let event = TrainEvent::Eval { step, eval_loss };
+                let (eval_loss, eval_metrics) = self.evaluate_with(objective, eval)?;
+                let event = TrainEvent::Eval { step, eval_loss, metrics: eval_metrics };
                 log(&mut metrics, &event)?;
                 on_event(&event);
                 report.evals.push((step, eval_loss));
@@ -459,12 +521,24 @@ fn seed_dropout<B: AutodiffBackend>(model: &mut CausalLm<B>, seed: u64, step: u6
 fn log(file: &mut Option<std::fs::File>, event: &TrainEvent) -> Result<()> {
     let Some(f) = file else { return Ok(()) };
     let v = match event {
-        TrainEvent::Step(m) => json!({
-            "step": m.step, "epoch": m.epoch, "loss": m.loss, "grad_norm": m.grad_norm, "learning_rate": m.lr,
-            "tokens": m.tokens, "target_tokens": m.target_tokens, "seconds": m.seconds,
-            "tokens_per_second": m.tokens as f64 / m.seconds.max(1e-9),
-        }),
-        TrainEvent::Eval { step, eval_loss } => json!({"step": step, "eval_loss": eval_loss}),
+        TrainEvent::Step(m) => {
+            let mut v = json!({
+                "step": m.step, "epoch": m.epoch, "loss": m.loss, "grad_norm": m.grad_norm, "learning_rate": m.lr,
+                "tokens": m.tokens, "target_tokens": m.target_tokens, "seconds": m.seconds,
+                "tokens_per_second": m.tokens as f64 / m.seconds.max(1e-9),
+            });
+            for (k, x) in &m.metrics {
+                v[k] = json!(x);
+            }
+            v
+        }
+        TrainEvent::Eval { step, eval_loss, metrics } => {
+            let mut v = json!({"step": step, "eval_loss": eval_loss});
+            for (k, x) in metrics {
+                v[format!("eval_{k}")] = json!(x);
+            }
+            v
+        }
         TrainEvent::Checkpoint { step, dir } => json!({"step": step, "checkpoint": dir.display().to_string()}),
     };
     writeln!(f, "{v}").map_err(|e| TrainError::io("metrics.jsonl", e))
