@@ -8,6 +8,8 @@
 //!   completion-only labels from template token spans, padded and packed batches.
 //! - [`loss`], [`optim`], [`trainer`]: the token-mean NLL, torch's AdamW and clipping,
 //!   schedules, accumulation, evaluation, metrics and exact-resume checkpoints.
+//! - [`pref`], [`dpo`], [`orpo`]: preference pairs tokenized as trl does, sequence log-probs,
+//!   DPO (sigmoid, robust, hinge, IPO) and ORPO objectives for the same trainer.
 //! - [`params`]: parameters by Hugging Face name (freezing, gradients, updates).
 //!
 //! ```no_run
@@ -26,13 +28,16 @@
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod dpo;
 pub mod error;
 pub mod lora;
 pub mod loss;
 pub mod objective;
 pub mod optim;
+pub mod orpo;
 pub mod params;
 pub mod peft;
+pub mod pref;
 pub mod qlora;
 pub mod sft;
 pub mod trainer;
