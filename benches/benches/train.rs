@@ -1,6 +1,9 @@
-//! LoRA training step on SmolLM2-135M (r 8, alpha 16, all-linear; batch 4 x 64 tokens, every
-//! token trained; AdamW + clipping) on the default backend, and the same step in PyTorch +
-//! peft on the same weights and ids, in the same run.
+//! LoRA training steps on SmolLM2-135M (r 8, alpha 16, all-linear; AdamW + clipping) on the
+//! default backend, each with its PyTorch peer on the same weights and inputs in the same run:
+//!
+//! - SFT: batch 4 x 64 tokens, every token trained; peer PyTorch + peft.
+//! - DPO (sigmoid, beta 0.1): the first 4 pairs of `examples/data/polite_prefs.jsonl`, the
+//!   reference being the policy with its adapters disabled; peer trl's `DPOTrainer`.
 //!
 //! ```sh
 //! scripts/fetch-models.sh
@@ -18,7 +21,10 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use criterion::{criterion_group, criterion_main, Criterion};
 use llm_benches::{criterion_mean_s, prompt_ids, smollm2_gguf};
-use llm_core::weights::{load_model, LoadOptions};
+use llm_core::weights::LoadOptions;
+use llm_core::ModelBundle;
+use llm_train::dpo::{Dpo, DpoLoss, ReferenceSource};
+use llm_train::pref::{load_preferences, PrefBatch, PrefTokenizer};
 use llm_train::lora::{attach_lora, LoraSpec, TargetModules};
 use llm_train::sft::{SftBatch, TokenizedExample};
 use llm_train::trainer::{TrainConfig, Trainer};
@@ -38,10 +44,11 @@ fn batch(vocab: usize) -> (Vec<Vec<u32>>, SftBatch) {
 
 fn bench(c: &mut Criterion) {
     let device = Default::default();
-    let model = load_model::<B>(smollm2_gguf(), LoadOptions::default(), &device).expect("SmolLM2 loads");
+    let bundle = ModelBundle::<B>::load(smollm2_gguf(), LoadOptions::default(), &device).expect("SmolLM2 loads");
+    let (model, tokenizer) = (bundle.model, bundle.tokenizer);
     let export = llm_core::weights::cache_dir().join("SmolLM2-135M-Instruct-f32-hf");
-    if !export.join("model.safetensors").exists() {
-        llm_quant::save_model(&model.valid(), None, &export).expect("export for the peer");
+    if !export.join("tokenizer.json").exists() {
+        llm_quant::save_model(&model.valid(), Some(&tokenizer), &export).expect("export for the peers");
     }
     let (rows, batch) = batch(model.config.vocab_size);
     let spec = LoraSpec { r: 8, alpha: 16.0, targets: TargetModules::AllLinear, ..Default::default() };
@@ -52,6 +59,20 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("train");
     group.sample_size(10);
     group.bench_function("lora_step_b4_s64", |b| b.iter(|| trainer.train_step(std::slice::from_ref(&batch), 1_000_000).expect("step")));
+    group.finish();
+
+    let prefs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/data/polite_prefs.jsonl");
+    let pairs = {
+        let data = load_preferences(&prefs).expect("preference data");
+        let pt = PrefTokenizer { tokenizer: &tokenizer, max_length: Some(512), max_prompt_length: None, max_completion_length: None };
+        pt.tokenize_all(&data[..4]).expect("tokenizes").0
+    };
+    let dpo = Dpo { beta: 0.1, loss: DpoLoss::Sigmoid { label_smoothing: 0.0 }, reference: ReferenceSource::DisabledAdapters, pad_id: 0 };
+    let micro = vec![pairs.iter().collect::<Vec<_>>()];
+    let dpo_tokens = PrefBatch::new(&micro[0], 0).n_tokens() as f64;
+    let mut group = c.benchmark_group("train");
+    group.sample_size(10);
+    group.bench_function("dpo_lora_step_4pairs", |b| b.iter(|| trainer.train_step_with(&dpo, &micro, 1_000_000).expect("step")));
     group.finish();
 
     let ours = criterion_mean_s("train", "lora_step_b4_s64");
@@ -69,19 +90,42 @@ fn bench(c: &mut Criterion) {
         }
         Err(why) => println!("PyTorch peer skipped: {why}"),
     }
+    let ours_dpo = criterion_mean_s("train", "dpo_lora_step_4pairs");
+    if let Some(s) = ours_dpo {
+        println!("llm-train DPO step (4 pairs, {dpo_tokens} tokens): {s:.3} s, {:.1} tokens/s", dpo_tokens / s);
+    }
+    let args = ["--data".to_string(), prefs.display().to_string(), "--pairs".into(), "4".into()];
+    match peer("trl_dpo_step.py", &export, &args) {
+        Ok(peer) => {
+            let peer_s = peer["step_s"].as_f64().unwrap_or(f64::NAN);
+            println!("trl DPO step (4 pairs, {} tokens): {peer_s:.3} s, {:.1} tokens/s", peer["tokens"], peer["tokens_per_second"].as_f64().unwrap_or(0.0));
+            if let Some(s) = ours_dpo {
+                println!("ratio (ours / trl, step time): {:.2}x faster", peer_s / s);
+            }
+        }
+        Err(why) => println!("trl peer skipped: {why}"),
+    }
 }
 
 fn torch_peer(model: &std::path::Path, rows: &[Vec<u32>]) -> Result<serde_json::Value, String> {
-    let python = std::env::var("LLM_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let ids = std::env::temp_dir().join(format!("llm-bench-train-ids-{}.json", std::process::id()));
     std::fs::write(&ids, serde_json::to_string(rows).expect("ids serialise")).map_err(|e| e.to_string())?;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/torch_lora_step.py");
+    let out = peer("torch_lora_step.py", model, &["--ids".into(), ids.display().to_string(), "--steps".into(), "5".into()]);
+    let _ = std::fs::remove_file(&ids);
+    out
+}
+
+/// Runs `peers/<script> --model MODEL ARGS...` with `LLM_TORCH_PYTHON` (default `python3`) and
+/// parses the JSON line it prints last.
+fn peer(script: &str, model: &std::path::Path, args: &[String]) -> Result<serde_json::Value, String> {
+    let python = std::env::var("LLM_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers").join(script);
     let out = Command::new(&python)
         .arg(script)
-        .args(["--model", &model.display().to_string(), "--ids", &ids.display().to_string(), "--steps", "5"])
+        .args(["--model", &model.display().to_string()])
+        .args(args)
         .output()
         .map_err(|e| format!("{python}: {e}"))?;
-    let _ = std::fs::remove_file(&ids);
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!("{python} failed: {}", err.lines().last().unwrap_or("")));

@@ -76,7 +76,19 @@ pub fn save_adapter<B: Backend>(model: &CausalLm<B>, spec: &LoraSpec, base_model
     if tensors.is_empty() {
         return Err(TrainError::config("adapter", "the model carries no LoRA adapter to save"));
     }
-    let config = adapter_config_json(spec, base_model);
+    let mut config = adapter_config_json(spec, base_model);
+    if spec.targets == crate::lora::TargetModules::AllLinear {
+        // peft saves `all-linear` expanded to the module names it matched.
+        let mut names: Vec<String> = model
+            .linears()
+            .into_iter()
+            .filter(|(_, l)| l.lora.is_some())
+            .filter_map(|(n, _)| n.rsplit('.').next().map(str::to_string))
+            .collect();
+        names.sort();
+        names.dedup();
+        config["target_modules"] = names.into();
+    }
     write_dir_atomically(dir, |tmp| {
         write_f32_safetensors(&tmp.join("adapter_model.safetensors"), &tensors)?;
         write_json(&tmp.join("adapter_config.json"), &config)

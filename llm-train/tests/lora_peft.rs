@@ -120,7 +120,15 @@ fn saved_adapter_has_peft_schema_and_reloads_bit_exactly() {
 
 #[test]
 fn merged_checkpoint_reloads_with_the_adapted_logits() {
-    let (trainer, _) = trained("all-linear");
+    let (trainer, s) = trained("all-linear");
+    // The adapter itself: `all-linear` is written expanded to module names, as peft does.
+    let adapter_dir = temp_dir("all-linear").join("adapter");
+    save_adapter(&trainer.model, &s, "base", &adapter_dir).unwrap();
+    let cfg = read_json(&adapter_dir.join("adapter_config.json"));
+    let names: Vec<&str> = cfg["target_modules"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(names, ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]);
+    let mut reloaded = load_model::<Inner>(fixture("a_tiny_llama/llama"), LoadOptions::default(), &Default::default()).unwrap();
+    assert_eq!(PeftAdapter::load(&adapter_dir).unwrap().apply(&mut reloaded).unwrap().len(), 14);
     let dir = temp_dir("merged").join("model");
     let tok = tiny_tokenizer();
     assert_eq!(save_merged(&trainer.model.valid(), Some(&tok), &dir).unwrap(), 14);
