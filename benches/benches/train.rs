@@ -100,7 +100,7 @@ fn bench(c: &mut Criterion) {
             let peer_s = peer["step_s"].as_f64().unwrap_or(f64::NAN);
             println!("trl DPO step (4 pairs, {} tokens): {peer_s:.3} s, {:.1} tokens/s", peer["tokens"], peer["tokens_per_second"].as_f64().unwrap_or(0.0));
             if let Some(s) = ours_dpo {
-                println!("ratio (ours / trl, step time): {:.2}x faster", peer_s / s);
+                println!("ratio (trl step time / ours): {:.2}x", peer_s / s);
             }
         }
         Err(why) => println!("trl peer skipped: {why}"),

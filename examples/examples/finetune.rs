@@ -187,7 +187,9 @@ fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Devi
     };
     let pad_id = bundle.generation.pad_token_id.or(tokenizer.eos_token_id()).unwrap_or(0);
 
-    let float_model = bundle.model;
+    // The float weights stay alive only when a QLoRA merge into them was asked for.
+    let keep_float = cli.method == MethodArg::Qlora && cli.merge && cli.merge_into == MergeInto::Float;
+    let mut float_model = Some(bundle.model);
     let spec = LoraSpec {
         r: cli.r,
         alpha: cli.alpha,
@@ -197,10 +199,10 @@ fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Devi
         ..Default::default()
     };
     let model = match cli.method {
-        MethodArg::Full => set_trainable(float_model.clone(), |_| true),
-        MethodArg::Lora => attach_lora(float_model.clone(), &spec, cli.seed)?.0,
+        MethodArg::Full => set_trainable(float_model.take().expect("loaded"), |_| true),
+        MethodArg::Lora => attach_lora(float_model.take().expect("loaded"), &spec, cli.seed)?.0,
         MethodArg::Qlora => {
-            let mut m = float_model.clone();
+            let mut m = if keep_float { float_model.clone().expect("loaded") } else { float_model.take().expect("loaded") };
             let reports = quantize_base_nf4(&mut m, cli.double_quant)?;
             let bytes: usize = reports.iter().map(|r| r.bytes).sum();
             eprintln!("QLoRA base: {} layers in NF4, {:.1} MiB", reports.len(), bytes as f64 / (1 << 20) as f64);
@@ -285,19 +287,17 @@ fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Devi
             eprintln!("wrote the merged model to {}", cli.out.display());
         }
         (MethodArg::Qlora, true) => {
-            let original = float_model.valid();
-            let base = match cli.merge_into {
-                MergeInto::Nf4 => MergeBase::Dequantized,
-                MergeInto::Float => MergeBase::Original(&original),
+            let original = float_model.map(|m| m.valid());
+            let base = match (&original, cli.merge_into) {
+                (Some(o), MergeInto::Float) => MergeBase::Original(o),
+                _ => MergeBase::Dequantized,
             };
-            let (merged, _) = merge_qlora(&trained, base)?;
-            let (_, diffs) = merge_qlora(&trained, MergeBase::Original(&original))?;
-            let worst = diffs.iter().map(|d| d.max_abs).fold(0.0, f64::max);
-            let mean_rel = diffs.iter().map(|d| d.relative).sum::<f64>() / diffs.len().max(1) as f64;
-            eprintln!(
-                "merge into {:?}: NF4 vs float base differ by max |ΔW| {worst:.4e}, mean relative {mean_rel:.4}",
-                cli.merge_into
-            );
+            let (merged, diffs) = merge_qlora(&trained, base)?;
+            if !diffs.is_empty() {
+                let worst = diffs.iter().map(|d| d.max_abs).fold(0.0, f64::max);
+                let mean_rel = diffs.iter().map(|d| d.relative).sum::<f64>() / diffs.len() as f64;
+                eprintln!("merged into the float base; NF4 and float bases differ by max |ΔW| {worst:.4e}, mean relative {mean_rel:.4}");
+            }
             llm_quant::save_model(&merged, Some(&tokenizer), &cli.out)?;
             eprintln!("wrote the merged model to {}", cli.out.display());
         }
