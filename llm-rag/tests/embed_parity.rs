@@ -46,7 +46,7 @@ fn minilm_matches_sentence_transformers() {
     let m = model();
     let s = sentences();
     let texts: Vec<&str> = s.iter().map(String::as_str).collect();
-    let (ids, types, mask) = m.tokenize(&texts).unwrap();
+    let llm_rag::embed::sentence::TokenBatch { input_ids: ids, token_type_ids: types, attention_mask: mask } = m.tokenize(&texts).unwrap();
     let (shape, want_ids) = read("input_ids");
     assert_eq!(shape, vec![5, 14]);
     assert_eq!(ids.concat().iter().map(|&x| x as f64).collect::<Vec<_>>(), want_ids);

@@ -62,6 +62,17 @@ impl Pooling {
     }
 }
 
+/// A tokenized, right-padded batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenBatch {
+    /// `[batch][seq]`
+    pub input_ids: Vec<Vec<u32>>,
+    /// `[batch][seq]`
+    pub token_type_ids: Vec<Vec<u32>>,
+    /// `[batch][seq]`, false at padding.
+    pub attention_mask: Vec<Vec<bool>>,
+}
+
 /// A sentence-transformers encoder on backend `B`.
 #[derive(Debug)]
 pub struct SentenceTransformer<B: Backend> {
@@ -125,25 +136,24 @@ impl<B: Backend> SentenceTransformer<B> {
         Ok(Self { model, pooling, normalize, max_seq_length, batch_size: 32, tokenizer, dir: dir.to_path_buf(), device: device.clone() })
     }
 
-    /// Token ids, token type ids and attention masks of `texts`, right-padded with 0:
-    /// `([batch][seq], [batch][seq], [batch][seq])`.
-    pub fn tokenize(&self, texts: &[&str]) -> Result<(Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<Vec<bool>>)> {
+    /// `texts` tokenized (truncated to `max_seq_length`) and right-padded with 0.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<TokenBatch> {
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| RagError::Tokenizer { path: self.dir.join("tokenizer.json"), message: e.to_string() })?;
         let len = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
         let pad = |v: &[u32]| v.iter().copied().chain(std::iter::repeat(0)).take(len).collect::<Vec<_>>();
-        Ok((
-            encodings.iter().map(|e| pad(e.get_ids())).collect(),
-            encodings.iter().map(|e| pad(e.get_type_ids())).collect(),
-            encodings.iter().map(|e| (0..len).map(|i| i < e.get_ids().len()).collect()).collect(),
-        ))
+        Ok(TokenBatch {
+            input_ids: encodings.iter().map(|e| pad(e.get_ids())).collect(),
+            token_type_ids: encodings.iter().map(|e| pad(e.get_type_ids())).collect(),
+            attention_mask: encodings.iter().map(|e| (0..len).map(|i| i < e.get_ids().len()).collect()).collect(),
+        })
     }
 
     /// The encoder's last hidden state for `texts`: `[batch, seq, d]` with the masks.
     pub fn hidden_states(&self, texts: &[&str]) -> Result<(Tensor<B, 3>, Vec<Vec<bool>>)> {
-        let (ids, types, mask) = self.tokenize(texts)?;
+        let TokenBatch { input_ids: ids, token_type_ids: types, attention_mask: mask } = self.tokenize(texts)?;
         let shape = [ids.len(), ids.first().map_or(0, Vec::len)];
         let int = |rows: &[Vec<u32>]| {
             let flat: Vec<i64> = rows.iter().flatten().map(|&x| x as i64).collect();
