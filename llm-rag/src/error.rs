@@ -24,6 +24,14 @@ pub enum RagError {
         /// What is wrong.
         message: String,
     },
+    /// An invalid setting.
+    #[error("{field}: {message}")]
+    Config {
+        /// The setting.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Tokenization failed.
     #[error("tokenizer {path}: {message}")]
     Tokenizer {
