@@ -136,17 +136,15 @@ impl<'a> RecursiveSplitter<'a> {
         for d in splits {
             let len = self.length.of(d);
             let extra = if current.is_empty() { 0 } else { sep_len };
-            if total + len + extra > self.chunk_size {
-                if !current.is_empty() {
-                    if let Some(doc) = join(&current, separator) {
-                        docs.push(doc);
-                    }
-                    while total > self.chunk_overlap
-                        || (total + len + if current.is_empty() { 0 } else { sep_len } > self.chunk_size && total > 0)
-                    {
-                        let first = current.pop_front().expect("total > 0 means a piece is held");
-                        total -= self.length.of(first) + if current.is_empty() { 0 } else { sep_len };
-                    }
+            if total + len + extra > self.chunk_size && !current.is_empty() {
+                if let Some(doc) = join(&current, separator) {
+                    docs.push(doc);
+                }
+                while total > self.chunk_overlap
+                    || (total + len + if current.is_empty() { 0 } else { sep_len } > self.chunk_size && total > 0)
+                {
+                    let first = current.pop_front().expect("total > 0 means a piece is held");
+                    total -= self.length.of(first) + if current.is_empty() { 0 } else { sep_len };
                 }
             }
             current.push_back(d);
