@@ -3,16 +3,18 @@
 //! - [`embed`]: sentence embeddings from a BERT-family encoder in Burn, loaded from a
 //!   sentence-transformers directory (all-MiniLM-L6-v2 by default), behind [`embed::Embedder`].
 //! - [`split`]: LangChain's recursive character splitter (characters or tokens), with offsets.
+//! - [`store`]: the [`store::VectorStore`] trait and the embedded exact store with crash-safe
+//!   persistence.
 //!
 //! Planned next (see the project's RAG issue): document loaders, Markdown-header and token
-//! window splitters, vector stores (embedded exact/HNSW with crash-safe persistence, and a
-//! server-backed one), retrievers with query transformation and fusion, the pipeline, and local
-//! RAG evaluation.
+//! window splitters, an HNSW index and a server-backed store, retrievers with query
+//! transformation and fusion, the pipeline, and local RAG evaluation.
 #![warn(missing_docs)]
 
 pub mod embed;
 pub mod error;
 pub mod split;
+pub mod store;
 
 pub use error::{RagError, Result};
 pub use llm_core;
