@@ -8,7 +8,7 @@ use llm_rag::store::{FlatStore, Record, VectorStore};
 
 fn record(i: usize, dim: usize) -> Record {
     let vector = (0..dim).map(|j| ((i * 31 + j * 7) % 13) as f32 - 6.0).collect();
-    let metadata = BTreeMap::from([("parity".to_string(), if i % 2 == 0 { "even" } else { "odd" }.to_string())]);
+    let metadata = BTreeMap::from([("parity".to_string(), if i.is_multiple_of(2) { "even" } else { "odd" }.to_string())]);
     Record { id: format!("gen-{i}"), text: format!("text {i} ") + &"x".repeat(i % 50), metadata, vector }
 }
 
