@@ -5,14 +5,16 @@
 //! - [`split`]: LangChain's recursive character splitter (characters or tokens), with offsets.
 //! - [`store`]: the [`store::VectorStore`] trait and the embedded exact store with crash-safe
 //!   persistence.
+//! - [`retrieve`]: BM25 (as rank_bm25), reciprocal rank fusion, hybrid dense + keyword search.
 //!
 //! Planned next (see the project's RAG issue): document loaders, Markdown-header and token
-//! window splitters, an HNSW index and a server-backed store, retrievers with query
-//! transformation and fusion, the pipeline, and local RAG evaluation.
+//! window splitters, an HNSW index and a server-backed store, MMR, multi-query, HyDE,
+//! RAG-fusion, parent-document retrieval and re-ranking, the pipeline, and local RAG evaluation.
 #![warn(missing_docs)]
 
 pub mod embed;
 pub mod error;
+pub mod retrieve;
 pub mod split;
 pub mod store;
 
