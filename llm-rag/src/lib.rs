@@ -5,6 +5,10 @@
 //! - [`split`]: LangChain's recursive character splitter (characters or tokens), with offsets.
 //! - [`store`]: the [`store::VectorStore`] trait and the embedded exact store with crash-safe
 //!   persistence.
+//! - [`docs`]: documents, text/Markdown directory walks and line corpora with per-file errors.
+//! - [`pipeline`]: context packing into a token budget, numbered sources fenced as data,
+//!   generation with any llm-core model, citations.
+//! - [`eval`]: hit-rate@k, MRR, nDCG@k.
 //! - [`retrieve`]: BM25 (as rank_bm25), reciprocal rank fusion, hybrid dense + keyword search.
 //!
 //! Planned next (see the project's RAG issue): document loaders, Markdown-header and token
@@ -12,8 +16,11 @@
 //! RAG-fusion, parent-document retrieval and re-ranking, the pipeline, and local RAG evaluation.
 #![warn(missing_docs)]
 
+pub mod docs;
 pub mod embed;
 pub mod error;
+pub mod eval;
+pub mod pipeline;
 pub mod retrieve;
 pub mod split;
 pub mod store;
