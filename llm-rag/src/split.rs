@@ -192,3 +192,115 @@ fn floor_boundary(text: &str, mut i: usize) -> usize {
     }
     i
 }
+
+/// A section of a Markdown document with its header path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkdownChunk {
+    /// The section's text (lines joined as LangChain joins them).
+    pub content: String,
+    /// Header name (e.g. `h2`) to header text, for every header above the section.
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// LangChain's `MarkdownHeaderTextSplitter` (`return_each_line=False`): splits on the given
+/// headers (outside ``` and ~~~ code fences), records the header path in the metadata, and
+/// merges consecutive lines under the same headers.
+pub struct MarkdownHeaderSplitter {
+    /// `(marker, name)`, e.g. `("##", "h2")`; tried longest marker first.
+    pub headers: Vec<(String, String)>,
+    /// Drop the header lines from the content.
+    pub strip_headers: bool,
+}
+
+/// Python's `str.isprintable` for one character, closely enough for Markdown lines: control
+/// characters, non-ASCII spaces and zero-width format characters are not printable.
+fn printable(c: char) -> bool {
+    c == ' ' || !(c.is_control() || c.is_whitespace() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}'))
+}
+
+impl MarkdownHeaderSplitter {
+    /// Splits on `headers` (`[("#", "h1"), ("##", "h2")]`).
+    pub fn new(headers: &[(&str, &str)], strip_headers: bool) -> Self {
+        let mut headers: Vec<(String, String)> = headers.iter().map(|(m, n)| (m.to_string(), n.to_string())).collect();
+        headers.sort_by_key(|(m, _)| std::cmp::Reverse(m.len()));
+        Self { headers, strip_headers }
+    }
+
+    /// The sections of `text`.
+    pub fn split_text(&self, text: &str) -> Vec<MarkdownChunk> {
+        type Meta = std::collections::BTreeMap<String, String>;
+        let mut lines: Vec<MarkdownChunk> = vec![];
+        let mut content: Vec<String> = vec![];
+        let (mut current, mut initial): (Meta, Meta) = Default::default();
+        let mut stack: Vec<(usize, String)> = vec![];
+        let (mut in_code, mut fence) = (false, "");
+        let flush = |content: &mut Vec<String>, meta: &Meta, lines: &mut Vec<MarkdownChunk>| {
+            if !content.is_empty() {
+                lines.push(MarkdownChunk { content: content.join("\n"), metadata: meta.clone() });
+                content.clear();
+            }
+        };
+        for line in text.split('\n') {
+            let stripped: String = line.trim().chars().filter(|&c| printable(c)).collect();
+            if !in_code {
+                if stripped.starts_with("```") && stripped.matches("```").count() == 1 {
+                    (in_code, fence) = (true, "```");
+                } else if stripped.starts_with("~~~") {
+                    (in_code, fence) = (true, "~~~");
+                }
+            } else if stripped.starts_with(fence) {
+                (in_code, fence) = (false, "");
+            }
+            if in_code {
+                content.push(stripped);
+                continue;
+            }
+            let header = self.headers.iter().find(|(m, _)| {
+                stripped.starts_with(m.as_str()) && (stripped.len() == m.len() || stripped[m.len()..].starts_with(' '))
+            });
+            match header {
+                Some((marker, name)) => {
+                    let level = marker.matches('#').count();
+                    while stack.last().is_some_and(|(l, _)| *l >= level) {
+                        let (_, popped) = stack.pop().expect("checked");
+                        initial.remove(&popped);
+                    }
+                    stack.push((level, name.clone()));
+                    initial.insert(name.clone(), stripped[marker.len()..].trim().to_string());
+                    flush(&mut content, &current, &mut lines);
+                    if !self.strip_headers {
+                        content.push(stripped.clone());
+                    }
+                }
+                None if !stripped.is_empty() => content.push(stripped),
+                None => flush(&mut content, &current, &mut lines),
+            }
+            current = initial.clone();
+        }
+        flush(&mut content, &current, &mut lines);
+        self.aggregate(lines)
+    }
+
+    fn aggregate(&self, lines: Vec<MarkdownChunk>) -> Vec<MarkdownChunk> {
+        let mut out: Vec<MarkdownChunk> = vec![];
+        for line in lines {
+            match out.last_mut() {
+                Some(last) if last.metadata == line.metadata => {
+                    last.content.push_str("  \n");
+                    last.content.push_str(&line.content);
+                }
+                Some(last)
+                    if last.metadata.len() < line.metadata.len()
+                        && last.content.rsplit('\n').next().is_some_and(|l| l.starts_with('#'))
+                        && !self.strip_headers =>
+                {
+                    last.content.push_str("  \n");
+                    last.content.push_str(&line.content);
+                    last.metadata = line.metadata;
+                }
+                _ => out.push(line),
+            }
+        }
+        out
+    }
+}
