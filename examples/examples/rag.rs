@@ -184,7 +184,10 @@ fn build_index<B: Backend>(cli: &Cli, docs: &[Document], embedder: &SentenceTran
     Ok(Index { store, bm25, doc_of })
 }
 
-fn evaluate(path: &PathBuf, index: &Index, search: &dyn Fn(&str, Retriever, usize) -> anyhow::Result<Vec<Hit>>) -> anyhow::Result<()> {
+/// Retrieval for one query: text, retriever, how many.
+type Search<'a> = dyn Fn(&str, Retriever, usize) -> anyhow::Result<Vec<Hit>> + 'a;
+
+fn evaluate(path: &PathBuf, index: &Index, search: &Search<'_>) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut questions = vec![];
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
