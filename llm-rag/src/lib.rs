@@ -8,12 +8,13 @@
 //! - [`docs`]: documents, text/Markdown directory walks and line corpora with per-file errors.
 //! - [`pipeline`]: context packing into a token budget, numbered sources fenced as data,
 //!   generation with any llm-core model, citations.
+//! - [`query`]: MMR, multi-query, HyDE, RAG-fusion and an LLM-judged re-ranker, over an
+//!   [`query::Llm`] (any llm-core chat model, or a closure).
 //! - [`eval`]: hit-rate@k, MRR, nDCG@k.
 //! - [`retrieve`]: BM25 (as rank_bm25), reciprocal rank fusion, hybrid dense + keyword search.
 //!
 //! Planned next (see the project's RAG issue): document loaders, Markdown-header and token
-//! window splitters, an HNSW index and a server-backed store, MMR, multi-query, HyDE,
-//! RAG-fusion, parent-document retrieval and re-ranking, the pipeline, and local RAG evaluation.
+//! window splitters, an HNSW index and a server-backed store, parent-document retrieval, the pipeline, and local RAG evaluation.
 #![warn(missing_docs)]
 
 pub mod docs;
@@ -21,6 +22,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod pipeline;
+pub mod query;
 pub mod retrieve;
 pub mod split;
 pub mod store;
