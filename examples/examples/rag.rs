@@ -1,6 +1,7 @@
 //! Retrieval-augmented generation over a folder of text (or a corpus file, one document per
 //! line): split, embed (all-MiniLM-L6-v2), index (exact vectors + BM25), retrieve (dense, BM25
-//! or hybrid), answer with SmolLM2 citing numbered sources; `--eval FILE` scores retrieval.
+//! hybrid, MMR, or with the LLM multi-query, HyDE, RAG-fusion; `--rerank` for an LLM judge),
+//! answer with SmolLM2 citing numbered sources; `--eval FILE` scores retrieval.
 //!
 //! ```text
 //! scripts/fetch-models.sh
@@ -22,7 +23,9 @@ use llm_examples::ModelArgs;
 use llm_rag::docs::{load_dir, load_lines, Document};
 use llm_rag::embed::{default_model_dir, Embedder, SentenceTransformer};
 use llm_rag::eval::retrieval_metrics;
+use llm_core::generate::GenerationConfig;
 use llm_rag::pipeline::answer;
+use llm_rag::query::{hyde_passage, mmr, multi_query, rag_fusion, ChatLlm, LlmReranker, Reranker};
 use llm_rag::retrieve::{hybrid_search, Bm25};
 use llm_rag::split::RecursiveSplitter;
 use llm_rag::store::{FlatStore, Hit, Record, VectorStore};
@@ -35,6 +38,14 @@ enum Retriever {
     Bm25,
     /// Both, fused by reciprocal rank.
     Hybrid,
+    /// Dense candidates (4k) re-picked by maximal marginal relevance (λ 0.5).
+    Mmr,
+    /// The LLM rewrites the question 3 ways; the union of dense results.
+    MultiQuery,
+    /// The LLM drafts an answer; its embedding searches.
+    Hyde,
+    /// Multi-query with the per-query rankings fused by reciprocal rank.
+    Fusion,
 }
 
 /// Answer questions from documents, with citations.
@@ -74,6 +85,9 @@ struct Cli {
     /// Embedding model directory (default: the cached all-MiniLM-L6-v2).
     #[arg(long)]
     embedder: Option<PathBuf>,
+    /// Re-rank the retrieved chunks with the LLM as judge (0-10 relevance).
+    #[arg(long)]
+    rerank: bool,
 }
 
 struct Task(Cli);
@@ -105,29 +119,64 @@ fn rag<B: Backend>(cli: Cli, device: B::Device) -> anyhow::Result<()> {
     let embedder = SentenceTransformer::<B>::load(cli.embedder.clone().unwrap_or_else(default_model_dir), &device)
         .context("loading the embedding model (run scripts/fetch-models.sh)")?;
     let index = build_index(&cli, &docs, &embedder)?;
+    let needs_llm = cli.question.is_some()
+        || cli.rerank
+        || matches!(cli.retriever, Retriever::MultiQuery | Retriever::Hyde | Retriever::Fusion);
+    let bundle = if needs_llm { Some(cli.model.load_bundle::<B>(&device)?) } else { None };
+    let llm = bundle.as_ref().map(|b| {
+        let mut generation = b.generation.clone();
+        generation.do_sample = false;
+        generation.max_new_tokens = 120;
+        ChatLlm { model: &b.model, tokenizer: &b.tokenizer, generation }
+    });
+    let by_id: BTreeMap<&str, &Record> = index.store.records().iter().map(|r| (r.id.as_str(), r)).collect();
+    let hit = |id: &str, score: f64| {
+        let r = by_id[id];
+        Hit { id: r.id.clone(), score: score as f32, text: r.text.clone(), metadata: r.metadata.clone() }
+    };
+    let dense = |q: &str, k: usize| -> anyhow::Result<Vec<Hit>> { Ok(index.store.search(&embedder.embed(&[q])?.remove(0), k, None)?) };
     let search = |q: &str, retriever: Retriever, k: usize| -> anyhow::Result<Vec<Hit>> {
-        let v = embedder.embed(&[q])?.remove(0);
-        let by_id: BTreeMap<&str, &Record> = index.store.records().iter().map(|r| (r.id.as_str(), r)).collect();
-        let hit = |id: &str, score: f64| {
-            let r = by_id[id];
-            Hit { id: r.id.clone(), score: score as f32, text: r.text.clone(), metadata: r.metadata.clone() }
-        };
+        let llm = || llm.as_ref().context("this retriever needs the LLM");
         Ok(match retriever {
-            Retriever::Dense => index.store.search(&v, k, None)?,
+            Retriever::Dense => dense(q, k)?,
             Retriever::Bm25 => index.bm25.search(q, k).into_iter().map(|(id, s)| hit(&id, s)).collect(),
-            Retriever::Hybrid => hybrid_search(&index.store, &index.bm25, q, &v, k, 4 * k.max(5), None)?.into_iter().map(|(id, s)| hit(&id, s)).collect(),
+            Retriever::Hybrid => {
+                let v = embedder.embed(&[q])?.remove(0);
+                hybrid_search(&index.store, &index.bm25, q, &v, k, 4 * k.max(5), None)?.into_iter().map(|(id, s)| hit(&id, s)).collect()
+            }
+            Retriever::Mmr => {
+                let v = embedder.embed(&[q])?.remove(0);
+                let candidates = index.store.search(&v, 4 * k, None)?;
+                let vectors: Vec<Vec<f32>> = candidates.iter().map(|h| by_id[h.id.as_str()].vector.clone()).collect();
+                mmr(&v, &vectors, k, 0.5).into_iter().map(|i| candidates[i].clone()).collect()
+            }
+            Retriever::Hyde => dense(&hyde_passage(llm()?, q)?, k)?,
+            Retriever::MultiQuery | Retriever::Fusion => {
+                let queries = multi_query(llm()?, q, 3)?;
+                let lists: Vec<Vec<Hit>> = queries.iter().map(|x| dense(x, k)).collect::<anyhow::Result<_>>()?;
+                if retriever == Retriever::Fusion {
+                    let ids: Vec<Vec<String>> = lists.iter().map(|l| l.iter().map(|h| h.id.clone()).collect()).collect();
+                    rag_fusion(&ids).into_iter().take(k).map(|(id, s)| hit(&id, s)).collect()
+                } else {
+                    let mut seen = HashSet::new();
+                    lists.into_iter().flatten().filter(|h| seen.insert(h.id.clone())).take(k).collect()
+                }
+            }
         })
     };
     if let Some(path) = &cli.eval {
         evaluate(path, &index, &search)?;
     }
-    if let Some(q) = &cli.question {
-        let hits = search(q, cli.retriever, cli.k)?;
-        let bundle = cli.model.load_bundle::<B>(&device)?;
-        let mut generation = bundle.generation.clone();
-        generation.do_sample = false;
-        generation.max_new_tokens = 200;
-        let a = answer(&bundle.model, &bundle.tokenizer, generation, q, &hits, cli.budget)?;
+    if let (Some(q), Some(llm)) = (&cli.question, &llm) {
+        let mut hits = search(q, cli.retriever, cli.k)?;
+        if cli.rerank {
+            let judge = LlmReranker { llm, malformed: Default::default() };
+            hits = judge.rerank(q, hits)?;
+            if judge.malformed.get() > 0 {
+                eprintln!("re-ranker: {} judgements without a grade (scored 0)", judge.malformed.get());
+            }
+        }
+        let a = answer(llm.model, llm.tokenizer, GenerationConfig { max_new_tokens: 200, ..llm.generation.clone() }, q, &hits, cli.budget)?;
         println!("{}\n", a.text);
         for (i, s) in a.sources.iter().enumerate() {
             let mark = if a.cited.contains(&s.id) { "cited" } else { "     " };
@@ -198,7 +247,7 @@ fn evaluate(path: &PathBuf, index: &Index, search: &Search<'_>) -> anyhow::Resul
     }
     let k = 5;
     println!("| retriever | hit-rate@{k} | MRR | nDCG@{k} |\n| --- | --- | --- | --- |");
-    for r in [Retriever::Dense, Retriever::Bm25, Retriever::Hybrid] {
+    for r in [Retriever::Dense, Retriever::Bm25, Retriever::Hybrid, Retriever::Mmr] {
         let mut ranked = vec![];
         for (q, _) in &questions {
             // Chunks to documents, first occurrence wins.
