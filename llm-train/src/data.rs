@@ -84,7 +84,8 @@ fn string(v: &Value, key: &str) -> std::result::Result<String, String> {
     v.as_str().map(str::to_string).ok_or_else(|| format!("`{key}` must be a string"))
 }
 
-fn messages(v: &Value) -> std::result::Result<Vec<Message>, String> {
+/// A list of `{role, content}` objects; the message says what is wrong.
+pub(crate) fn messages(v: &Value) -> std::result::Result<Vec<Message>, String> {
     let arr = v.as_array().ok_or("must be a list of {role, content} objects")?;
     if arr.is_empty() {
         return Err("is empty".into());

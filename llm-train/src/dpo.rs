@@ -21,7 +21,7 @@ use llm_core::CausalLm;
 
 use crate::error::{Result, TrainError};
 use crate::objective::{MicroLoss, Objective};
-use crate::pref::{sequence_logps, PrefBatch, TokenizedPair};
+use crate::pref::{host, pair_count, sequence_logps, PrefBatch, TokenizedPair};
 
 /// The DPO loss variant.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,19 +122,11 @@ pub fn precompute_reference<R: Backend>(reference: &CausalLm<R>, pairs: &mut [To
     Ok(())
 }
 
-fn host<B: Backend>(t: Tensor<B, 1>) -> Vec<f64> {
-    t.into_data().convert::<f64>().into_vec::<f64>().expect("converted to f64")
-}
-
 impl Objective for Dpo {
     type Example = TokenizedPair;
 
     fn normalizer(&self, micro_batches: &[Vec<&TokenizedPair>]) -> Result<f64> {
-        let n: usize = micro_batches.iter().map(Vec::len).sum();
-        if n == 0 {
-            return Err(TrainError::config("batch", "no preference pairs"));
-        }
-        Ok(n as f64)
+        pair_count(micro_batches)
     }
 
     fn loss<B: Backend>(&self, model: &CausalLm<B>, pairs: &[&TokenizedPair], normalizer: f64) -> Result<MicroLoss<B>> {

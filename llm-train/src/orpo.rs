@@ -11,9 +11,9 @@ use burn::tensor::activation::log_sigmoid;
 use burn::tensor::{backend::Backend, ElementConversion, Tensor};
 use llm_core::CausalLm;
 
-use crate::error::{Result, TrainError};
+use crate::error::Result;
 use crate::objective::{MicroLoss, Objective};
-use crate::pref::{sequence_logps, PrefBatch, TokenizedPair};
+use crate::pref::{host, pair_count, sequence_logps, PrefBatch, TokenizedPair};
 
 /// ORPO settings and the objective the trainer runs.
 #[derive(Debug, Clone, Copy)]
@@ -24,19 +24,11 @@ pub struct Orpo {
     pub pad_id: u32,
 }
 
-fn host<B: Backend>(t: Tensor<B, 1>) -> Vec<f64> {
-    t.into_data().convert::<f64>().into_vec::<f64>().expect("converted to f64")
-}
-
 impl Objective for Orpo {
     type Example = TokenizedPair;
 
     fn normalizer(&self, micro_batches: &[Vec<&TokenizedPair>]) -> Result<f64> {
-        let n: usize = micro_batches.iter().map(Vec::len).sum();
-        if n == 0 {
-            return Err(TrainError::config("batch", "no preference pairs"));
-        }
-        Ok(n as f64)
+        pair_count(micro_batches)
     }
 
     /// The micro-batch's ORPO loss (its NLL a mean over its own chosen tokens, as trl), weighted

@@ -51,7 +51,7 @@ pub fn parse_preferences(text: &str, path: &Path) -> Result<Vec<PreferenceExampl
         let field = |k: &str| -> std::result::Result<Turns, String> {
             match v.get(k) {
                 Some(Value::String(s)) => Ok(Turns::Text(s.clone())),
-                Some(x @ Value::Array(_)) => messages_any(x).map(Turns::Chat),
+                Some(x @ Value::Array(_)) => crate::data::messages(x).map(Turns::Chat),
                 Some(_) => Err(format!("`{k}` must be a string or a list of messages")),
                 None => Err(format!("missing `{k}`; a preference record has `prompt`, `chosen` and `rejected`")),
             }
@@ -70,18 +70,6 @@ pub fn parse_preferences(text: &str, path: &Path) -> Result<Vec<PreferenceExampl
         return Err(TrainError::Data { path: path.to_path_buf(), line: 0, message: "no records".into() });
     }
     Ok(out)
-}
-
-fn messages_any(v: &Value) -> std::result::Result<Vec<llm_core::chat::Message>, String> {
-    let arr = v.as_array().ok_or("must be a list of messages")?;
-    arr.iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let role = m.get("role").and_then(Value::as_str).ok_or(format!("message {i} has no string `role`"))?;
-            let content = m.get("content").and_then(Value::as_str).ok_or(format!("message {i} has no string `content`"))?;
-            Ok(llm_core::chat::Message::new(role, content))
-        })
-        .collect()
 }
 
 /// A tokenized pair: prompt ids and the two completions' ids (each ending in EOS).
@@ -240,6 +228,20 @@ impl PrefBatch {
     pub fn n_tokens(&self) -> usize {
         self.attention_mask.iter().flatten().filter(|&&m| m).count()
     }
+}
+
+/// Pairs in a step: what preference losses are averaged over (an error when none).
+pub(crate) fn pair_count(micro_batches: &[Vec<&TokenizedPair>]) -> Result<f64> {
+    let n: usize = micro_batches.iter().map(Vec::len).sum();
+    if n == 0 {
+        return Err(TrainError::config("batch", "no preference pairs"));
+    }
+    Ok(n as f64)
+}
+
+/// A 1-D tensor's values on the host.
+pub(crate) fn host<B: Backend>(t: Tensor<B, 1>) -> Vec<f64> {
+    t.into_data().convert::<f64>().into_vec::<f64>().expect("converted to f64")
 }
 
 /// Per-sequence log-probabilities of a [`PrefBatch`].

@@ -428,15 +428,11 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// Writes the trainable parameters, the optimizer moments and the step to `dir`
     /// (atomically: built under a temporary name, then renamed).
     pub fn save_checkpoint(&mut self, dir: &Path) -> Result<()> {
-        let params = read_params(&self.model, |_| true);
         let trainable: Vec<String> = param_infos(&self.model).into_iter().filter(|p| p.trainable).map(|p| p.name).collect();
-        let params: Vec<(String, Vec<usize>, Vec<f32>)> = trainable
-            .iter()
-            .map(|n| {
-                let (shape, v) = params[n].clone();
-                (n.clone(), shape, v)
-            })
-            .collect();
+        let wanted: std::collections::HashSet<&str> = trainable.iter().map(String::as_str).collect();
+        // Only the trainable tensors come to the host (a LoRA run never copies the base).
+        let params: Vec<(String, Vec<usize>, Vec<f32>)> =
+            read_params(&self.model, |n| wanted.contains(n)).into_iter().map(|(n, (shape, v))| (n, shape, v)).collect();
         let mut moments = vec![];
         for (name, m) in &self.optimizer.state {
             for (kind, t) in [("exp_avg", &m.exp_avg), ("exp_avg_sq", &m.exp_avg_sq)] {
