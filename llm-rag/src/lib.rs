@@ -11,16 +11,18 @@
 //! - [`query`]: MMR, multi-query, HyDE, RAG-fusion and an LLM-judged re-ranker, over an
 //!   [`query::Llm`] (any llm-core chat model, or a closure).
 //! - [`eval`]: hit-rate@k, MRR, nDCG@k.
+//! - [`hnsw`]: approximate search (HNSW, M 32) over the store's vectors.
 //! - [`retrieve`]: BM25 (as rank_bm25), reciprocal rank fusion, hybrid dense + keyword search.
 //!
 //! Planned next (see the project's RAG issue): document loaders, Markdown-header and token
-//! window splitters, an HNSW index and a server-backed store, parent-document retrieval, the pipeline, and local RAG evaluation.
+//! window splitters, a server-backed store, parent-document retrieval, the pipeline, and local RAG evaluation.
 #![warn(missing_docs)]
 
 pub mod docs;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod hnsw;
 pub mod pipeline;
 pub mod query;
 pub mod retrieve;
