@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """faiss-cpu peer of benches/benches/index.rs: HNSW (M 32, efConstruction 100, efSearch as given)
 on the same unit vectors, inner-product metric (= cosine), 2 threads. Reads the f32 matrix the
-bench wrote ([n, d] little-endian) and the query row indices; prints build seconds, queries/s
+bench wrote ([n, d] little-endian) and the query vectors; prints build seconds, queries/s
 and recall@10 against exact search.
 
-  python faiss_hnsw.py --vectors V.f32 --dim 384 --queries Q.json [--ef-search 64] [--threads 2]
+  python faiss_hnsw.py --vectors V.f32 --queries Q.f32 --dim 384 [--ef-search 64] [--threads 2]
 """
 import argparse
 import json
@@ -18,14 +18,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vectors", required=True)
     ap.add_argument("--dim", type=int, required=True)
-    ap.add_argument("--queries", required=True)
+    ap.add_argument("--queries", required=True, help="query vectors, [m, d] little-endian f32")
     ap.add_argument("--ef-search", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     faiss.omp_set_num_threads(a.threads)
     x = np.fromfile(a.vectors, dtype="<f4").reshape(-1, a.dim)
-    qi = json.load(open(a.queries))
-    q = x[qi]
+    q = np.fromfile(a.queries, dtype="<f4").reshape(-1, a.dim)
     exact = np.argsort(-(q @ x.T), axis=1)[:, :10]
     index = faiss.IndexHNSWFlat(a.dim, 32, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 100

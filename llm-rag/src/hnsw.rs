@@ -4,7 +4,7 @@
 
 use instant_distance::{Builder, HnswMap, Point, Search};
 
-use crate::store::FlatStore;
+use crate::store::{dot, FlatStore};
 
 /// A unit vector; distance `1 − cos`.
 #[derive(Clone, Debug)]
@@ -12,7 +12,7 @@ struct Unit(Vec<f32>);
 
 impl Point for Unit {
     fn distance(&self, other: &Self) -> f32 {
-        1.0 - self.0.iter().zip(&other.0).map(|(a, b)| a * b).sum::<f32>()
+        1.0 - dot(&self.0, &other.0)
     }
 }
 

@@ -117,6 +117,20 @@ impl FlatStore {
     }
 }
 
+/// Dot product in 8 independent lanes, which the compiler turns into SIMD (a plain `sum()` must
+/// add in order and stays scalar: 4-5x slower at 384 dimensions).
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 fn unit(v: &[f32]) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if n == 0.0 {
@@ -222,9 +236,15 @@ impl VectorStore for FlatStore {
             .iter()
             .enumerate()
             .filter(|(_, r)| filter.is_none_or(|f| f.iter().all(|(k, v)| r.metadata.get(k) == Some(v))))
-            .map(|(i, _)| (self.normalized[i * d..(i + 1) * d].iter().zip(&q).map(|(a, b)| a * b).sum(), i))
+            .map(|(i, _)| (dot(&self.normalized[i * d..(i + 1) * d], &q), i))
             .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let order = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        // Partition the best k first (linear), then sort only those.
+        if k < scored.len() {
+            scored.select_nth_unstable_by(k, order);
+            scored.truncate(k);
+        }
+        scored.sort_by(order);
         Ok(scored
             .into_iter()
             .take(k)
