@@ -132,7 +132,12 @@ impl PrefTokenizer<'_> {
                 let prompt = self.tokenizer.apply_chat_template(p, true)?;
                 let rest = |c: &[llm_core::chat::Message]| -> Result<String> {
                     let full = self.tokenizer.apply_chat_template(&[p.as_slice(), c].concat(), false)?;
-                    Ok(full.strip_prefix(&prompt).map(str::to_string).unwrap_or_else(|| full[prompt.len().min(full.len())..].to_string()))
+                    full.strip_prefix(&prompt).map(str::to_string).ok_or_else(|| {
+                        TrainError::config(
+                            "chat template",
+                            "the rendered conversation does not start with the prompt rendered with the generation prompt, so the completion cannot be cut from it",
+                        )
+                    })
                 };
                 let (c, r) = (rest(c)?, rest(r)?);
                 (prompt, c, r)
