@@ -117,6 +117,16 @@ pub fn load_jsonl(path: impl AsRef<Path>) -> Result<Vec<SftExample>> {
 
 /// [`load_jsonl`] on text already read; `path` is only used in errors.
 pub fn parse_jsonl(text: &str, path: &Path) -> Result<Vec<SftExample>> {
+    parse_records(text, path, SftExample::from_json)
+}
+
+/// One record per non-blank line, each parsed by `parse`; a line that is not JSON or that
+/// `parse` rejects is an error with its 1-based number; no records at all is an error too.
+pub(crate) fn parse_records<T>(
+    text: &str,
+    path: &Path,
+    parse: impl Fn(&Value) -> std::result::Result<T, String>,
+) -> Result<Vec<T>> {
     let mut out = vec![];
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -124,7 +134,7 @@ pub fn parse_jsonl(text: &str, path: &Path) -> Result<Vec<SftExample>> {
         }
         let bad = |message: String| TrainError::Data { path: path.to_path_buf(), line: i + 1, message };
         let v: Value = serde_json::from_str(line).map_err(|e| bad(format!("not JSON: {e}")))?;
-        out.push(SftExample::from_json(&v).map_err(bad)?);
+        out.push(parse(&v).map_err(bad)?);
     }
     if out.is_empty() {
         return Err(TrainError::Data { path: path.to_path_buf(), line: 0, message: "no records".into() });

@@ -41,13 +41,12 @@ pub fn load_preferences(path: impl AsRef<Path>) -> Result<Vec<PreferenceExample>
 
 /// [`load_preferences`] on text already read.
 pub fn parse_preferences(text: &str, path: &Path) -> Result<Vec<PreferenceExample>> {
-    let mut out = vec![];
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |message: String| TrainError::Data { path: path.to_path_buf(), line: i + 1, message };
-        let v: Value = serde_json::from_str(line).map_err(|e| bad(format!("not JSON: {e}")))?;
+    crate::data::parse_records(text, path, PreferenceExample::from_json)
+}
+
+impl PreferenceExample {
+    /// Parses one record; the message says what is wrong.
+    pub fn from_json(v: &Value) -> std::result::Result<Self, String> {
         let field = |k: &str| -> std::result::Result<Turns, String> {
             match v.get(k) {
                 Some(Value::String(s)) => Ok(Turns::Text(s.clone())),
@@ -56,20 +55,16 @@ pub fn parse_preferences(text: &str, path: &Path) -> Result<Vec<PreferenceExampl
                 None => Err(format!("missing `{k}`; a preference record has `prompt`, `chosen` and `rejected`")),
             }
         };
-        let ex = PreferenceExample { prompt: field("prompt").map_err(bad)?, chosen: field("chosen").map_err(bad)?, rejected: field("rejected").map_err(bad)? };
+        let ex = Self { prompt: field("prompt")?, chosen: field("chosen")?, rejected: field("rejected")? };
         let kinds = [&ex.prompt, &ex.chosen, &ex.rejected].map(|t| matches!(t, Turns::Text(_)));
         if kinds.iter().any(|&k| k != kinds[0]) {
-            return Err(bad("`prompt`, `chosen` and `rejected` must all be text or all be message lists".into()));
+            return Err("`prompt`, `chosen` and `rejected` must all be text or all be message lists".into());
         }
         if ex.chosen == ex.rejected {
-            return Err(bad("`chosen` equals `rejected`: the pair carries no preference (its DPO gradient is zero)".into()));
+            return Err("`chosen` equals `rejected`: the pair carries no preference (its DPO gradient is zero)".into());
         }
-        out.push(ex);
+        Ok(ex)
     }
-    if out.is_empty() {
-        return Err(TrainError::Data { path: path.to_path_buf(), line: 0, message: "no records".into() });
-    }
-    Ok(out)
 }
 
 /// A tokenized pair: prompt ids and the two completions' ids (each ending in EOS).
