@@ -4,7 +4,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use burn::tensor::backend::Backend;
+pub use burn::tensor::backend::Backend;
+
+#[cfg(feature = "cuda")]
+pub use burn::backend::Cuda;
+#[cfg(feature = "flex")]
+pub use burn::backend::Flex;
+#[cfg(feature = "wgpu")]
+pub use burn::backend::Wgpu;
 
 use crate::error::{LlmError, Result};
 
@@ -41,6 +48,11 @@ impl BackendKind {
         }
     }
 
+    /// Whether the backend computes on the host CPU (tolerances there are tightest).
+    pub fn is_cpu(self) -> bool {
+        self == Self::Flex
+    }
+
     /// The kinds this build includes.
     pub fn compiled() -> Vec<BackendKind> {
         Self::ALL.into_iter().filter(|k| k.is_compiled()).collect()
@@ -75,6 +87,89 @@ impl FromStr for BackendKind {
     }
 }
 
+/// A concrete backend this family can run on, with how to open and describe its devices.
+pub trait KnownBackend: Backend {
+    /// Which kind this is.
+    const KIND: BackendKind;
+
+    /// Opens device number `index`, checking that it works: returns the device and a
+    /// one-line description (the adapter's name for WGPU), or a typed error when no such
+    /// device or driver is found.
+    fn open(index: usize) -> Result<(Self::Device, String)>;
+}
+
+#[cfg(feature = "flex")]
+impl KnownBackend for burn::backend::Flex {
+    const KIND: BackendKind = BackendKind::Flex;
+
+    fn open(_index: usize) -> Result<(Self::Device, String)> {
+        Ok((Default::default(), format!("flex (CPU, {} threads)", rayon::current_num_threads())))
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl KnownBackend for burn::backend::Wgpu {
+    const KIND: BackendKind = BackendKind::Wgpu;
+
+    fn open(index: usize) -> Result<(Self::Device, String)> {
+        use burn::backend::wgpu::{graphics::AutoGraphicsApi, init_setup, WgpuDevice};
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        // `init_setup` registers the device's runtime: once per device and process.
+        static OPENED: OnceLock<Mutex<HashMap<usize, std::result::Result<String, String>>>> = OnceLock::new();
+        let device = if index == 0 { WgpuDevice::DefaultDevice } else { WgpuDevice::DiscreteGpu(index) };
+        let mut opened = OPENED.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        let found = opened.entry(index).or_insert_with(|| {
+            let setup = catch_panic(|| init_setup::<AutoGraphicsApi>(&device, Default::default()))?;
+            let info = setup.adapter.get_info();
+            Ok(format!("wgpu adapter \"{}\" ({:?}, {:?}, driver {} {})", info.name, info.backend, info.device_type, info.driver, info.driver_info))
+        });
+        match found {
+            Ok(description) => {
+                tracing::info!("{description}");
+                Ok((device, description.clone()))
+            }
+            Err(why) => Err(LlmError::Backend {
+                name: "wgpu".into(),
+                message: format!(
+                    "no usable adapter for device {index} ({why}); install a Vulkan driver \
+                     (lavapipe: `apt-get install -y mesa-vulkan-drivers`)"
+                ),
+            }),
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl KnownBackend for burn::backend::Cuda {
+    const KIND: BackendKind = BackendKind::Cuda;
+
+    fn open(index: usize) -> Result<(Self::Device, String)> {
+        let device = burn::backend::cuda::CudaDevice::new(index);
+        // The first operation loads libcuda/libnvrtc and creates the context; both panic inside
+        // cubecl when the driver or the device is missing.
+        let probe = device.clone();
+        catch_panic(move || burn::tensor::Tensor::<Self, 1>::ones([4], &probe).sum().into_scalar())
+            .map_err(|why| LlmError::Backend {
+                name: "cuda".into(),
+                message: format!("no usable CUDA device {index} ({why}); check the NVIDIA driver and that libnvrtc is on LD_LIBRARY_PATH"),
+            })?;
+        Ok((device, format!("cuda device {index}")))
+    }
+}
+
+/// Runs `f`, turning a panic (how cubecl reports a missing driver) into its message.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panicked".into())
+    })
+}
+
 /// Work to run on a backend chosen at run time: implement `run` once, generically.
 pub trait BackendTask {
     /// What the task returns (independent of the backend).
@@ -83,21 +178,85 @@ pub trait BackendTask {
     fn run<B: Backend>(self, device: B::Device) -> Self::Output;
 }
 
-/// Runs `task` on `kind`'s device number `device_index`, or says why it cannot.
+/// Runs `task` on `kind`'s device number `device_index`, or says why it cannot (backend not
+/// compiled in, no device found). Logs the device's description.
 pub fn run_on<T: BackendTask>(kind: BackendKind, device_index: usize, task: T) -> Result<T::Output> {
     let _ = (device_index, &task);
     match kind {
         #[cfg(feature = "flex")]
-        BackendKind::Flex => Ok(task.run::<burn::backend::Flex>(Default::default())),
+        BackendKind::Flex => run_known::<burn::backend::Flex, T>(device_index, task),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => {
-            use burn::backend::wgpu::WgpuDevice;
-            let device = if device_index == 0 { WgpuDevice::DefaultDevice } else { WgpuDevice::DiscreteGpu(device_index) };
-            Ok(task.run::<burn::backend::Wgpu>(device))
-        }
+        BackendKind::Wgpu => run_known::<burn::backend::Wgpu, T>(device_index, task),
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => Ok(task.run::<burn::backend::Cuda>(burn::backend::cuda::CudaDevice::new(device_index))),
+        BackendKind::Cuda => run_known::<burn::backend::Cuda, T>(device_index, task),
         #[allow(unreachable_patterns)]
         other => Err(other.not_compiled()),
     }
+}
+
+#[allow(dead_code)]
+fn run_known<B: KnownBackend, T: BackendTask>(index: usize, task: T) -> Result<T::Output> {
+    let (device, description) = B::open(index)?;
+    tracing::info!("backend: {description}");
+    Ok(task.run::<B>(device))
+}
+
+/// Test support: runs `body` on backend `B`'s device (`LLM_TEST_DEVICE`, default 0), after
+/// printing which device it is, so that a test log names the adapter it ran on.
+/// Used by [`backend_test!`](crate::backend_test).
+pub fn run_test<B: KnownBackend>(body: fn(&B::Device, BackendKind)) {
+    let index = std::env::var("LLM_TEST_DEVICE").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (device, description) = B::open(index).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("[{}] {description}", B::KIND);
+    body(&device, B::KIND);
+}
+
+/// Declares a test whose body is generic over the backend, and runs it once per backend
+/// compiled into the calling crate (features `flex`, `wgpu`, `cuda`), as candle's
+/// `test_device!` does. Each backend gets its own `#[test]`, named after it, so
+/// `cargo test wgpu` or `cargo test ::cuda` picks one backend:
+///
+/// ```ignore
+/// llm_core::backend_test! {
+///     /// Logits equal transformers'.
+///     fn logits<B>(device, kind) {
+///         // f32 on Flex: 1e-4; GPU kernels sum in other orders: 1e-3.
+///         let tol = if kind.is_cpu() { 1e-4 } else { 1e-3 };
+///         let model = load::<B>(device);
+///         // ...
+///     }
+/// }
+/// ```
+///
+/// expands to a module `logits` with tests `logits::flex`, `logits::wgpu`, `logits::cuda`.
+#[macro_export]
+macro_rules! backend_test {
+    ($( $(#[$meta:meta])* fn $name:ident<$b:ident>($device:ident, $kind:ident) $body:block )*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[allow(unused_variables)]
+            fn body<$b: $crate::backend::Backend>($device: &$b::Device, $kind: $crate::backend::BackendKind) $body
+
+            #[cfg(feature = "flex")]
+            #[test]
+            fn flex() {
+                $crate::backend::run_test::<$crate::backend::Flex>(body::<$crate::backend::Flex>);
+            }
+
+            #[cfg(feature = "wgpu")]
+            #[test]
+            fn wgpu() {
+                $crate::backend::run_test::<$crate::backend::Wgpu>(body::<$crate::backend::Wgpu>);
+            }
+
+            #[cfg(feature = "cuda")]
+            #[test]
+            fn cuda() {
+                $crate::backend::run_test::<$crate::backend::Cuda>(body::<$crate::backend::Cuda>);
+            }
+        }
+    )*};
 }

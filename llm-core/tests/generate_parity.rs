@@ -3,6 +3,7 @@
 
 mod common;
 
+use burn::tensor::backend::Backend;
 use common::*;
 use llm_core::eval::perplexity;
 use llm_core::generate::processors::*;
@@ -67,56 +68,59 @@ fn processor_chain_follows_transformers_order() {
     assert_eq!(kept(&scores), kept(&want));
 }
 
-fn tiny(variant: &str) -> CausalLm<TestBackend> {
-    load_model(fixture(&format!("a_tiny_llama/{variant}")), LoadOptions::default(), &Default::default()).unwrap()
+fn tiny<B: Backend>(variant: &str, device: &B::Device) -> CausalLm<B> {
+    load_model(fixture(&format!("a_tiny_llama/{variant}")), LoadOptions::default(), device).unwrap()
 }
 
-#[test]
-fn greedy_generate_api_reproduces_tiny_model_goldens_single_and_batched() {
-    for variant in ["llama", "llama_rope_llama3", "llama_rope_yarn", "mixtral"] {
-        let model = tiny(variant);
-        let golden = read_json(&fixture(&format!("a_tiny_llama/{variant}/golden.json")));
-        let prompts: Vec<Vec<u32>> = golden["prompts"].as_array().unwrap().iter().map(|p| json_ids(&p["input_ids"])).collect();
-        let want: Vec<Vec<u32>> = golden["prompts"].as_array().unwrap().iter().map(|p| json_ids(&p["greedy_new_ids"])).collect();
-        let gen = Generator::new(&model, GenerationConfig::greedy(16)).unwrap();
-        for (p, w) in prompts.iter().zip(&want) {
-            assert_eq!(&gen.generate(std::slice::from_ref(p)).unwrap().sequences[0], w, "{variant} single");
-        }
-        // Left-padded batch of prompts of different lengths.
-        let out = gen.generate(&prompts[..3]).unwrap();
-        assert_eq!(out.sequences, want[..3], "{variant} batched");
-        assert!(out.stop_reasons.iter().all(|r| *r == StopReason::Length));
-    }
-}
-
-#[test]
-fn greedy_with_repetition_penalty_and_no_repeat_ngram_equals_transformers() {
-    let model = tiny("llama");
-    let golden = read_json(&fixture("i_generate/golden.json"));
-    for (case, config) in [
-        ("greedy_repetition_penalty_1.3", GenerationConfig { repetition_penalty: 1.3, ..GenerationConfig::greedy(20) }),
-        ("greedy_no_repeat_ngram_3", GenerationConfig { no_repeat_ngram_size: 3, ..GenerationConfig::greedy(20) }),
-    ] {
-        let gen = Generator::new(&model, config).unwrap();
-        for p in golden["generate"]["greedy_with_processors"][case]["prompts"].as_array().unwrap() {
-            let out = gen.generate(&[json_ids(&p["input_ids"])]).unwrap();
-            assert_eq!(out.sequences[0], json_ids(&p["new_ids"]), "{case}");
+llm_core::backend_test! {
+    fn greedy_generate_api_reproduces_tiny_model_goldens_single_and_batched<B>(device, kind) {
+        for variant in ["llama", "llama_rope_llama3", "llama_rope_yarn", "mixtral"] {
+            let model = tiny::<B>(variant, device);
+            let golden = read_json(&fixture(&format!("a_tiny_llama/{variant}/golden.json")));
+            let prompts: Vec<Vec<u32>> = golden["prompts"].as_array().unwrap().iter().map(|p| json_ids(&p["input_ids"])).collect();
+            let want: Vec<Vec<u32>> = golden["prompts"].as_array().unwrap().iter().map(|p| json_ids(&p["greedy_new_ids"])).collect();
+            let gen = Generator::new(&model, GenerationConfig::greedy(16)).unwrap();
+            for (p, w) in prompts.iter().zip(&want) {
+                assert_eq!(&gen.generate(std::slice::from_ref(p)).unwrap().sequences[0], w, "{variant} single");
+            }
+            // Left-padded batch of prompts of different lengths.
+            let out = gen.generate(&prompts[..3]).unwrap();
+            assert_eq!(out.sequences, want[..3], "{variant} batched");
+            assert!(out.stop_reasons.iter().all(|r| *r == StopReason::Length));
         }
     }
 }
 
-#[test]
-fn seeded_sampling_is_reproducible() {
-    let model = tiny("llama");
-    let config = |seed| GenerationConfig { do_sample: true, temperature: 0.9, top_p: 0.95, seed, ..GenerationConfig::greedy(24) };
-    let run = |seed| Generator::new(&model, config(seed)).unwrap().generate(&[vec![1, 328, 384]]).unwrap().sequences;
-    assert_eq!(run(7), run(7));
-    assert_ne!(run(7), run(8), "different seeds should (almost surely) differ over 24 tokens");
+llm_core::backend_test! {
+    fn greedy_with_repetition_penalty_and_no_repeat_ngram_equals_transformers<B>(device, kind) {
+        let model = tiny::<B>("llama", device);
+        let golden = read_json(&fixture("i_generate/golden.json"));
+        for (case, config) in [
+            ("greedy_repetition_penalty_1.3", GenerationConfig { repetition_penalty: 1.3, ..GenerationConfig::greedy(20) }),
+            ("greedy_no_repeat_ngram_3", GenerationConfig { no_repeat_ngram_size: 3, ..GenerationConfig::greedy(20) }),
+        ] {
+            let gen = Generator::new(&model, config).unwrap();
+            for p in golden["generate"]["greedy_with_processors"][case]["prompts"].as_array().unwrap() {
+                let out = gen.generate(&[json_ids(&p["input_ids"])]).unwrap();
+                assert_eq!(out.sequences[0], json_ids(&p["new_ids"]), "{case}");
+            }
+        }
+    }
+}
+
+llm_core::backend_test! {
+    fn seeded_sampling_is_reproducible<B>(device, kind) {
+        let model = tiny::<B>("llama", device);
+        let config = |seed| GenerationConfig { do_sample: true, temperature: 0.9, top_p: 0.95, seed, ..GenerationConfig::greedy(24) };
+        let run = |seed| Generator::new(&model, config(seed)).unwrap().generate(&[vec![1, 328, 384]]).unwrap().sequences;
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8), "different seeds should (almost surely) differ over 24 tokens");
+    }
 }
 
 #[test]
 fn prompt_longer_than_the_context_is_an_error() {
-    let model = tiny("llama");
+    let model = tiny::<TestBackend>("llama", &Default::default());
     let prompt = vec![5u32; model.config.max_position_embeddings + 1];
     let gen = Generator::new(&model, GenerationConfig::greedy(4)).unwrap();
     match gen.generate(&[prompt]) {
@@ -163,37 +167,38 @@ fn smollm2_sliding_window_perplexity_equals_transformers() {
     assert!((report.perplexity_hf_recipe / recipe - 1.0).abs() < 1e-3, "recipe {} vs {recipe}", report.perplexity_hf_recipe);
 }
 
-#[test]
-fn beam_search_equals_transformers_including_eos_and_early_stopping_cases() {
-    let model = tiny("llama");
-    let golden = read_json(&fixture("i_generate/golden.json"));
-    let mut checked = 0;
-    for group in ["beam_search", "beam_search_eos_extra"] {
-        for (name, case) in golden["generate"][group].as_object().unwrap() {
-            let kw = &case["generate_kwargs"];
-            let config = GenerationConfig {
-                num_beams: kw["num_beams"].as_u64().unwrap() as usize,
-                num_return_sequences: kw["num_return_sequences"].as_u64().unwrap() as usize,
-                max_new_tokens: kw["max_new_tokens"].as_u64().unwrap() as usize,
-                length_penalty: kw["length_penalty"].as_f64().unwrap() as f32,
-                early_stopping: kw["early_stopping"].as_bool().unwrap(),
-                no_repeat_ngram_size: kw.get("no_repeat_ngram_size").and_then(|v| v.as_u64()).unwrap_or(0) as usize,
-                eos_token_id: kw["eos_token_id"].as_u64().map(|e| vec![e as u32]).unwrap_or_default(),
-                ..GenerationConfig::default()
-            };
-            let gen = Generator::new(&model, config).unwrap();
-            for p in case["prompts"].as_array().unwrap() {
-                let out = gen.beam_search(&[json_ids(&p["input_ids"])]).unwrap().remove(0);
-                let returned = p["returned"].as_array().unwrap();
-                assert_eq!(returned.len(), out.sequences.len(), "{name}: num_return_sequences");
-                for (k, want) in returned.iter().enumerate() {
-                    assert_eq!(out.sequences[k], json_ids(&want["new_ids"]), "{name} hypothesis {k}");
-                    let score = want["sequence_score"].as_f64().unwrap() as f32;
-                    assert!((out.scores[k] - score).abs() < 1e-4, "{name} hypothesis {k}: score {} vs {score}", out.scores[k]);
+llm_core::backend_test! {
+    fn beam_search_equals_transformers_including_eos_and_early_stopping_cases<B>(device, kind) {
+        let model = tiny::<B>("llama", device);
+        let golden = read_json(&fixture("i_generate/golden.json"));
+        let mut checked = 0;
+        for group in ["beam_search", "beam_search_eos_extra"] {
+            for (name, case) in golden["generate"][group].as_object().unwrap() {
+                let kw = &case["generate_kwargs"];
+                let config = GenerationConfig {
+                    num_beams: kw["num_beams"].as_u64().unwrap() as usize,
+                    num_return_sequences: kw["num_return_sequences"].as_u64().unwrap() as usize,
+                    max_new_tokens: kw["max_new_tokens"].as_u64().unwrap() as usize,
+                    length_penalty: kw["length_penalty"].as_f64().unwrap() as f32,
+                    early_stopping: kw["early_stopping"].as_bool().unwrap(),
+                    no_repeat_ngram_size: kw.get("no_repeat_ngram_size").and_then(|v| v.as_u64()).unwrap_or(0) as usize,
+                    eos_token_id: kw["eos_token_id"].as_u64().map(|e| vec![e as u32]).unwrap_or_default(),
+                    ..GenerationConfig::default()
+                };
+                let gen = Generator::new(&model, config).unwrap();
+                for p in case["prompts"].as_array().unwrap() {
+                    let out = gen.beam_search(&[json_ids(&p["input_ids"])]).unwrap().remove(0);
+                    let returned = p["returned"].as_array().unwrap();
+                    assert_eq!(returned.len(), out.sequences.len(), "{name}: num_return_sequences");
+                    for (k, want) in returned.iter().enumerate() {
+                        assert_eq!(out.sequences[k], json_ids(&want["new_ids"]), "{name} hypothesis {k}");
+                        let score = want["sequence_score"].as_f64().unwrap() as f32;
+                        assert!((out.scores[k] - score).abs() < 1e-4, "{name} hypothesis {k}: score {} vs {score}", out.scores[k]);
+                    }
+                    checked += 1;
                 }
-                checked += 1;
             }
         }
+        assert!(checked >= 5);
     }
-    assert!(checked >= 5);
 }

@@ -3,53 +3,55 @@
 
 mod common;
 
+use burn::tensor::backend::Backend;
 use common::*;
 use llm_core::adapter::{merge_adapters, set_adapters_enabled, PeftAdapter};
 use llm_core::weights::{load_model, LoadOptions};
 use llm_core::CausalLm;
 
-fn base() -> CausalLm<TestBackend> {
-    load_model::<TestBackend>(fixture("a_tiny_llama/llama"), LoadOptions::default(), &Default::default()).unwrap()
+fn base<B: Backend>(device: &B::Device) -> CausalLm<B> {
+    load_model::<B>(fixture("a_tiny_llama/llama"), LoadOptions::default(), device).unwrap()
 }
 
 fn prompts() -> Vec<Vec<u32>> {
     read_json(&fixture("c_lora/golden.json"))["prompts"].as_array().unwrap().iter().map(json_ids).collect()
 }
 
-fn logits(model: &CausalLm<TestBackend>, ids: &[u32]) -> Vec<f32> {
-    to_vec(model.forward(ids_tensor::<TestBackend>(std::slice::from_ref(&ids.to_vec()), &Default::default())))
+fn logits<B: Backend>(model: &CausalLm<B>, ids: &[u32]) -> Vec<f32> {
+    to_vec(model.forward(ids_tensor::<B>(std::slice::from_ref(&ids.to_vec()), &model.device())))
 }
 
-#[test]
-fn peft_adapter_reproduces_peft_logits_unmerged_and_merged() {
-    let golden = fixture("c_lora/golden.safetensors");
-    let adapter = PeftAdapter::load(fixture("c_lora/adapter")).unwrap();
-    assert_eq!(adapter.config.scaling_for("model.layers.0.self_attn.q_proj"), (4, 8.0, 2.0));
-    let mut model = base();
-    let adapted = adapter.apply(&mut model).unwrap();
-    assert_eq!(adapted.len(), 4);
-    for (i, ids) in prompts().iter().enumerate() {
-        let (_, want) = read_f32(&golden, &format!("prompt{i}.logits_with_adapter"));
-        assert_close(&format!("prompt {i} with adapter"), &logits(&model, ids), &want, 1e-4);
-    }
-    // Off: the base model's logits.
-    set_adapters_enabled(&mut model, false);
-    for (i, ids) in prompts().iter().enumerate() {
-        let (_, want) = read_f32(&golden, &format!("prompt{i}.logits_base"));
-        assert_close(&format!("prompt {i} adapter disabled"), &logits(&model, ids), &want, 1e-4);
-    }
-    set_adapters_enabled(&mut model, true);
-    // Merged: W + (alpha/r)·B·A, and peft's merged logits.
-    assert_eq!(merge_adapters(&mut model).unwrap(), 4);
-    assert!(model.linears().iter().all(|(_, l)| l.lora.is_none()));
-    for name in ["q_proj", "v_proj"] {
-        let (_, want) = read_f32(&golden, &format!("merged.layers.0.self_attn.{name}.weight"));
-        let got = to_vec(model.linear_mut(&format!("model.layers.0.self_attn.{name}")).unwrap().dense_weight());
-        assert_close(&format!("merged {name}"), &got, &want, 1e-6);
-    }
-    for (i, ids) in prompts().iter().enumerate() {
-        let (_, want) = read_f32(&golden, &format!("prompt{i}.logits_merged"));
-        assert_close(&format!("prompt {i} merged"), &logits(&model, ids), &want, 1e-4);
+llm_core::backend_test! {
+    fn peft_adapter_reproduces_peft_logits_unmerged_and_merged<B>(device, kind) {
+        let golden = fixture("c_lora/golden.safetensors");
+        let adapter = PeftAdapter::load(fixture("c_lora/adapter")).unwrap();
+        assert_eq!(adapter.config.scaling_for("model.layers.0.self_attn.q_proj"), (4, 8.0, 2.0));
+        let mut model = base::<B>(device);
+        let adapted = adapter.apply(&mut model).unwrap();
+        assert_eq!(adapted.len(), 4);
+        for (i, ids) in prompts().iter().enumerate() {
+            let (_, want) = read_f32(&golden, &format!("prompt{i}.logits_with_adapter"));
+            assert_close(&format!("prompt {i} with adapter"), &logits(&model, ids), &want, 1e-4);
+        }
+        // Off: the base model's logits.
+        set_adapters_enabled(&mut model, false);
+        for (i, ids) in prompts().iter().enumerate() {
+            let (_, want) = read_f32(&golden, &format!("prompt{i}.logits_base"));
+            assert_close(&format!("prompt {i} adapter disabled"), &logits(&model, ids), &want, 1e-4);
+        }
+        set_adapters_enabled(&mut model, true);
+        // Merged: W + (alpha/r)·B·A, and peft's merged logits.
+        assert_eq!(merge_adapters(&mut model).unwrap(), 4);
+        assert!(model.linears().iter().all(|(_, l)| l.lora.is_none()));
+        for name in ["q_proj", "v_proj"] {
+            let (_, want) = read_f32(&golden, &format!("merged.layers.0.self_attn.{name}.weight"));
+            let got = to_vec(model.linear_mut(&format!("model.layers.0.self_attn.{name}")).unwrap().dense_weight());
+            assert_close(&format!("merged {name}"), &got, &want, 1e-6);
+        }
+        for (i, ids) in prompts().iter().enumerate() {
+            let (_, want) = read_f32(&golden, &format!("prompt{i}.logits_merged"));
+            assert_close(&format!("prompt {i} merged"), &logits(&model, ids), &want, 1e-4);
+        }
     }
 }
 
@@ -63,6 +65,6 @@ fn adapter_for_modules_the_model_lacks_lists_them() {
     let renamed: Vec<(String, safetensors::tensor::TensorView)> =
         st.iter().map(|(n, v)| (n.replace("v_proj", "w_proj"), v)).collect();
     safetensors::serialize_to_file(renamed, None, &dir.join("adapter_model.safetensors")).unwrap();
-    let err = PeftAdapter::load(&dir).unwrap().apply(&mut base()).unwrap_err().to_string();
+    let err = PeftAdapter::load(&dir).unwrap().apply(&mut base::<TestBackend>(&Default::default())).unwrap_err().to_string();
     assert!(err.contains("model.layers.0.self_attn.w_proj") && err.contains("q_proj"), "{err}");
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use burn::tensor::backend::Backend;
 use common::*;
 use llm_core::quant::{QuantExecution, QuantizedWeight};
 use llm_core::weights::{load_model, LoadOptions};
@@ -12,8 +13,12 @@ fn gptq_dir() -> std::path::PathBuf {
 }
 
 fn load(execution: QuantExecution) -> llm_core::CausalLm<TestBackend> {
+    load_on::<TestBackend>(execution, &Default::default())
+}
+
+fn load_on<B: Backend>(execution: QuantExecution, device: &B::Device) -> llm_core::CausalLm<B> {
     let options = LoadOptions { quant_execution: execution, ..Default::default() };
-    load_model::<TestBackend>(gptq_dir(), options, &Default::default()).expect("GPTQModel checkpoint loads")
+    load_model::<B>(gptq_dir(), options, device).expect("GPTQModel checkpoint loads")
 }
 
 #[test]
@@ -38,21 +43,22 @@ fn gptqmodel_layer_dequantizes_to_its_own_weights_codes_and_zeros() {
     assert_eq!(ours, zeros, "zero points differ (v1 word offset?)");
 }
 
-#[test]
-fn gptqmodel_checkpoint_logits_match_its_dequantized_fp32_model() {
-    let golden = gptq_dir().join("golden.safetensors");
-    let prompts = read_json(&gptq_dir().join("golden.json"))["prompts_ids"].clone();
-    let device = Default::default();
-    // The reference path (dequantize, dense matmul) and the fused kernel on every prompt row.
-    for execution in [QuantExecution::Dequantize, QuantExecution::Fused] {
-        let model = load(execution);
-        for (p, name) in [(0usize, "prompt0"), (1, "prompt1"), (3, "prompt3")] {
-            let ids = json_ids(&prompts[p]);
-            let logits = to_vec(model.forward(ids_tensor::<TestBackend>(&[ids], &device)));
-            let (_, want) = read_f32(&golden, &format!("{name}.logits_fp32_dequant"));
-            // f32 throughout: 1e-4 absolute, as the dense parity tests.
-            let diff = assert_close(&format!("{execution:?} {name} logits"), &logits, &want, 1e-4);
-            eprintln!("{execution:?} {name}: max |diff| {diff:e}");
+llm_core::backend_test! {
+    fn gptqmodel_checkpoint_logits_match_its_dequantized_fp32_model<B>(device, kind) {
+        let golden = gptq_dir().join("golden.safetensors");
+        let prompts = read_json(&gptq_dir().join("golden.json"))["prompts_ids"].clone();
+        // The reference path (dequantize, dense matmul) and the fused kernel on every prompt row.
+        // Materialize: the dequantized weight kept on the device (what GPU backends run).
+        for execution in [QuantExecution::Dequantize, QuantExecution::Fused, QuantExecution::Materialize] {
+            let model = load_on::<B>(execution, device);
+            for (p, name) in [(0usize, "prompt0"), (1, "prompt1"), (3, "prompt3")] {
+                let ids = json_ids(&prompts[p]);
+                let logits = to_vec(model.forward(ids_tensor::<B>(&[ids], device)));
+                let (_, want) = read_f32(&golden, &format!("{name}.logits_fp32_dequant"));
+                // f32 throughout: 1e-4 absolute, as the dense parity tests.
+                let diff = assert_close(&format!("{execution:?} {name} logits"), &logits, &want, 1e-4);
+                eprintln!("{execution:?} {name}: max |diff| {diff:e}");
+            }
         }
     }
 }

@@ -7,16 +7,20 @@ use std::path::{Path, PathBuf};
 use llm_rag::embed::{cosine, default_model_dir, Embedder, SentenceTransformer};
 use safetensors::SafeTensors;
 
-type B = burn::backend::Flex;
+type Cpu = burn::backend::Flex;
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(rel)
 }
 
-fn model() -> SentenceTransformer<B> {
+fn model() -> SentenceTransformer<Cpu> {
+    model_on::<Cpu>(&Default::default())
+}
+
+fn model_on<B: burn::tensor::backend::Backend>(device: &B::Device) -> SentenceTransformer<B> {
     let dir = default_model_dir();
     assert!(dir.join("model.safetensors").exists(), "{} is missing: run scripts/fetch-models.sh", dir.display());
-    SentenceTransformer::load(dir, &Default::default()).unwrap()
+    SentenceTransformer::load(dir, device).unwrap()
 }
 
 fn read(name: &str) -> (Vec<usize>, Vec<f64>) {
@@ -41,27 +45,28 @@ fn sentences() -> Vec<String> {
     g["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
 }
 
-#[test]
-fn minilm_matches_sentence_transformers() {
-    let m = model();
-    let s = sentences();
-    let texts: Vec<&str> = s.iter().map(String::as_str).collect();
-    let llm_rag::embed::sentence::TokenBatch { input_ids: ids, token_type_ids: types, attention_mask: mask } = m.tokenize(&texts).unwrap();
-    let (shape, want_ids) = read("input_ids");
-    assert_eq!(shape, vec![5, 14]);
-    assert_eq!(ids.concat().iter().map(|&x| x as f64).collect::<Vec<_>>(), want_ids);
-    assert_eq!(types.concat().iter().map(|&x| x as f64).collect::<Vec<_>>(), read("token_type_ids").1);
-    assert_eq!(mask.concat().iter().map(|&x| x as u8 as f64).collect::<Vec<_>>(), read("attention_mask").1);
+llm_core::backend_test! {
+    fn minilm_matches_sentence_transformers<B>(device, kind) {
+        let m = model_on::<B>(device);
+        let s = sentences();
+        let texts: Vec<&str> = s.iter().map(String::as_str).collect();
+        let llm_rag::embed::sentence::TokenBatch { input_ids: ids, token_type_ids: types, attention_mask: mask } = m.tokenize(&texts).unwrap();
+        let (shape, want_ids) = read("input_ids");
+        assert_eq!(shape, vec![5, 14]);
+        assert_eq!(ids.concat().iter().map(|&x| x as f64).collect::<Vec<_>>(), want_ids);
+        assert_eq!(types.concat().iter().map(|&x| x as f64).collect::<Vec<_>>(), read("token_type_ids").1);
+        assert_eq!(mask.concat().iter().map(|&x| x as u8 as f64).collect::<Vec<_>>(), read("attention_mask").1);
 
-    let (hidden, _) = m.hidden_states(&texts).unwrap();
-    let first: Vec<f32> = hidden.narrow(0, 0, 1).into_data().to_vec().unwrap();
-    let d = max_diff(&first, &read("last_hidden_state_sent0").1);
-    assert!(d < 1e-4, "last hidden state: max |diff| {d}");
+        let (hidden, _) = m.hidden_states(&texts).unwrap();
+        let first: Vec<f32> = hidden.narrow(0, 0, 1).into_data().to_vec().unwrap();
+        let d = max_diff(&first, &read("last_hidden_state_sent0").1);
+        assert!(d < 1e-4, "last hidden state: max |diff| {d}");
 
-    let got: Vec<f32> = m.embed(&texts).unwrap().concat();
-    let d = max_diff(&got, &read("embeddings").1);
-    assert!(d < 1e-5, "embeddings: max |diff| {d}");
-    eprintln!("embeddings max |diff| {d:e}");
+        let got: Vec<f32> = m.embed(&texts).unwrap().concat();
+        let d = max_diff(&got, &read("embeddings").1);
+        assert!(d < 1e-5, "embeddings: max |diff| {d}");
+        eprintln!("embeddings max |diff| {d:e}");
+    }
 }
 
 /// Average ranks (ties share the mean rank), as scipy's `spearmanr`.

@@ -3,6 +3,8 @@
 
 mod common;
 
+use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
 use common::*;
 use llm_core::adapter::PeftAdapter;
 use llm_train::optim::{AdamWConfig, Schedule};
@@ -33,7 +35,11 @@ fn config() -> TrainConfig {
 }
 
 fn lora_trainer() -> Trainer<TrainBackend> {
-    let mut model = tiny_model();
+    lora_trainer_on::<TrainBackend>(&Default::default())
+}
+
+fn lora_trainer_on<A: AutodiffBackend>(device: &A::Device) -> Trainer<A> {
+    let mut model = tiny_model_on::<A>(device);
     PeftAdapter::load(fixture("c_lora/adapter")).unwrap().apply(&mut model).unwrap();
     Trainer::new(set_trainable(model, is_lora), config(), 0).unwrap()
 }
@@ -80,53 +86,55 @@ fn tokenization_and_batch_match_trl() {
     assert_eq!(batch.n_targets(), g["tokenization"]["n_trained_target_tokens"].as_u64().unwrap() as usize);
 }
 
-#[test]
-fn full_finetune_loss_and_gradients_match_trl() {
-    let g = golden();
-    let trainer = Trainer::new(set_trainable(tiny_model(), |_| true), config(), 0).unwrap();
-    let (loss, grads) = trainer.loss_and_grads(&[padded(&tokenized())]).unwrap();
-    assert_rel("full loss", loss, g["full_finetune"]["loss"].as_f64().unwrap(), 1e-5);
-    assert_rel("full grad norm", global_norm(&grads), g["full_finetune"]["grad_global_l2_norm"].as_f64().unwrap(), 1e-5);
-    // embed_tokens, lm_head, every layer's norms and linears: 2 + 1 + 2·(2 + 7) tensors.
-    assert_eq!(grads.len(), 21);
-    for name in ["model.layers.0.self_attn.q_proj.weight", "model.norm.weight", "lm_head.weight"] {
-        let (_, want) = read_tensor(&tensors(), &format!("full.grad.{name}"));
-        let got = grads[name].clone().into_data().to_vec::<f32>().unwrap();
-        assert_close(name, &got, &want, 2e-6);
+llm_core::backend_test! {
+    fn full_finetune_loss_and_gradients_match_trl<B>(device, kind) {
+        let g = golden();
+        let trainer = Trainer::new(set_trainable(tiny_model_on::<Autodiff<B>>(device), |_| true), config(), 0).unwrap();
+        let (loss, grads) = trainer.loss_and_grads(&[padded(&tokenized())]).unwrap();
+        assert_rel("full loss", loss, g["full_finetune"]["loss"].as_f64().unwrap(), 1e-5);
+        assert_rel("full grad norm", global_norm(&grads), g["full_finetune"]["grad_global_l2_norm"].as_f64().unwrap(), 1e-5);
+        // embed_tokens, lm_head, every layer's norms and linears: 2 + 1 + 2·(2 + 7) tensors.
+        assert_eq!(grads.len(), 21);
+        for name in ["model.layers.0.self_attn.q_proj.weight", "model.norm.weight", "lm_head.weight"] {
+            let (_, want) = read_tensor(&tensors(), &format!("full.grad.{name}"));
+            let got = grads[name].clone().into_data().to_vec::<f32>().unwrap();
+            assert_close(name, &got, &want, 2e-6);
+        }
     }
 }
 
-#[test]
-fn lora_loss_gradients_and_two_adamw_steps_match_torch() {
-    let g = golden();
-    let mut trainer = lora_trainer();
-    let batch = padded(&tokenized());
-    let (loss, grads) = trainer.loss_and_grads(std::slice::from_ref(&batch)).unwrap();
-    assert_rel("lora loss", loss, g["lora"]["loss"].as_f64().unwrap(), 1e-5);
-    assert_rel("lora grad norm", global_norm(&grads), g["lora"]["grad_global_l2_norm"].as_f64().unwrap(), 1e-5);
-    assert_eq!(grads.len(), 8, "only the LoRA factors get gradients: {:?}", grads.keys().collect::<Vec<_>>());
-    for (name, got) in &grads {
-        let (_, want) = read_tensor(&tensors(), &format!("lora.grad.base_model.model.{name}"));
-        assert_close(name, &got.clone().into_data().to_vec::<f32>().unwrap(), &want, 1e-6);
-    }
-
-    let losses = [g["adamw"]["loss_after_step1"].as_f64().unwrap(), g["adamw"]["loss_after_step2"].as_f64().unwrap()];
-    for step in 1..=2 {
-        trainer.train_step(std::slice::from_ref(&batch), 2).unwrap();
-        let params = read_params(&trainer.model, is_lora);
-        assert_eq!(params.len(), 8);
-        for (name, (_, got)) in &params {
-            let (_, want) = read_tensor(&tensors(), &format!("adamw.step{step}.base_model.model.{name}"));
-            assert_close(&format!("step {step} {name}"), got, &want, 1e-6);
-            let m = &trainer.optimizer.state[name];
-            for (kind, t) in [("exp_avg", &m.exp_avg), ("exp_avg_sq", &m.exp_avg_sq)] {
-                let (_, want) = read_tensor(&tensors(), &format!("adamw.step{step}.{kind}.base_model.model.{name}"));
-                let scale = want.iter().fold(0f64, |a, &b| a.max(b.abs()));
-                assert_close(&format!("step {step} {kind} {name}"), &t.clone().into_data().to_vec::<f32>().unwrap(), &want, 1e-5 * scale);
-            }
+llm_core::backend_test! {
+    fn lora_loss_gradients_and_two_adamw_steps_match_torch<B>(device, kind) {
+        let g = golden();
+        let mut trainer = lora_trainer_on::<Autodiff<B>>(device);
+        let batch = padded(&tokenized());
+        let (loss, grads) = trainer.loss_and_grads(std::slice::from_ref(&batch)).unwrap();
+        assert_rel("lora loss", loss, g["lora"]["loss"].as_f64().unwrap(), 1e-5);
+        assert_rel("lora grad norm", global_norm(&grads), g["lora"]["grad_global_l2_norm"].as_f64().unwrap(), 1e-5);
+        assert_eq!(grads.len(), 8, "only the LoRA factors get gradients: {:?}", grads.keys().collect::<Vec<_>>());
+        for (name, got) in &grads {
+            let (_, want) = read_tensor(&tensors(), &format!("lora.grad.base_model.model.{name}"));
+            assert_close(name, &got.clone().into_data().to_vec::<f32>().unwrap(), &want, 1e-6);
         }
-        let (after, _) = trainer.loss_and_grads(std::slice::from_ref(&batch)).unwrap();
-        assert_rel(&format!("loss after step {step}"), after, losses[step - 1], 1e-5);
+
+        let losses = [g["adamw"]["loss_after_step1"].as_f64().unwrap(), g["adamw"]["loss_after_step2"].as_f64().unwrap()];
+        for step in 1..=2 {
+            trainer.train_step(std::slice::from_ref(&batch), 2).unwrap();
+            let params = read_params(&trainer.model, is_lora);
+            assert_eq!(params.len(), 8);
+            for (name, (_, got)) in &params {
+                let (_, want) = read_tensor(&tensors(), &format!("adamw.step{step}.base_model.model.{name}"));
+                assert_close(&format!("step {step} {name}"), got, &want, 1e-6);
+                let m = &trainer.optimizer.state[name];
+                for (kind, t) in [("exp_avg", &m.exp_avg), ("exp_avg_sq", &m.exp_avg_sq)] {
+                    let (_, want) = read_tensor(&tensors(), &format!("adamw.step{step}.{kind}.base_model.model.{name}"));
+                    let scale = want.iter().fold(0f64, |a, &b| a.max(b.abs()));
+                    assert_close(&format!("step {step} {kind} {name}"), &t.clone().into_data().to_vec::<f32>().unwrap(), &want, 1e-5 * scale);
+                }
+            }
+            let (after, _) = trainer.loss_and_grads(std::slice::from_ref(&batch)).unwrap();
+            assert_rel(&format!("loss after step {step}"), after, losses[step - 1], 1e-5);
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod gguf;
 mod names;
 pub mod quantized;
+mod random;
 pub mod safetensors;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use tracing::info;
 pub use gguf::{GgufFile, GgufSource, GgufValue};
 pub use names::{expected_tensors, TensorSpec};
 pub use quantized::{read_quantized, LinearLayout};
+pub use random::RandomSource;
 pub use safetensors::SafetensorsSource;
 
 use crate::config::{Architecture, ModelConfig};

@@ -61,7 +61,11 @@ pub fn assert_rel(what: &str, got: f64, want: f64, rel: f64) {
 }
 
 pub fn tiny_model() -> CausalLm<TrainBackend> {
-    load_model::<TrainBackend>(fixture("a_tiny_llama/llama"), LoadOptions::default(), &Default::default()).unwrap()
+    tiny_model_on::<TrainBackend>(&Default::default())
+}
+
+pub fn tiny_model_on<B: burn::tensor::backend::Backend>(device: &B::Device) -> CausalLm<B> {
+    load_model::<B>(fixture("a_tiny_llama/llama"), LoadOptions::default(), device).unwrap()
 }
 
 pub fn tiny_tokenizer() -> Tokenizer {

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# CUDA check in two halves, for a GPU machine that has no network and no Rust toolchain.
+#
+#   scripts/gpu-check.sh build        # here: build the CUDA binaries into gpu-bundle.tar.zst
+#   scripts/gpu-check.sh run [OUTDIR] # on the GPU machine, in a copy of this repository that
+#                                     # holds gpu-bundle.tar.zst: parity tests, then throughput
+#
+# `build` compiles, with `--features cuda` (cudarc loads libcuda and NVRTC at run time, so no
+# CUDA toolkit is needed here), the backend-parametrised parity test binaries and the
+# `throughput` example, strips them and packs them with the path they were built at (the
+# tests find `fixtures/` through it).
+#
+# `run` unpacks them, finds NVRTC (CUDA toolkit or the nvidia-cuda-nvrtc wheel), prints the
+# card, runs every parity test's `::cuda` instance, then prefill/decode throughput of
+# SmolLM2-135M and Llama-3.2-1B (random weights, real shapes) in f32, bf16 and f16 with the
+# decode roofline. Results go to OUTDIR (default gpu-results/): test logs and throughput.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUNDLE=gpu-bundle.tar.zst
+TARGET_DIR=${GPU_TARGET_DIR:-$ROOT/target/cuda}
+# Parity suites that run on the GPU (the SmolLM2 GGUF and MiniLM ones need files over the
+# device's transfer limit; they run on Flex and WGPU).
+TESTS=(llm-core:tiny_llama_parity llm-core:generate_parity llm-core:lora_adapter llm-core:quantized_checkpoints llm-train:sft_parity)
+
+build() {
+    local stage=$ROOT/target/gpu-bundle
+    rm -rf "$stage" && mkdir -p "$stage/bin"
+    local args=()
+    for t in "${TESTS[@]}"; do args+=(-p "${t%%:*}" --test "${t#*:}"); done
+    echo "building ${#TESTS[@]} test binaries and the throughput example with --features cuda ..."
+    CARGO_TARGET_DIR=$TARGET_DIR cargo test --release --features cuda --no-run "${args[@]}" \
+        --message-format=json-render-diagnostics >"$stage/tests.json"
+    CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --features cuda -p llm-examples --example throughput
+    for t in "${TESTS[@]}"; do
+        local exe
+        exe=$(python3 -c '
+import json, sys
+name = sys.argv[1]
+for line in open(sys.argv[2]):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == name and m.get("executable"):
+        print(m["executable"])' "${t#*:}" "$stage/tests.json" | tail -1)
+        [ -n "$exe" ] || { echo "no executable for ${t}" >&2; exit 1; }
+        strip -o "$stage/bin/${t#*:}" "$exe"
+    done
+    strip -o "$stage/bin/throughput" "$TARGET_DIR/release/examples/throughput"
+    echo "$ROOT" >"$stage/BUILD_ROOT"
+    git rev-parse HEAD >"$stage/COMMIT" 2>/dev/null || true
+    tar -C "$stage" -c BUILD_ROOT COMMIT bin | zstd -q -19 -T0 -f -o "$ROOT/$BUNDLE"
+    ls -l "$ROOT/$BUNDLE"
+}
+
+find_nvrtc() {
+    local d
+    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/nvidia/lib64 \
+        $(python3 -c 'import nvidia, os; [print(os.path.join(p, q, "lib")) for p in nvidia.__path__ for q in os.listdir(p)]' 2>/dev/null); do
+        if ls "$d"/libnvrtc.so* >/dev/null 2>&1; then echo "$d"; fi
+    done
+}
+
+run() {
+    local out=${1:-gpu-results}
+    mkdir -p "$out"
+    local stage
+    stage=$(mktemp -d)
+    zstd -q -d -c "$BUNDLE" | tar -C "$stage" -x
+    # The tests find fixtures through the path they were built at: point it here.
+    local built
+    built=$(cat "$stage/BUILD_ROOT")
+    if [ "$built" != "$ROOT" ] && [ ! -e "$built" ]; then mkdir -p "$(dirname "$built")" && ln -s "$ROOT" "$built"; fi
+    local libs
+    libs=$(find_nvrtc | paste -sd:)
+    export LD_LIBRARY_PATH=${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    echo "bundle built from $(cat "$stage/COMMIT"); NVRTC from: ${libs:-not found}"
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv | tee "$out/gpu.txt"
+    local failed=0
+    for t in "${TESTS[@]}"; do
+        local name=${t#*:}
+        echo "== $name (cuda)"
+        if ! (cd "$ROOT/${t%%:*}" && "$stage/bin/$name" ::cuda --test-threads 4 --nocapture) >"$out/$name.log" 2>&1; then
+            failed=1
+            echo "FAILED: see $out/$name.log"
+        fi
+        grep -E '^test |test result|max \|diff\||panicked' "$out/$name.log" | tail -n 25
+    done
+    echo "== throughput"
+    local configs=(--config benches/configs/smollm2-135m.json --config benches/configs/llama-3.2-1b.json)
+    "$stage/bin/throughput" --backend cuda "${configs[@]}" --dtype f32 --dtype bf16 --dtype f16 \
+        --json "$out/throughput.jsonl" 2>&1 | tee "$out/throughput.log" || failed=1
+    return $failed
+}
+
+case "${1:-}" in
+    build) build ;;
+    run) shift; run "$@" ;;
+    *) echo "usage: $0 build | run [OUTDIR]" >&2; exit 2 ;;
+esac
