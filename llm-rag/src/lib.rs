@@ -2,7 +2,10 @@
 //!
 //! - [`embed`]: sentence embeddings from a BERT-family encoder in Burn, loaded from a
 //!   sentence-transformers directory (all-MiniLM-L6-v2 by default), behind [`embed::Embedder`].
-//! - [`split`]: LangChain's recursive character splitter (characters or tokens), with offsets.
+//! - [`split`]: LangChain's recursive character splitter (characters or tokens of any
+//!   llm-core tokenizer) and Markdown-header splitter, with offsets.
+//! - [`window`]: fixed token windows with overlap (LangChain's `TokenTextSplitter`), each an
+//!   exact span of the source.
 //! - [`store`]: the [`store::VectorStore`] trait and the embedded exact store with crash-safe
 //!   persistence.
 //! - [`docs`]: documents, text/Markdown directory walks and line corpora with per-file errors.
@@ -10,12 +13,15 @@
 //!   generation with any llm-core model, citations.
 //! - [`query`]: MMR, multi-query, HyDE, RAG-fusion and an LLM-judged re-ranker, over an
 //!   [`query::Llm`] (any llm-core chat model, or a closure).
-//! - [`eval`]: hit-rate@k, MRR, nDCG@k.
+//! - [`eval`]: hit-rate@k, MRR, nDCG@k; Ragas' context precision, context recall,
+//!   faithfulness and answer relevancy with a local judge.
+//! - [`parent`]: parent-document retrieval (search small children, return their parents).
+//! - [`memory`]: conversation memory for the answer step: a window of exchanges, or a token
+//!   budget with older exchanges folded into an LLM-written summary.
 //! - [`hnsw`]: approximate search (HNSW, M 32) over the store's vectors.
 //! - [`retrieve`]: BM25 (as rank_bm25), reciprocal rank fusion, hybrid dense + keyword search.
 //!
-//! Planned next (see the project's RAG issue): document loaders, Markdown-header and token
-//! window splitters, a server-backed store, parent-document retrieval, the pipeline, and local RAG evaluation.
+//! Planned next (see the project's RAG issue): more document loaders and a server-backed store.
 #![warn(missing_docs)]
 
 pub mod docs;
@@ -23,11 +29,14 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod hnsw;
+pub mod memory;
+pub mod parent;
 pub mod pipeline;
 pub mod query;
 pub mod retrieve;
 pub mod split;
 pub mod store;
+pub mod window;
 
 pub use error::{RagError, Result};
 pub use llm_core;

@@ -40,13 +40,30 @@ pub fn pack_context(hits: &[Hit], tokenizer: &Tokenizer, budget: usize) -> Resul
 /// The chat messages: system rules, then the sources numbered from 1 inside `<source>` fences
 /// (a `</source>` inside a document is defused so it cannot close the fence), then the question.
 pub fn build_messages(question: &str, sources: &[Hit]) -> Vec<Message> {
+    build_messages_with_history(question, sources, &[])
+}
+
+/// [`build_messages`] with a conversation (e.g. [`crate::memory::Memory::messages`]) between the
+/// system rules and the question. Leading system messages of `history` (a running summary)
+/// are appended to the system prompt instead of following it: many chat templates (Llama 3,
+/// Mistral) accept one system message, and only as the first.
+pub fn build_messages_with_history(question: &str, sources: &[Hit], history: &[Message]) -> Vec<Message> {
+    let lead = history.iter().take_while(|m| m.role == "system").count();
+    let mut system = String::from(SYSTEM_PROMPT);
+    for m in &history[..lead] {
+        system.push_str("\n\n");
+        system.push_str(&m.content);
+    }
     let mut user = String::from("Sources:\n");
     for (i, s) in sources.iter().enumerate() {
         let text = s.text.replace("</source>", "</ source>");
         user.push_str(&format!("<source id=\"{}\">\n{}\n</source>\n", i + 1, text));
     }
     user.push_str(&format!("\nQuestion: {question}"));
-    vec![Message::new("system", SYSTEM_PROMPT), Message::new("user", user)]
+    let mut out = vec![Message::new("system", system)];
+    out.extend_from_slice(&history[lead..]);
+    out.push(Message::new("user", user));
+    out
 }
 
 /// A generated answer with the sources it cites.
@@ -88,8 +105,23 @@ pub fn answer<B: Backend>(
     hits: &[Hit],
     budget: usize,
 ) -> Result<Answer> {
+    answer_with_history(model, tokenizer, generation, question, hits, budget, &[])
+}
+
+/// [`answer`] in a conversation: `history` (e.g. [`crate::memory::Memory::messages`]) goes
+/// before the question as [`build_messages_with_history`] places it; the budget covers the
+/// sources only. Save the question and `Answer::text` to the memory afterwards.
+pub fn answer_with_history<B: Backend>(
+    model: &CausalLm<B>,
+    tokenizer: &Tokenizer,
+    generation: GenerationConfig,
+    question: &str,
+    hits: &[Hit],
+    budget: usize,
+    history: &[Message],
+) -> Result<Answer> {
     let sources = pack_context(hits, tokenizer, budget)?;
-    let prompt = tokenizer.apply_chat_template(&build_messages(question, &sources), true)?;
+    let prompt = tokenizer.apply_chat_template(&build_messages_with_history(question, &sources, history), true)?;
     let ids = tokenizer.encode(&prompt, false)?.ids;
     let out = Generator::new(model, generation)?.with_tokenizer(tokenizer).generate(&[ids])?;
     let text = tokenizer.decode(&out.sequences[0], true)?.trim().to_string();

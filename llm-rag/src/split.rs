@@ -37,6 +37,20 @@ pub struct Chunk {
     pub start: usize,
 }
 
+impl Chunk {
+    /// Byte offset just past `text` in the source: `source[start..end()] == text`.
+    pub fn end(&self) -> usize {
+        self.start + self.text.len()
+    }
+}
+
+/// Anything that cuts a text into [`Chunk`]s with offsets (the recursive splitter, token
+/// windows), so retrievers can take whichever the caller picks.
+pub trait Splitter {
+    /// The chunks of `text`, in order.
+    fn chunks(&self, text: &str) -> Result<Vec<Chunk>>;
+}
+
 /// LangChain's `RecursiveCharacterTextSplitter` (literal separators, `keep_separator=True`,
 /// `strip_whitespace=True`).
 pub struct RecursiveSplitter<'a> {
@@ -55,6 +69,12 @@ impl<'a> RecursiveSplitter<'a> {
     /// than the chunk size is an error (as in LangChain).
     pub fn new(chunk_size: usize, chunk_overlap: usize) -> Result<Self> {
         Self::with_separators(chunk_size, chunk_overlap, &["\n\n", "\n", " ", ""], Length::Chars)
+    }
+
+    /// Token-length splitter with LangChain's default separators: chunk sizes count tokens of
+    /// `tokenizer` (LangChain's `from_huggingface_tokenizer`).
+    pub fn from_tokenizer(tokenizer: &'a llm_core::Tokenizer, chunk_size: usize, chunk_overlap: usize) -> Result<Self> {
+        Self::with_separators(chunk_size, chunk_overlap, &["\n\n", "\n", " ", ""], Length::Tokens(tokenizer))
     }
 
     /// Any separators and length measure.
@@ -154,6 +174,12 @@ impl<'a> RecursiveSplitter<'a> {
             docs.push(doc);
         }
         docs
+    }
+}
+
+impl Splitter for RecursiveSplitter<'_> {
+    fn chunks(&self, text: &str) -> Result<Vec<Chunk>> {
+        Ok(self.split_with_offsets(text))
     }
 }
 
