@@ -13,7 +13,7 @@
 # `run` unpacks them, finds NVRTC (CUDA toolkit or the nvidia-cuda-nvrtc wheel), prints the
 # card, runs every parity test's `::cuda` instance, then prefill/decode throughput of
 # SmolLM2-135M and Llama-3.2-1B (random weights, real shapes) in f32, bf16 and f16 with the
-# decode roofline. Results go to OUTDIR (default gpu-results/): test logs and throughput.jsonl.
+# decode roofline. Results go to OUTDIR (default gpu-results/): gpu.txt, tests.log, throughput.{log,jsonl}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -21,7 +21,7 @@ BUNDLE=gpu-bundle.tar.zst
 TARGET_DIR=${GPU_TARGET_DIR:-$ROOT/target/cuda}
 # Parity suites that run on the GPU (the SmolLM2 GGUF and MiniLM ones need files over the
 # device's transfer limit; they run on Flex and WGPU).
-TESTS=(llm-core:tiny_llama_parity llm-core:generate_parity llm-core:lora_adapter llm-core:quantized_checkpoints llm-train:sft_parity)
+TESTS=(llm-core:tiny_llama_parity llm-core:generate_parity llm-core:lora_adapter llm-core:quantized_checkpoints llm-train:sft_parity llm-quant:formats_round_trip llm-examples:logits_example)
 
 build() {
     local stage=$ROOT/target/gpu-bundle
@@ -73,16 +73,19 @@ run() {
     libs=$(find_nvrtc | paste -sd:)
     export LD_LIBRARY_PATH=${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     echo "bundle built from $(cat "$stage/COMMIT"); NVRTC from: ${libs:-not found}"
-    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv | tee "$out/gpu.txt"
-    local failed=0
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv 2>&1 | tee "$out/gpu.txt" || echo "nvidia-smi failed: is this an NVIDIA machine?"
+    local failed=0 log
+    : >"$out/tests.log"
     for t in "${TESTS[@]}"; do
         local name=${t#*:}
-        echo "== $name (cuda)"
-        if ! (cd "$ROOT/${t%%:*}" && "$stage/bin/$name" ::cuda --test-threads 4 --nocapture) >"$out/$name.log" 2>&1; then
+        log=$(mktemp)
+        echo "== $name (cuda)" | tee -a "$out/tests.log"
+        if ! (cd "$ROOT/${t%%:*}" && "$stage/bin/$name" ::cuda --test-threads 8 --nocapture) >"$log" 2>&1; then
             failed=1
-            echo "FAILED: see $out/$name.log"
+            echo "FAILED: $name (full log in $out/tests.log)"
         fi
-        grep -E '^test |test result|max \|diff\||panicked' "$out/$name.log" | tail -n 25
+        cat "$log" >>"$out/tests.log"
+        grep -E '^test |test result|panicked|max \|diff|relative diff' "$log" | tail -n 40
     done
     echo "== throughput"
     local configs=(--config benches/configs/smollm2-135m.json --config benches/configs/llama-3.2-1b.json)

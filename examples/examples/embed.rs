@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use burn::tensor::backend::Backend;
 use clap::Parser;
-use llm_core::backend::{run_on, BackendKind, BackendTask};
+use llm_core::backend::{BackendKind, BackendTask};
+use llm_examples::run_on;
 use llm_examples::parse_backend;
 use llm_rag::embed::{default_model_dir, Embedder, SentenceTransformer};
 

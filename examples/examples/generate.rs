@@ -6,7 +6,8 @@
 
 use burn::tensor::backend::Backend;
 use clap::Parser;
-use llm_core::backend::{run_on, BackendTask};
+use llm_core::backend::BackendTask;
+use llm_examples::run_on;
 use llm_core::generate::Generator;
 use llm_examples::{ModelArgs, SamplingArgs};
 use serde_json::json;

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use burn::tensor::backend::Backend;
 use clap::Parser;
-use llm_core::backend::{run_on, BackendTask};
+use llm_core::backend::BackendTask;
+use llm_examples::run_on;
 use llm_core::eval::perplexity;
 use llm_examples::ModelArgs;
 

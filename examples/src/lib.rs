@@ -31,6 +31,13 @@ pub fn parse_backend(s: &str) -> anyhow::Result<BackendKind> {
     Ok(kind)
 }
 
+/// Runs `task` on the chosen backend's device after printing (to stderr) which device it is:
+/// `backend: wgpu adapter "llvmpipe (LLVM 15.0.6, 256 bits)" (Vulkan, Cpu, ...)`.
+pub fn run_on<T: llm_core::backend::BackendTask>(kind: BackendKind, device: usize, task: T) -> anyhow::Result<T::Output> {
+    eprintln!("backend: {}", llm_core::backend::describe(kind, device)?);
+    Ok(llm_core::backend::run_on(kind, device, task)?)
+}
+
 /// Parses `--dtype` (f32, f16, bf16).
 pub fn parse_dtype(s: &str) -> anyhow::Result<DType> {
     Ok(match s {

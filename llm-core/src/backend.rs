@@ -194,6 +194,22 @@ pub fn run_on<T: BackendTask>(kind: BackendKind, device_index: usize, task: T) -
     }
 }
 
+/// Opens `kind`'s device number `device_index` and describes it in one line (for WGPU, the
+/// adapter's name and driver), or says why it cannot.
+pub fn describe(kind: BackendKind, device_index: usize) -> Result<String> {
+    let _ = device_index;
+    match kind {
+        #[cfg(feature = "flex")]
+        BackendKind::Flex => Ok(burn::backend::Flex::open(device_index)?.1),
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => Ok(burn::backend::Wgpu::open(device_index)?.1),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => Ok(burn::backend::Cuda::open(device_index)?.1),
+        #[allow(unreachable_patterns)]
+        other => Err(other.not_compiled()),
+    }
+}
+
 #[allow(dead_code)]
 fn run_known<B: KnownBackend, T: BackendTask>(index: usize, task: T) -> Result<T::Output> {
     let (device, description) = B::open(index)?;
@@ -207,8 +223,23 @@ fn run_known<B: KnownBackend, T: BackendTask>(index: usize, task: T) -> Result<T
 pub fn run_test<B: KnownBackend>(body: fn(&B::Device, BackendKind)) {
     let index = std::env::var("LLM_TEST_DEVICE").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let (device, description) = B::open(index).unwrap_or_else(|e| panic!("{e}"));
+    announce(B::KIND, &description);
     eprintln!("[{}] {description}", B::KIND);
     body(&device, B::KIND);
+}
+
+/// Writes the device a test binary runs on to stderr once per backend and process. Written
+/// past the test harness's capture (which only takes `print!`/`eprint!`), so that a CI log
+/// names the adapter even when every test passes.
+fn announce(kind: BackendKind, description: &str) {
+    use std::io::Write;
+    use std::sync::Mutex;
+    static DONE: Mutex<Vec<BackendKind>> = Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if !done.contains(&kind) {
+        done.push(kind);
+        let _ = writeln!(std::io::stderr().lock(), "[{kind}] parity tests run on {description}");
+    }
 }
 
 /// Declares a test whose body is generic over the backend, and runs it once per backend
