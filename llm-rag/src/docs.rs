@@ -1,9 +1,28 @@
-//! Documents and the simple loaders: text and Markdown files, directory walks, and corpora with
-//! one document per line. A file that cannot be read (or is too large) is reported with its
-//! reason and the rest of the batch still loads.
+//! Documents and their loaders, with LangChain's loaders as the model:
+//!
+//! - plain text and Markdown ([`load_lines`] for corpora with one document per line);
+//! - [`html`]: `BSHTMLLoader`'s text (scripts, styles, comments dropped; entities decoded) cut
+//!   into sections at headings with `HTMLHeaderTextSplitter`'s heading path (`h1`, `h2`, ...);
+//! - [`json`]: `JSONLoader` for JSON and JSON Lines with a `jq_schema`-style path;
+//! - [`pdf`]: `PyPDFLoader`, one document per page of the text layer;
+//! - [`dir`]: `DirectoryLoader`: a walk with include/exclude globs and a size limit, dispatching
+//!   on the extension. A file that cannot be loaded is reported with its reason (a typed
+//!   [`RagError`](crate::RagError)) and the rest of the batch still loads.
+
+pub mod dir;
+pub mod html;
+pub mod json;
+pub mod json_path;
+pub mod pdf;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+pub use dir::{load_dir, DirLoader};
+pub use html::{HtmlLoader, HtmlPage, HtmlSection};
+pub use json::JsonLoader;
+pub use json_path::{JsonPath, PathError};
+pub use pdf::{load_pdf, pdf_pages, PdfProblem};
 
 /// A document: id, text, metadata (`source`, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,63 +47,46 @@ pub fn decode_text(bytes: Vec<u8>) -> String {
 /// Files loaded, and the ones skipped with why.
 #[derive(Debug, Default)]
 pub struct LoadReport {
-    /// Documents, in path order.
+    /// Documents, in path order (and in file order within a file).
     pub documents: Vec<Document>,
-    /// `(file, reason)` for each file skipped.
-    pub skipped: Vec<(PathBuf, String)>,
+    /// `(file, reason)` for each file (or directory) skipped; the error names the file too.
+    pub skipped: Vec<(PathBuf, crate::RagError)>,
 }
 
-/// Walks `dir` recursively and loads files whose extension is in `extensions` (`txt`, `md`,
-/// ...) and whose size is at most `max_bytes`; each file is one document with id = its path
-/// relative to `dir`.
-pub fn load_dir(dir: &Path, extensions: &[&str], max_bytes: u64) -> LoadReport {
-    let mut files = vec![];
-    let mut report = LoadReport::default();
-    walk(dir, &mut files, &mut report.skipped);
-    files.sort();
-    for path in files {
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !extensions.iter().any(|e| e.eq_ignore_ascii_case(ext)) {
-            continue;
-        }
-        match std::fs::metadata(&path) {
-            Ok(m) if m.len() > max_bytes => {
-                report.skipped.push((path, format!("{} bytes is over the limit of {max_bytes}", m.len())));
-                continue;
-            }
-            Err(e) => {
-                report.skipped.push((path, e.to_string()));
-                continue;
-            }
-            _ => {}
-        }
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let id = path.strip_prefix(dir).unwrap_or(&path).display().to_string();
-                let metadata = BTreeMap::from([("source".to_string(), path.display().to_string())]);
-                report.documents.push(Document { id, text: decode_text(bytes), metadata });
-            }
-            Err(e) => report.skipped.push((path, e.to_string())),
-        }
-    }
-    report
+/// What one file yields before it gets its id and `source`: text and metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Piece {
+    pub(crate) text: String,
+    pub(crate) metadata: BTreeMap<String, String>,
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, skipped: &mut Vec<(PathBuf, String)>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            skipped.push((dir.to_path_buf(), e.to_string()));
-            return;
-        }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            walk(&path, files, skipped);
-        } else {
-            files.push(path);
-        }
+/// Documents from a file's pieces: `source` set, ids `<source>#<index>` (0-based) when the file
+/// may yield several, or `<source>` when it is always one.
+pub(crate) fn into_documents(source: &str, pieces: Vec<Piece>, numbered: bool) -> Vec<Document> {
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut metadata = p.metadata;
+            metadata.insert("source".into(), source.to_string());
+            let id = if numbered { format!("{source}#{i}") } else { source.to_string() };
+            Document { id, text: p.text, metadata }
+        })
+        .collect()
+}
+
+/// A text file's contents (see [`decode_text`]); a NUL byte means binary data, not text.
+pub(crate) fn read_text(path: &Path) -> crate::Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| crate::RagError::io(path, e))?;
+    text_of(path, bytes)
+}
+
+/// `bytes` as text, or [`RagError::Binary`](crate::RagError::Binary) when they hold a NUL byte,
+/// which no text format uses (git's test for binary files).
+pub(crate) fn text_of(path: &Path, bytes: Vec<u8>) -> crate::Result<String> {
+    match bytes.iter().position(|&b| b == 0) {
+        Some(offset) => Err(crate::RagError::Binary { path: path.to_path_buf(), offset }),
+        None => Ok(decode_text(bytes)),
     }
 }
 

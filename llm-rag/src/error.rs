@@ -32,6 +32,50 @@ pub enum RagError {
         /// What is wrong.
         message: String,
     },
+    /// A document file we could not parse (HTML, JSON, JSONL); names where in the file.
+    #[error("{path}: {at}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where: `line 3, column 7`, or a JSON path such as `.items[2].text`.
+        at: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A PDF we cannot take text from (corrupt, encrypted, no text layer, the parser panicked).
+    #[error("{path}: {problem}")]
+    Pdf {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        problem: crate::docs::PdfProblem,
+    },
+    /// A file over a loader's size limit.
+    #[error("{path}: {bytes} bytes is over the limit of {limit}")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A file type no loader reads.
+    #[error("{path}: no loader for extension {extension:?}")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Its extension, lower-cased (`""` when it has none).
+        extension: String,
+    },
+    /// A text file (by its extension) holding binary data.
+    #[error("{path}: binary data (a NUL byte at offset {offset}) in a text file")]
+    Binary {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the first NUL.
+        offset: usize,
+    },
     /// Tokenization failed.
     #[error("tokenizer {path}: {message}")]
     Tokenizer {

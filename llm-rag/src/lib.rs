@@ -8,7 +8,9 @@
 //!   exact span of the source.
 //! - [`store`]: the [`store::VectorStore`] trait and the embedded exact store with crash-safe
 //!   persistence.
-//! - [`docs`]: documents, text/Markdown directory walks and line corpora with per-file errors.
+//! - [`docs`]: documents and LangChain-style loaders: text, Markdown and HTML by heading
+//!   sections, JSON/JSONL by jq-style paths, PDF pages; directory walks with globs and
+//!   per-file errors; line corpora.
 //! - [`pipeline`]: context packing into a token budget, numbered sources fenced as data,
 //!   generation with any llm-core model, citations.
 //! - [`query`]: MMR, multi-query, HyDE, RAG-fusion and an LLM-judged re-ranker, over an
@@ -21,7 +23,7 @@
 //! - [`hnsw`]: approximate search (HNSW, M 32) over the store's vectors.
 //! - [`retrieve`]: BM25 (as rank_bm25), reciprocal rank fusion, hybrid dense + keyword search.
 //!
-//! Planned next (see the project's RAG issue): more document loaders and a server-backed store.
+//! Planned next (see the project's RAG issue): a server-backed store.
 #![warn(missing_docs)]
 
 pub mod docs;
