@@ -31,13 +31,13 @@ llm_core::backend_test! {
         assert_eq!(adapted.len(), 4);
         for (i, ids) in prompts().iter().enumerate() {
             let (_, want) = read_f32(&golden, &format!("prompt{i}.logits_with_adapter"));
-            assert_close(&format!("prompt {i} with adapter"), &logits(&model, ids), &want, 1e-4);
+            assert_close(&format!("prompt {i} with adapter"), &logits(&model, ids), &want, logits_tol(kind));
         }
         // Off: the base model's logits.
         set_adapters_enabled(&mut model, false);
         for (i, ids) in prompts().iter().enumerate() {
             let (_, want) = read_f32(&golden, &format!("prompt{i}.logits_base"));
-            assert_close(&format!("prompt {i} adapter disabled"), &logits(&model, ids), &want, 1e-4);
+            assert_close(&format!("prompt {i} adapter disabled"), &logits(&model, ids), &want, logits_tol(kind));
         }
         set_adapters_enabled(&mut model, true);
         // Merged: W + (alpha/r)·B·A, and peft's merged logits.
@@ -46,11 +46,13 @@ llm_core::backend_test! {
         for name in ["q_proj", "v_proj"] {
             let (_, want) = read_f32(&golden, &format!("merged.layers.0.self_attn.{name}.weight"));
             let got = to_vec(model.linear_mut(&format!("model.layers.0.self_attn.{name}")).unwrap().dense_weight());
-            assert_close(&format!("merged {name}"), &got, &want, 1e-6);
+            // W + 2·B·A: 1e-6; CUDA's TF32 product of B·A (~1e-3 relative) is allowed 5e-4.
+            let tol = if kind == llm_core::backend::BackendKind::Cuda { 5e-4 } else { 1e-6 };
+            assert_close(&format!("merged {name}"), &got, &want, tol);
         }
         for (i, ids) in prompts().iter().enumerate() {
             let (_, want) = read_f32(&golden, &format!("prompt{i}.logits_merged"));
-            assert_close(&format!("prompt {i} merged"), &logits(&model, ids), &want, 1e-4);
+            assert_close(&format!("prompt {i} merged"), &logits(&model, ids), &want, logits_tol(kind));
         }
     }
 }

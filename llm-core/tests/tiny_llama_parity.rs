@@ -15,13 +15,14 @@ use llm_core::nn::AttentionKernel;
 use llm_core::weights::{load_model, LoadOptions};
 use llm_core::{CausalLm, ModelInput};
 
-/// Logit tolerance on `kind`. Flex: 1e-4 (above). WGPU and CUDA run f32 through tiled
-/// matmul and fused-attention kernels that sum in yet other orders (no TF32, no fast-math):
-/// the same 1e-4 holds there (largest gaps seen: see `benches/README.md`, backend parity).
-fn tol(kind: BackendKind) -> f32 {
+/// Logit and hidden-state tolerance on `kind`. Flex: 1e-4 (above). WGPU (lavapipe) computes
+/// f32 in IEEE single precision like Flex, in other summation orders: 1e-4 holds. CUDA runs f32
+/// matmuls on TF32 tensor cores (10-bit mantissa): on an H200 the largest gaps were 9.9e-3 on
+/// logits and 2.2e-3 on hidden states (`benches/README.md`), so 2e-2; token ids stay exact.
+pub fn tol(kind: BackendKind) -> f32 {
     match kind {
-        BackendKind::Flex => 1e-4,
-        BackendKind::Wgpu | BackendKind::Cuda => 1e-4,
+        BackendKind::Flex | BackendKind::Wgpu => 1e-4,
+        BackendKind::Cuda => 2e-2,
     }
 }
 const LLAMA_VARIANTS: [&str; 3] = ["llama", "llama_rope_llama3", "llama_rope_yarn"];

@@ -44,6 +44,25 @@ fn lora_trainer_on<A: AutodiffBackend>(device: &A::Device) -> Trainer<A> {
     Trainer::new(set_trainable(model, is_lora), config(), 0).unwrap()
 }
 
+/// Tolerances per backend. Flex and WGPU compute f32 in IEEE single precision: losses within
+/// 1e-5 relative, gradients within 1e-6..2e-6 absolute. CUDA runs f32 matmuls on TF32 tensor
+/// cores (10-bit mantissa): on an H200 the loss moved 2.6e-5 and the grad norm 1.1e-4 relative
+/// (`benches/README.md`), so losses 2e-4, norms 1e-3 and gradients 1000x looser.
+struct Tol {
+    loss: f64,
+    norm: f64,
+    grad_scale: f64,
+}
+
+impl Tol {
+    fn on(kind: llm_core::backend::BackendKind) -> Self {
+        match kind {
+            llm_core::backend::BackendKind::Cuda => Self { loss: 2e-4, norm: 1e-3, grad_scale: 1e3 },
+            _ => Self { loss: 1e-5, norm: 1e-5, grad_scale: 1.0 },
+        }
+    }
+}
+
 fn ints(v: &[f64]) -> Vec<i64> {
     v.iter().map(|&x| x as i64).collect()
 }
@@ -89,16 +108,17 @@ fn tokenization_and_batch_match_trl() {
 llm_core::backend_test! {
     fn full_finetune_loss_and_gradients_match_trl<B>(device, kind) {
         let g = golden();
+        let t = Tol::on(kind);
         let trainer = Trainer::new(set_trainable(tiny_model_on::<Autodiff<B>>(device), |_| true), config(), 0).unwrap();
         let (loss, grads) = trainer.loss_and_grads(&[padded(&tokenized())]).unwrap();
-        assert_rel("full loss", loss, g["full_finetune"]["loss"].as_f64().unwrap(), 1e-5);
-        assert_rel("full grad norm", global_norm(&grads), g["full_finetune"]["grad_global_l2_norm"].as_f64().unwrap(), 1e-5);
+        assert_rel("full loss", loss, g["full_finetune"]["loss"].as_f64().unwrap(), t.loss);
+        assert_rel("full grad norm", global_norm(&grads), g["full_finetune"]["grad_global_l2_norm"].as_f64().unwrap(), t.norm);
         // embed_tokens, lm_head, every layer's norms and linears: 2 + 1 + 2·(2 + 7) tensors.
         assert_eq!(grads.len(), 21);
         for name in ["model.layers.0.self_attn.q_proj.weight", "model.norm.weight", "lm_head.weight"] {
             let (_, want) = read_tensor(&tensors(), &format!("full.grad.{name}"));
             let got = grads[name].clone().into_data().to_vec::<f32>().unwrap();
-            assert_close(name, &got, &want, 2e-6);
+            assert_close(name, &got, &want, t.grad_scale * 2e-6);
         }
     }
 }
@@ -106,15 +126,16 @@ llm_core::backend_test! {
 llm_core::backend_test! {
     fn lora_loss_gradients_and_two_adamw_steps_match_torch<B>(device, kind) {
         let g = golden();
+        let t = Tol::on(kind);
         let mut trainer = lora_trainer_on::<Autodiff<B>>(device);
         let batch = padded(&tokenized());
         let (loss, grads) = trainer.loss_and_grads(std::slice::from_ref(&batch)).unwrap();
-        assert_rel("lora loss", loss, g["lora"]["loss"].as_f64().unwrap(), 1e-5);
-        assert_rel("lora grad norm", global_norm(&grads), g["lora"]["grad_global_l2_norm"].as_f64().unwrap(), 1e-5);
+        assert_rel("lora loss", loss, g["lora"]["loss"].as_f64().unwrap(), t.loss);
+        assert_rel("lora grad norm", global_norm(&grads), g["lora"]["grad_global_l2_norm"].as_f64().unwrap(), t.norm);
         assert_eq!(grads.len(), 8, "only the LoRA factors get gradients: {:?}", grads.keys().collect::<Vec<_>>());
         for (name, got) in &grads {
             let (_, want) = read_tensor(&tensors(), &format!("lora.grad.base_model.model.{name}"));
-            assert_close(name, &got.clone().into_data().to_vec::<f32>().unwrap(), &want, 1e-6);
+            assert_close(name, &got.clone().into_data().to_vec::<f32>().unwrap(), &want, t.grad_scale * 1e-6);
         }
 
         let losses = [g["adamw"]["loss_after_step1"].as_f64().unwrap(), g["adamw"]["loss_after_step2"].as_f64().unwrap()];
@@ -124,16 +145,16 @@ llm_core::backend_test! {
             assert_eq!(params.len(), 8);
             for (name, (_, got)) in &params {
                 let (_, want) = read_tensor(&tensors(), &format!("adamw.step{step}.base_model.model.{name}"));
-                assert_close(&format!("step {step} {name}"), got, &want, 1e-6);
+                assert_close(&format!("step {step} {name}"), got, &want, t.grad_scale * 1e-6);
                 let m = &trainer.optimizer.state[name];
-                for (kind, t) in [("exp_avg", &m.exp_avg), ("exp_avg_sq", &m.exp_avg_sq)] {
-                    let (_, want) = read_tensor(&tensors(), &format!("adamw.step{step}.{kind}.base_model.model.{name}"));
+                for (moment, value) in [("exp_avg", &m.exp_avg), ("exp_avg_sq", &m.exp_avg_sq)] {
+                    let (_, want) = read_tensor(&tensors(), &format!("adamw.step{step}.{moment}.base_model.model.{name}"));
                     let scale = want.iter().fold(0f64, |a, &b| a.max(b.abs()));
-                    assert_close(&format!("step {step} {kind} {name}"), &t.clone().into_data().to_vec::<f32>().unwrap(), &want, 1e-5 * scale);
+                    assert_close(&format!("step {step} {moment} {name}"), &value.clone().into_data().to_vec::<f32>().unwrap(), &want, t.grad_scale * 1e-5 * scale);
                 }
             }
             let (after, _) = trainer.loss_and_grads(std::slice::from_ref(&batch)).unwrap();
-            assert_rel(&format!("loss after step {step}"), after, losses[step - 1], 1e-5);
+            assert_rel(&format!("loss after step {step}"), after, losses[step - 1], t.loss);
         }
     }
 }
