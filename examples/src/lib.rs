@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use llm_core::generate::GenerationConfig;
 use burn::tensor::{backend::Backend, DType, Int, Tensor, TensorData};
-use llm_core::backend::BackendKind;
+use llm_core::backend::{BackendKind, BackendTask, KnownBackend};
 use llm_core::CausalLm;
 use serde_json::{json, Value};
 
@@ -19,10 +19,20 @@ pub fn default_model() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Whether this examples build includes `kind` (the examples' own `flex`/`wgpu`/`cuda`
+/// features: a workspace test run may compile a GPU backend into the libraries alone).
+pub fn is_compiled(kind: BackendKind) -> bool {
+    match kind {
+        BackendKind::Flex => cfg!(feature = "flex"),
+        BackendKind::Wgpu => cfg!(feature = "wgpu"),
+        BackendKind::Cuda => cfg!(feature = "cuda"),
+    }
+}
+
 /// Parses `--backend`.
 pub fn parse_backend(s: &str) -> anyhow::Result<BackendKind> {
     let kind: BackendKind = s.parse()?;
-    if !kind.is_compiled() {
+    if !is_compiled(kind) {
         bail!(
             "backend `{kind}` is not compiled into this binary; rebuild with `--features {kind}` \
              (e.g. `cargo run --release --features {kind} --example ...`)"
@@ -32,10 +42,27 @@ pub fn parse_backend(s: &str) -> anyhow::Result<BackendKind> {
 }
 
 /// Runs `task` on the chosen backend's device after printing (to stderr) which device it is:
-/// `backend: wgpu adapter "llvmpipe (LLVM 15.0.6, 256 bits)" (Vulkan, Cpu, ...)`.
-pub fn run_on<T: llm_core::backend::BackendTask>(kind: BackendKind, device: usize, task: T) -> anyhow::Result<T::Output> {
-    eprintln!("backend: {}", llm_core::backend::describe(kind, device)?);
-    Ok(llm_core::backend::run_on(kind, device, task)?)
+/// `backend: wgpu adapter "llvmpipe (LLVM 15.0.6, 256 bits)" (Vulkan, Cpu, ...)`. Only the
+/// backends of this crate's features are instantiated.
+pub fn run_on<T: BackendTask>(kind: BackendKind, device: usize, task: T) -> anyhow::Result<T::Output> {
+    let _ = (device, &task);
+    match kind {
+        #[cfg(feature = "flex")]
+        BackendKind::Flex => run_known::<llm_core::backend::Flex, T>(device, task),
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => run_known::<llm_core::backend::Wgpu, T>(device, task),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => run_known::<llm_core::backend::Cuda, T>(device, task),
+        #[allow(unreachable_patterns)]
+        other => bail!("backend `{other}` is not compiled into this binary; rebuild with `--features {other}`"),
+    }
+}
+
+#[allow(dead_code)]
+fn run_known<B: KnownBackend, T: BackendTask>(device: usize, task: T) -> anyhow::Result<T::Output> {
+    let (device, description) = B::open(device)?;
+    eprintln!("backend: {description}");
+    Ok(task.run::<B>(device))
 }
 
 /// Parses `--dtype` (f32, f16, bf16).
