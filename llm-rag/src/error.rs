@@ -76,6 +76,17 @@ pub enum RagError {
         /// Byte offset of the first NUL.
         offset: usize,
     },
+    /// A vector database server could not be reached, refused a request, or answered with
+    /// something we cannot read; names the server and the operation.
+    #[error("{url}: {operation}: {message}")]
+    Server {
+        /// The server's base URL.
+        url: String,
+        /// What we asked (`upsert into collection docs`, `query`...).
+        operation: String,
+        /// The server's own error (`InvalidArgumentError: ...`) or the transport failure.
+        message: String,
+    },
     /// Tokenization failed.
     #[error("tokenizer {path}: {message}")]
     Tokenizer {

@@ -8,6 +8,8 @@
 //!   exact span of the source.
 //! - [`store`]: the [`store::VectorStore`] trait and the embedded exact store with crash-safe
 //!   persistence.
+//! - [`chroma`]: the same trait on a Chroma server (HTTP API v2), for collections that
+//!   outgrow one process.
 //! - [`docs`]: documents and LangChain-style loaders: text, Markdown and HTML by heading
 //!   sections, JSON/JSONL by jq-style paths, PDF pages; directory walks with globs and
 //!   per-file errors; line corpora.
@@ -22,10 +24,9 @@
 //!   budget with older exchanges folded into an LLM-written summary.
 //! - [`hnsw`]: approximate search (HNSW, M 32) over the store's vectors.
 //! - [`retrieve`]: BM25 (as rank_bm25), reciprocal rank fusion, hybrid dense + keyword search.
-//!
-//! Planned next (see the project's RAG issue): a server-backed store.
 #![warn(missing_docs)]
 
+pub mod chroma;
 pub mod docs;
 pub mod embed;
 pub mod error;

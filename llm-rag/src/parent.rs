@@ -76,11 +76,11 @@ impl<'a, S: VectorStore> ParentDocumentRetriever<'a, S> {
 
     /// The `k` parents whose children best match `query`, best first.
     pub fn retrieve(&self, query: &str, k: usize) -> Result<Vec<ParentHit>> {
-        if k == 0 || self.store.count() == 0 {
+        let total = self.store.count()?;
+        if k == 0 || total == 0 {
             return Ok(vec![]);
         }
         let query = self.embedder.embed(&[query])?.pop().ok_or_else(|| embedder_error(1, 0))?;
-        let total = self.store.count();
         let mut fetch = (k * CHILDREN_PER_PARENT).min(total);
         loop {
             let parents = self.group(self.store.search(&query, fetch, None)?, k);

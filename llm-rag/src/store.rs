@@ -52,8 +52,8 @@ pub trait VectorStore {
     fn delete(&mut self, ids: &[&str]) -> Result<usize>;
     /// The `k` records most similar (cosine) to `query` among those matching `filter`.
     fn search(&self, query: &[f32], k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>>;
-    /// Number of records.
-    fn count(&self) -> usize;
+    /// Number of records (a server-backed store asks its server, which can fail).
+    fn count(&self) -> Result<usize>;
 }
 
 /// Exact cosine search over all records, persisted atomically when opened on a directory.
@@ -255,7 +255,7 @@ impl VectorStore for FlatStore {
             .collect())
     }
 
-    fn count(&self) -> usize {
-        self.records.len()
+    fn count(&self) -> Result<usize> {
+        Ok(self.records.len())
     }
 }

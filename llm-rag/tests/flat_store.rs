@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use llm_rag::store::{FlatStore, Record, VectorStore};
 
+mod support {
+    pub mod store_suite;
+}
+
 fn record(i: usize, dim: usize) -> Record {
     let vector = (0..dim).map(|j| ((i * 31 + j * 7) % 13) as f32 - 6.0).collect();
     let metadata = BTreeMap::from([("parity".to_string(), if i.is_multiple_of(2) { "even" } else { "odd" }.to_string())]);
@@ -16,6 +20,17 @@ fn temp(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("llm-rag-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
+}
+
+#[test]
+fn passes_the_store_suite_in_memory_and_on_disk() {
+    support::store_suite::run(&mut FlatStore::new());
+    let dir = temp("suite");
+    support::store_suite::run(&mut FlatStore::open(&dir).unwrap());
+    // What was written is what reopens.
+    let reopened = FlatStore::open(&dir).unwrap();
+    assert_eq!(reopened.count().unwrap(), 40);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -34,7 +49,7 @@ fn exact_search_filters_and_persists() {
     // Replace by id.
     s.upsert(vec![Record { text: "replaced".into(), ..record(3, 8) }]).unwrap();
     let reopened = FlatStore::open(&dir).unwrap();
-    assert_eq!(reopened.count(), 19);
+    assert_eq!(reopened.count().unwrap(), 19);
     assert_eq!(reopened.records(), s.records());
     assert_eq!(reopened.search(&q, 3, None).unwrap(), s.search(&q, 3, None).unwrap());
     // Wrong dimension: an error naming the record.
@@ -57,7 +72,7 @@ fn exact_search_filters_and_persists() {
 fn crash_child() {
     let Ok(dir) = std::env::var("LLM_RAG_CRASH_CHILD") else { return };
     let mut s = FlatStore::open(&dir).unwrap();
-    for i in s.count().. {
+    for i in s.count().unwrap().. {
         s.upsert(vec![record(i, 64)]).unwrap();
     }
 }
@@ -80,7 +95,7 @@ fn killed_writer_leaves_old_or_new_state() {
         child.kill().unwrap(); // SIGKILL: no destructors, no flush
         child.wait().unwrap();
         let s = FlatStore::open(&dir).expect("the store opens after a crash");
-        let n = s.count();
+        let n = s.count().unwrap();
         eprintln!("round {round}: killed after {delay_ms} ms with {n} records committed");
         assert!(n >= 50, "round {round}: lost committed records ({n})");
         // Exactly the records gen-0..gen-(n-1), each intact: an old or a new state, never a mix.

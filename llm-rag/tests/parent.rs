@@ -64,7 +64,7 @@ fn ids(hits: &[llm_rag::parent::ParentHit]) -> Vec<&str> {
 fn returns_distinct_parents_in_order_of_best_child() {
     let mut r = ParentDocumentRetriever::new(FlatStore::new(), &KeywordEmbedder, &Lines);
     assert_eq!(r.add_documents(corpus()).unwrap(), 8, "3 + 3 + 2 children");
-    assert_eq!((r.len(), r.store().count()), (3, 8));
+    assert_eq!((r.len(), r.store().count().unwrap()), (3, 8));
 
     // "rust": p1's first line scores 1, p2's second line 1/√2; every other child 0.
     let hits = r.retrieve("rust", 2).unwrap();
@@ -104,7 +104,7 @@ fn re_adding_a_parent_replaces_its_children() {
     let mut r = ParentDocumentRetriever::new(FlatStore::new(), &KeywordEmbedder, &Lines);
     r.add_documents(corpus()).unwrap();
     assert_eq!(r.add_documents(vec![doc("p1", "dogs only")]).unwrap(), 1);
-    assert_eq!((r.len(), r.store().count()), (3, 6), "p1's three children became one");
+    assert_eq!((r.len(), r.store().count().unwrap()), (3, 6), "p1's three children became one");
     assert_eq!(ids(&r.retrieve("rust", 1).unwrap()), ["p2"], "p1 no longer mentions rust");
     assert_eq!(r.parent("p1").unwrap().text, "dogs only");
 }
