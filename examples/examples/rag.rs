@@ -1,5 +1,6 @@
-//! Retrieval-augmented generation over a folder of text (or a corpus file, one document per
-//! line): split, embed (all-MiniLM-L6-v2), index (exact vectors + BM25), retrieve (dense, BM25
+//! Retrieval-augmented generation over a folder of documents (text, Markdown and HTML by
+//! sections, JSON/JSONL, PDF pages; `--glob` filters) or a corpus file, one document per
+//! line: split, embed (all-MiniLM-L6-v2), index (exact vectors + BM25), retrieve (dense, BM25
 //! hybrid, MMR, or with the LLM multi-query, HyDE, RAG-fusion; `--rerank` for an LLM judge),
 //! answer with SmolLM2 citing numbered sources; `--eval FILE` scores retrieval.
 //!
@@ -21,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use llm_core::backend::BackendTask;
 use llm_examples::run_on;
 use llm_examples::ModelArgs;
-use llm_rag::docs::{load_dir, load_lines, Document};
+use llm_rag::docs::{load_lines, DirLoader, Document};
 use llm_rag::embed::{default_model_dir, Embedder, SentenceTransformer};
 use llm_rag::eval::retrieval_metrics;
 use llm_core::generate::GenerationConfig;
@@ -29,6 +30,7 @@ use llm_rag::pipeline::answer;
 use llm_rag::query::{hyde_passage, mmr, multi_query, rag_fusion, ChatLlm, LlmReranker, Reranker};
 use llm_rag::retrieve::{hybrid_search, Bm25};
 use llm_rag::split::RecursiveSplitter;
+use llm_rag::chroma::{ChromaConfig, ChromaStore};
 use llm_rag::store::{FlatStore, Hit, Record, VectorStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,9 +57,16 @@ enum Retriever {
 struct Cli {
     #[command(flatten)]
     model: ModelArgs,
-    /// A directory of .txt/.md files, or with --lines a file of one document per line.
+    /// A directory of .txt, .md, .html, .json, .jsonl and .pdf files (walked recursively), or
+    /// with --lines a file of one document per line.
     #[arg(long)]
     docs: PathBuf,
+    /// Globs on paths under --docs: `**/*.md` includes, `!**/drafts/**` excludes (repeatable).
+    #[arg(long = "glob")]
+    globs: Vec<String>,
+    /// Files larger than this many bytes are skipped (and listed).
+    #[arg(long, default_value_t = 16 << 20)]
+    max_bytes: u64,
     /// `--docs` is a corpus file with one document per line (ids `<stem>-<line index>`; the Lee
     /// corpus: `lee-N` as in examples/data/lee_questions.jsonl).
     #[arg(long)]
@@ -89,6 +98,13 @@ struct Cli {
     /// Re-rank the retrieved chunks with the LLM as judge (0-10 relevance).
     #[arg(long)]
     rerank: bool,
+    /// Keep the vectors on a Chroma server (`chroma run`) at this URL instead of in memory;
+    /// the collection is rebuilt from --docs on each run.
+    #[arg(long)]
+    chroma: Option<String>,
+    /// The Chroma collection.
+    #[arg(long, default_value = "llm-rs-rag-example")]
+    collection: String,
 }
 
 struct Task(Cli);
@@ -109,7 +125,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 struct Index {
-    store: FlatStore,
+    store: Box<dyn VectorStore>,
+    /// Every chunk with its vector, by insertion (BM25 hits and MMR read them here).
+    records: Vec<Record>,
     bm25: Bm25,
     /// chunk id -> document id
     doc_of: HashMap<String, String>,
@@ -130,7 +148,7 @@ fn rag<B: Backend>(cli: Cli, device: B::Device) -> anyhow::Result<()> {
         generation.max_new_tokens = 120;
         ChatLlm { model: &b.model, tokenizer: &b.tokenizer, generation }
     });
-    let by_id: BTreeMap<&str, &Record> = index.store.records().iter().map(|r| (r.id.as_str(), r)).collect();
+    let by_id: BTreeMap<&str, &Record> = index.records.iter().map(|r| (r.id.as_str(), r)).collect();
     let hit = |id: &str, score: f64| {
         let r = by_id[id];
         Hit { id: r.id.clone(), score: score as f32, text: r.text.clone(), metadata: r.metadata.clone() }
@@ -143,7 +161,7 @@ fn rag<B: Backend>(cli: Cli, device: B::Device) -> anyhow::Result<()> {
             Retriever::Bm25 => index.bm25.search(q, k).into_iter().map(|(id, s)| hit(&id, s)).collect(),
             Retriever::Hybrid => {
                 let v = embedder.embed(&[q])?.remove(0);
-                hybrid_search(&index.store, &index.bm25, q, &v, k, 4 * k.max(5), None)?.into_iter().map(|(id, s)| hit(&id, s)).collect()
+                hybrid_search(index.store.as_ref(), &index.bm25, q, &v, k, 4 * k.max(5), None)?.into_iter().map(|(id, s)| hit(&id, s)).collect()
             }
             Retriever::Mmr => {
                 let v = embedder.embed(&[q])?.remove(0);
@@ -194,12 +212,14 @@ fn load_docs(cli: &Cli) -> anyhow::Result<Vec<Document>> {
         let prefix = stem.split('_').next().unwrap_or(stem);
         return load_lines(&cli.docs, prefix).with_context(|| format!("reading {}", cli.docs.display()));
     }
-    let report = load_dir(&cli.docs, &["txt", "md"], 10 << 20);
-    for (path, why) in &report.skipped {
-        eprintln!("skipped {}: {why}", path.display());
+    let loader = cli.globs.iter().fold(DirLoader::new(&cli.docs).max_bytes(cli.max_bytes), |l, g| l.glob(g));
+    let report = loader.load()?;
+    // Each error names its file.
+    for (_, why) in &report.skipped {
+        eprintln!("skipped {why}");
     }
     if report.documents.is_empty() {
-        bail!("no .txt or .md documents under {}", cli.docs.display());
+        bail!("no documents under {} (text, Markdown, HTML, JSON/JSONL or PDF)", cli.docs.display());
     }
     Ok(report.documents)
 }
@@ -220,18 +240,29 @@ fn build_index<B: Backend>(cli: &Cli, docs: &[Document], embedder: &SentenceTran
     }
     let bar = ProgressBar::new(chunks.len() as u64);
     bar.set_style(ProgressStyle::with_template("embedding {pos}/{len} chunks [{bar:30}] {elapsed_precise}").expect("valid template"));
-    let mut store = FlatStore::new();
+    let mut store: Box<dyn VectorStore> = match &cli.chroma {
+        Some(url) => {
+            let config = ChromaConfig::new(url, &cli.collection);
+            // A clean collection: chunks of an earlier run would be hits without records here.
+            ChromaStore::connect(&config)?.drop_collection()?;
+            eprintln!("vectors go to Chroma collection {} at {url}", cli.collection);
+            Box::new(ChromaStore::connect(&config)?)
+        }
+        None => Box::new(FlatStore::new()),
+    };
+    let mut records = Vec::with_capacity(chunks.len());
     for batch in chunks.chunks(32) {
         let texts: Vec<&str> = batch.iter().map(|c| c.1.as_str()).collect();
         let vectors = embedder.embed(&texts)?;
-        let records = batch.iter().zip(vectors).map(|((id, text, meta), vector)| Record { id: id.clone(), text: text.clone(), metadata: meta.clone(), vector }).collect();
-        store.upsert(records)?;
-        bar.inc(batch.len() as u64);
+        let batch: Vec<Record> = batch.iter().zip(vectors).map(|((id, text, meta), vector)| Record { id: id.clone(), text: text.clone(), metadata: meta.clone(), vector }).collect();
+        store.upsert(batch.clone())?;
+        records.extend(batch);
+        bar.inc(texts.len() as u64);
     }
     bar.finish();
     let bm25 = Bm25::new(chunks.iter().map(|(id, text, _)| (id.as_str(), text.as_str())));
     eprintln!("indexed {} documents as {} chunks", docs.len(), chunks.len());
-    Ok(Index { store, bm25, doc_of })
+    Ok(Index { store, records, doc_of, bm25 })
 }
 
 /// Retrieval for one query: text, retriever, how many.
@@ -245,6 +276,9 @@ fn evaluate(path: &PathBuf, index: &Index, search: &Search<'_>) -> anyhow::Resul
         let q = v["question"].as_str().with_context(|| format!("{}:{}: no question", path.display(), i + 1))?.to_string();
         let rel: HashSet<String> = v["sources"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(String::from)).collect();
         questions.push((q, rel));
+    }
+    if questions.is_empty() {
+        bail!("{}: no questions", path.display());
     }
     let k = 5;
     println!("| retriever | hit-rate@{k} | MRR | nDCG@{k} |\n| --- | --- | --- | --- |");
