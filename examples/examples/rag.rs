@@ -199,7 +199,7 @@ fn rag<B: Backend>(cli: Cli, device: B::Device) -> anyhow::Result<()> {
         println!("{}\n", a.text);
         for (i, s) in a.sources.iter().enumerate() {
             let mark = if a.cited.contains(&s.id) { "cited" } else { "     " };
-            let preview: String = s.text.chars().take(90).collect();
+            let preview: String = s.text.chars().take(90).map(|c| if c == '\n' { ' ' } else { c }).collect();
             println!("[{}] {mark} {} ({:.3}): {preview}...", i + 1, s.id, s.score);
         }
     }
