@@ -72,6 +72,8 @@ fn filter(pairs: &[(&str, &str)]) -> Filter {
 /// Runs every check on an empty `store`.
 pub fn run(store: &mut dyn VectorStore) {
     assert_eq!(store.count().unwrap(), 0, "a new store is empty");
+    assert!(store.search(&vector(1), 3, None).unwrap().is_empty(), "searching an empty store");
+    assert_eq!(store.delete(&["gen-1"]).unwrap(), 0, "deleting from an empty store");
     let mut records: Vec<Record> = (0..40).map(record).collect();
     store.upsert(records.clone()).unwrap();
     assert_eq!(store.count().unwrap(), 40);
