@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Chroma vector database server (PyPI chromadb, pinned) into a virtualenv in the
 # model cache ($LLM_CACHE_DIR, default ~/.cache/llm-rs/chroma-venv), once. llm-rag's
-# tests/chroma_store.rs starts `chroma run` from there on a free loopback port.
+# tests/rag/chroma_store.rs starts `chroma run` from there on a free loopback port.
 # Idempotent: a venv whose install finished (its marker file names this version) is kept.
 set -euo pipefail
 

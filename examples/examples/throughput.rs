@@ -10,10 +10,6 @@
 //!     --dtype f32 --dtype bf16 --dtype f16
 //! ```
 
-// The measurement itself, shared with the CUDA check's test binary.
-#[path = "../../llm-core/tests/support/throughput.rs"]
-mod throughput;
-
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -22,6 +18,8 @@ use clap::Parser;
 use llm_core::backend::{BackendKind, BackendTask};
 use llm_core::config::ModelConfig;
 use llm_examples::{parse_backend, parse_dtype, run_on};
+// The measurement itself, shared with the CUDA check's test binary.
+use llm_testkit::throughput;
 use serde_json::json;
 
 #[derive(Parser, Debug, Clone)]

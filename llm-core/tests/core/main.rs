@@ -1,0 +1,13 @@
+//! llm-core's integration tests: one binary, a module per concept (`cargo test -p llm-core
+//! --test core`; one group: `cargo test -p llm-core --test core tiny_llama_parity::`).
+//! Helpers come from `llm-testkit`; parity tests run once per compiled-in backend.
+
+mod bad_inputs;
+mod checkpoint_formats;
+mod generate_parity;
+mod lora_adapter;
+mod quantized_checkpoints;
+mod smollm2_gguf_parity;
+mod throughput;
+mod tiny_llama_parity;
+mod tokenizer_parity;

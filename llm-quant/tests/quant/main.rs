@@ -1,0 +1,8 @@
+//! llm-quant's integration tests: one binary, a module per concept (`cargo test -p llm-quant
+//! --test quant`; one group: `cargo test -p llm-quant --test quant gptq_solver::`).
+
+mod bad_inputs;
+mod formats_round_trip;
+mod gptq_checkpoint;
+mod gptq_solver;
+mod int8_nf4_fixtures;

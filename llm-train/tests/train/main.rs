@@ -1,0 +1,11 @@
+//! llm-train's integration tests: one binary, a module per concept (`cargo test -p llm-train
+//! --test train`; one group: `cargo test -p llm-train --test train sft_parity::`).
+
+mod common;
+
+mod lora_peft;
+mod preference;
+mod qlora;
+mod sft_data;
+mod sft_parity;
+mod trainer_loop;
