@@ -216,4 +216,3 @@ fn run_known<B: KnownBackend, T: BackendTask>(index: usize, task: T) -> Result<T
     tracing::info!("backend: {description}");
     Ok(task.run::<B>(device))
 }
-
