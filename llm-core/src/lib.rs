@@ -29,6 +29,7 @@ pub mod config;
 pub mod error;
 pub mod eval;
 pub mod generate;
+pub mod io;
 pub mod model;
 pub mod nn;
 pub mod quant;

@@ -3,8 +3,9 @@
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Bool, Tensor};
 
+use super::arch::{LinearInput, LinearSlot};
 use crate::nn::kv_cache::LayerCache;
-use crate::nn::{Attention, Mlp, RmsNorm, RopeTables, SparseMoe};
+use crate::nn::{Attention, Linear, Mlp, RmsNorm, RopeTables, SparseMoe};
 
 /// The feed-forward half of a layer: a dense SwiGLU MLP or a sparse mixture of them.
 // One per layer, so the size gap between variants costs nothing worth a Box.
@@ -15,35 +16,6 @@ pub enum FeedForward<B: Backend> {
     Dense(Mlp<B>),
     /// Mixtral.
     Moe(SparseMoe<B>),
-}
-
-/// The inputs of a dense layer's linear layers, in the order the layer computes them:
-/// what calibration (GPTQ) observes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinearInput {
-    /// Input of `q_proj`, `k_proj`, `v_proj` (the normed residual).
-    Attention,
-    /// Input of `o_proj` (the attention heads).
-    AttentionOutput,
-    /// Input of `gate_proj`, `up_proj` (the normed residual after attention).
-    Mlp,
-    /// Input of `down_proj` (`silu(gate) * up`).
-    MlpHidden,
-}
-
-impl LinearInput {
-    /// All four, in computation order.
-    pub const ALL: [Self; 4] = [Self::Attention, Self::AttentionOutput, Self::Mlp, Self::MlpHidden];
-
-    /// The linear layers (relative names) that read this input.
-    pub fn consumers(self) -> &'static [&'static str] {
-        match self {
-            Self::Attention => &["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
-            Self::AttentionOutput => &["self_attn.o_proj"],
-            Self::Mlp => &["mlp.gate_proj", "mlp.up_proj"],
-            Self::MlpHidden => &["mlp.down_proj"],
-        }
-    }
 }
 
 /// `x + attn(norm(x))`, then `h + ffn(norm(h))`.
@@ -60,6 +32,35 @@ pub struct DecoderLayer<B: Backend> {
 }
 
 impl<B: Backend> DecoderLayer<B> {
+    /// The linear layer in `slot` ([`crate::model::arch`]); `None` for a slot this layer's
+    /// feed-forward does not have (a router in a dense layer).
+    pub fn linear(&self, slot: LinearSlot) -> Option<&Linear<B>> {
+        let a = &self.self_attn;
+        match (slot, &self.ffn) {
+            (LinearSlot::Q, _) => Some(&a.q_proj),
+            (LinearSlot::K, _) => Some(&a.k_proj),
+            (LinearSlot::V, _) => Some(&a.v_proj),
+            (LinearSlot::O, _) => Some(&a.o_proj),
+            (LinearSlot::Router, FeedForward::Moe(moe)) => Some(&moe.gate),
+            (slot, FeedForward::Dense(mlp)) => mlp.linear(slot),
+            _ => None,
+        }
+    }
+
+    /// [`Self::linear`], mutably.
+    pub fn linear_mut(&mut self, slot: LinearSlot) -> Option<&mut Linear<B>> {
+        let a = &mut self.self_attn;
+        match (slot, &mut self.ffn) {
+            (LinearSlot::Q, _) => Some(&mut a.q_proj),
+            (LinearSlot::K, _) => Some(&mut a.k_proj),
+            (LinearSlot::V, _) => Some(&mut a.v_proj),
+            (LinearSlot::O, _) => Some(&mut a.o_proj),
+            (LinearSlot::Router, FeedForward::Moe(moe)) => Some(&mut moe.gate),
+            (slot, FeedForward::Dense(mlp)) => mlp.linear_mut(slot),
+            _ => None,
+        }
+    }
+
     /// x: `[batch, seq, d_model]` -> (`[batch, seq, d_model]`, router logits `[batch*seq, n_experts]` for MoE)
     pub fn forward(
         &self,

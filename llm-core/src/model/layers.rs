@@ -4,8 +4,9 @@
 
 use burn::tensor::{backend::Backend, module::embedding, Bool, Int, Tensor};
 
+use super::arch::{self, LinearId, NormSlot};
 use super::{CausalLm, DecoderLayer, FeedForward};
-use crate::nn::{Linear, MaskSpec, RopeTables};
+use crate::nn::{Linear, MaskSpec, RmsNorm, RopeTables};
 
 /// Rotary tables and causal masks for running layers one at a time over plain sequences
 /// (no padding, positions from 0).
@@ -48,67 +49,67 @@ impl<B: Backend> CausalLm<B> {
         }
     }
 
+    /// The linear layer at `id`, if the model has it.
+    pub fn linear(&self, id: LinearId) -> Option<&Linear<B>> {
+        match id {
+            LinearId::Layer { layer, slot } => self.layers.get(layer)?.linear(slot),
+            LinearId::Expert { layer, expert, slot } => match &self.layers.get(layer)?.ffn {
+                FeedForward::Moe(moe) => moe.experts.get(expert)?.linear(slot),
+                FeedForward::Dense(_) => None,
+            },
+            LinearId::LmHead => self.lm_head.as_ref(),
+        }
+    }
+
+    /// The linear layer at `id`, for replacing its weight or attaching an adapter.
+    pub fn linear_at_mut(&mut self, id: LinearId) -> Option<&mut Linear<B>> {
+        match id {
+            LinearId::Layer { layer, slot } => self.layers.get_mut(layer)?.linear_mut(slot),
+            LinearId::Expert { layer, expert, slot } => match &mut self.layers.get_mut(layer)?.ffn {
+                FeedForward::Moe(moe) => moe.experts.get_mut(expert)?.linear_mut(slot),
+                FeedForward::Dense(_) => None,
+            },
+            LinearId::LmHead => self.lm_head.as_mut(),
+        }
+    }
+
+    /// Calls `f` on every linear layer in computation order ([`arch::linear_ids`]).
+    pub fn visit_linears(&self, mut f: impl FnMut(LinearId, &Linear<B>)) {
+        for id in arch::linear_ids(&self.config) {
+            if let Some(l) = self.linear(id) {
+                f(id, l);
+            }
+        }
+    }
+
+    /// Calls `f` on every linear layer in computation order, mutably.
+    pub fn visit_linears_mut(&mut self, mut f: impl FnMut(LinearId, &mut Linear<B>)) {
+        for id in arch::linear_ids(&self.config) {
+            if let Some(l) = self.linear_at_mut(id) {
+                f(id, l);
+            }
+        }
+    }
+
     /// Every linear layer with its Hugging Face prefix (`model.layers.0.self_attn.q_proj`),
     /// in computation order; `lm_head` last when untied.
     pub fn linears(&self) -> Vec<(String, &Linear<B>)> {
-        let mut out = vec![];
-        for (i, layer) in self.layers.iter().enumerate() {
-            let p = format!("model.layers.{i}");
-            let a = &layer.self_attn;
-            for (n, l) in [("q_proj", &a.q_proj), ("k_proj", &a.k_proj), ("v_proj", &a.v_proj), ("o_proj", &a.o_proj)] {
-                out.push((format!("{p}.self_attn.{n}"), l));
-            }
-            match &layer.ffn {
-                FeedForward::Dense(m) => {
-                    for (n, l) in [("gate_proj", &m.gate_proj), ("up_proj", &m.up_proj), ("down_proj", &m.down_proj)] {
-                        out.push((format!("{p}.mlp.{n}"), l));
-                    }
-                }
-                FeedForward::Moe(moe) => {
-                    out.push((format!("{p}.block_sparse_moe.gate"), &moe.gate));
-                    for (e, m) in moe.experts.iter().enumerate() {
-                        for (n, l) in [("w1", &m.gate_proj), ("w3", &m.up_proj), ("w2", &m.down_proj)] {
-                            out.push((format!("{p}.block_sparse_moe.experts.{e}.{n}"), l));
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(head) = &self.lm_head {
-            out.push(("lm_head".into(), head));
-        }
-        out
+        arch::linear_ids(&self.config).into_iter().filter_map(|id| Some((id.hf(), self.linear(id)?))).collect()
     }
 
     /// The linear layer with Hugging Face prefix `name`, for replacing its weight.
     pub fn linear_mut(&mut self, name: &str) -> Option<&mut Linear<B>> {
-        if name == "lm_head" {
-            return self.lm_head.as_mut();
+        self.linear_at_mut(LinearId::parse(name)?)
+    }
+
+    /// Every norm with its Hugging Face tensor name: each layer's two, then the final one.
+    pub fn norms(&self) -> Vec<(String, &RmsNorm<B>)> {
+        let mut out = vec![];
+        for (i, layer) in self.layers.iter().enumerate() {
+            out.push((arch::norm_name(i, NormSlot::Input), &layer.input_layernorm));
+            out.push((arch::norm_name(i, NormSlot::PostAttention), &layer.post_attention_layernorm));
         }
-        let rest = name.strip_prefix("model.layers.")?;
-        let (index, rest) = rest.split_once('.')?;
-        let layer = self.layers.get_mut(index.parse::<usize>().ok()?)?;
-        let a = &mut layer.self_attn;
-        match (rest, &mut layer.ffn) {
-            ("self_attn.q_proj", _) => Some(&mut a.q_proj),
-            ("self_attn.k_proj", _) => Some(&mut a.k_proj),
-            ("self_attn.v_proj", _) => Some(&mut a.v_proj),
-            ("self_attn.o_proj", _) => Some(&mut a.o_proj),
-            ("mlp.gate_proj", FeedForward::Dense(m)) => Some(&mut m.gate_proj),
-            ("mlp.up_proj", FeedForward::Dense(m)) => Some(&mut m.up_proj),
-            ("mlp.down_proj", FeedForward::Dense(m)) => Some(&mut m.down_proj),
-            ("block_sparse_moe.gate", FeedForward::Moe(moe)) => Some(&mut moe.gate),
-            (expert, FeedForward::Moe(moe)) => {
-                let (e, w) = expert.strip_prefix("block_sparse_moe.experts.")?.split_once('.')?;
-                let m = moe.experts.get_mut(e.parse::<usize>().ok()?)?;
-                match w {
-                    "w1" => Some(&mut m.gate_proj),
-                    "w3" => Some(&mut m.up_proj),
-                    "w2" => Some(&mut m.down_proj),
-                    _ => None,
-                }
-            }
-            _ => None,
-        }
+        out.push((arch::FINAL_NORM.0.to_string(), &self.norm));
+        out
     }
 }

@@ -1,9 +1,12 @@
 //! The causal language model and its decoder layer.
 
+pub mod arch;
 mod causal_lm;
 mod decoder;
+pub(crate) mod init;
 mod layers;
 
 pub use causal_lm::{CausalLm, ModelInput, ModelOutput};
-pub use decoder::{DecoderLayer, FeedForward, LinearInput};
+pub use arch::{LinearId, LinearInput, LinearSlot};
+pub use decoder::{DecoderLayer, FeedForward};
 pub use layers::LayerContext;

@@ -13,7 +13,7 @@ use super::{Linear, Mlp};
 pub struct SparseMoe<B: Backend> {
     /// Router, `[n_experts, d_model]`.
     pub gate: Linear<B>,
-    /// The experts (`w1` = gate, `w3` = up, `w2` = down in Mixtral's names).
+    /// The experts (named in [`crate::model::arch::EXPERT_MLP`]).
     pub experts: Vec<Mlp<B>>,
     /// Experts per token.
     pub top_k: usize,

@@ -2,9 +2,8 @@
 //! against the model the config describes.
 
 pub mod gguf;
-mod names;
 pub mod quantized;
-mod random;
+pub(crate) mod random;
 pub mod safetensors;
 
 use std::path::Path;
@@ -14,15 +13,17 @@ use burn::tensor::{backend::Backend, DType, Tensor, TensorData};
 use tracing::info;
 
 pub use gguf::{GgufFile, GgufSource, GgufValue};
-pub use names::{expected_tensors, TensorSpec};
-pub use quantized::{read_quantized, LinearLayout};
+pub use crate::model::arch::{expected_tensors, TensorSpec};
+pub use crate::model::init::InitWeights;
+pub use quantized::{read_quantized, CheckpointLayout};
 pub use random::RandomSource;
 pub use safetensors::SafetensorsSource;
 
-use crate::config::{Architecture, ModelConfig};
+use crate::config::ModelConfig;
 use crate::error::{LlmError, Result};
-use crate::model::{CausalLm, DecoderLayer, FeedForward};
-use crate::nn::{Attention, AttentionKernel, Linear, Mlp, RmsNorm, RotaryEmbedding, SparseMoe};
+use crate::model::arch::{self, LinearId, NormSlot};
+use crate::model::CausalLm;
+use crate::nn::{AttentionKernel, Linear};
 use crate::quant::QuantExecution;
 
 /// Where `scripts/fetch-models.sh` caches checkpoints: `$LLM_CACHE_DIR`, else `~/.cache/llm-rs`.
@@ -75,7 +76,9 @@ pub fn load_model<B: Backend>(path: impl AsRef<Path>, options: LoadOptions, devi
     }
 }
 
-/// Checks `source` against the tensors `config` needs, then builds the model on `device`.
+/// Builds the model `config` describes on `device`, then fills it from `source`
+/// ([`ModelConfig::init_with`] then [`load_into`]); the built weights are lazy and never
+/// allocated, so peak memory is the checkpoint's.
 ///
 /// Missing, unexpected and mis-shaped tensors are all reported in one
 /// [`LlmError::WeightMismatch`].
@@ -85,28 +88,54 @@ pub fn build_model<B: Backend>(
     options: LoadOptions,
     device: &B::Device,
 ) -> Result<CausalLm<B>> {
-    if !matches!(options.dtype, DType::F32 | DType::F16 | DType::BF16) {
-        return Err(LlmError::config("dtype", format!("{:?} is not a float dtype we run (F32, F16, BF16)", options.dtype)));
-    }
-    check_tensors(&config, source)?;
-    let loader = Loader { source, device, dtype: options.dtype, options, config: &config };
-    let started = std::time::Instant::now();
-    let layers = (0..config.n_layers)
-        .map(|i| loader.layer(&config, i, options.attention))
-        .collect::<Result<Vec<_>>>()?;
-    let lm_head = if config.tie_word_embeddings { None } else { Some(loader.linear("lm_head", false)?) };
-    let embed_tokens = Param::from_tensor(loader.tensor("model.embed_tokens.weight")?);
-    let norm = RmsNorm::new(loader.tensor("model.norm.weight")?, config.rms_norm_eps);
-    let model = CausalLm {
-        embed_tokens,
-        layers,
-        norm,
-        lm_head,
-        rotary: RotaryEmbedding::new(&config.rope, config.head_dim),
-        config,
-    };
-    info!(source = source.source_name(), seconds = started.elapsed().as_secs_f64(), "loaded weights");
+    check_dtype(options.dtype)?;
+    let mut model = config.init_with::<B>(InitWeights::Zeros, &options, device);
+    load_into(&mut model, source, &options)?;
     Ok(model)
+}
+
+fn check_dtype(dtype: DType) -> Result<()> {
+    if matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
+        Ok(())
+    } else {
+        Err(LlmError::config("dtype", format!("{dtype:?} is not a float dtype we run (F32, F16, BF16)")))
+    }
+}
+
+/// Fills `model` with the tensors of `source`, checked first against the tensors its config
+/// needs: missing, unexpected and mis-shaped tensors are all reported in one
+/// [`LlmError::WeightMismatch`] and the model is left as it was. Linear layers stored in a
+/// quantized layout (GPTQ, bitsandbytes, our int8) become quantized layers that run as
+/// `options.quant_execution` says; everything is held in `options.dtype` on the model's device.
+pub fn load_into<B: Backend>(model: &mut CausalLm<B>, source: &dyn TensorSource, options: &LoadOptions) -> Result<()> {
+    check_dtype(options.dtype)?;
+    check_tensors(&model.config, source)?;
+    let started = std::time::Instant::now();
+    let device = model.embed_tokens.lazy_device();
+    let loader = Loader { source, device: &device, options, config: &model.config };
+    let mut linears = vec![];
+    for id in arch::linear_ids(&model.config) {
+        linears.push((id, loader.linear(id)?));
+    }
+    let embed = loader.tensor(arch::EMBED.0)?;
+    let norm = loader.tensor(arch::FINAL_NORM.0)?;
+    let mut norms = vec![];
+    for i in 0..model.config.n_layers {
+        norms.push([loader.tensor(&arch::norm_name(i, NormSlot::Input))?, loader.tensor(&arch::norm_name(i, NormSlot::PostAttention))?]);
+    }
+    // Everything read: commit.
+    for (id, linear) in linears {
+        let slot = model.linear_at_mut(id).ok_or_else(|| LlmError::config("model", format!("{} is not a layer of the built model", id.hf())))?;
+        *slot = linear;
+    }
+    model.embed_tokens = Param::from_tensor(embed);
+    model.norm.weight = Param::from_tensor(norm);
+    for (layer, [input, post]) in model.layers.iter_mut().zip(norms) {
+        layer.input_layernorm.weight = Param::from_tensor(input);
+        layer.post_attention_layernorm.weight = Param::from_tensor(post);
+    }
+    info!(source = source.source_name(), seconds = started.elapsed().as_secs_f64(), "loaded weights");
+    Ok(())
 }
 
 /// Tensors some checkpoints carry that the model recomputes or shares.
@@ -122,8 +151,8 @@ fn check_tensors(config: &ModelConfig, source: &dyn TensorSource) -> Result<()> 
     // (their shapes are checked when the layer is read).
     let mut known = std::collections::HashSet::new();
     for spec in &expected {
-        let layout = spec.name.strip_suffix(".weight").map(|p| (p, LinearLayout::detect(source, p)));
-        if let Some((prefix, layout)) = layout.filter(|(_, l)| *l != LinearLayout::Dense) {
+        let layout = spec.name.strip_suffix(".weight").map(|p| (p, CheckpointLayout::detect(source, p)));
+        if let Some((prefix, layout)) = layout.filter(|(_, l)| *l != CheckpointLayout::Dense) {
             let (required, optional) = layout.tensors(source, prefix);
             for suffix in required {
                 let name = format!("{prefix}.{suffix}");
@@ -157,78 +186,26 @@ fn check_tensors(config: &ModelConfig, source: &dyn TensorSource) -> Result<()> 
 struct Loader<'a, B: Backend> {
     source: &'a dyn TensorSource,
     device: &'a B::Device,
-    dtype: DType,
-    options: LoadOptions,
+    options: &'a LoadOptions,
     config: &'a ModelConfig,
 }
 
 impl<B: Backend> Loader<'_, B> {
     fn tensor<const D: usize>(&self, name: &str) -> Result<Tensor<B, D>> {
         let data = self.source.read(name)?;
-        Ok(Tensor::from_data(data, (self.device, self.dtype)))
+        Ok(Tensor::from_data(data, (self.device, self.options.dtype)))
     }
 
-    fn linear(&self, prefix: &str, bias: bool) -> Result<Linear<B>> {
-        let bias = if bias { Some(self.tensor(&format!("{prefix}.bias"))?) } else { None };
-        match LinearLayout::detect(self.source, prefix) {
-            LinearLayout::Dense => Ok(Linear::new(self.tensor(&format!("{prefix}.weight"))?, bias)),
+    fn linear(&self, id: LinearId) -> Result<Linear<B>> {
+        let prefix = id.hf();
+        let bias = if id.has_bias(self.config) { Some(self.tensor(&format!("{prefix}.bias"))?) } else { None };
+        match CheckpointLayout::detect(self.source, &prefix) {
+            CheckpointLayout::Dense => Ok(Linear::new(self.tensor(&format!("{prefix}.weight"))?, bias)),
             layout => {
-                let [d_out, d_in]: [usize; 2] = self.linear_dims(prefix)?;
-                let q = read_quantized(self.source, layout, prefix, d_out, d_in, self.config.quantization.as_ref())?;
-                Ok(Linear::quantized_as(q, bias, self.options.quant_execution, self.dtype, self.device))
+                let [d_out, d_in] = id.shape(self.config);
+                let q = read_quantized(self.source, layout, &prefix, d_out, d_in, self.config.quantization.as_ref())?;
+                Ok(Linear::quantized_as(q, bias, self.options.quant_execution, self.options.dtype, self.device))
             }
         }
-    }
-
-    /// `[d_out, d_in]` of a linear layer, from the config's table of expected tensors.
-    fn linear_dims(&self, prefix: &str) -> Result<[usize; 2]> {
-        let name = format!("{prefix}.weight");
-        expected_tensors(self.config)
-            .into_iter()
-            .find(|s| s.name == name)
-            .and_then(|s| s.shape.try_into().ok())
-            .ok_or_else(|| LlmError::Quant { tensor: name, message: "not a linear layer of this model".into() })
-    }
-
-    fn mlp(&self, prefix: &str, names: [&str; 3], bias: bool) -> Result<Mlp<B>> {
-        Ok(Mlp {
-            gate_proj: self.linear(&format!("{prefix}.{}", names[0]), bias)?,
-            up_proj: self.linear(&format!("{prefix}.{}", names[1]), bias)?,
-            down_proj: self.linear(&format!("{prefix}.{}", names[2]), bias)?,
-        })
-    }
-
-    fn layer(&self, c: &ModelConfig, i: usize, kernel: AttentionKernel) -> Result<DecoderLayer<B>> {
-        let p = format!("model.layers.{i}");
-        let self_attn = Attention {
-            q_proj: self.linear(&format!("{p}.self_attn.q_proj"), c.qkv_bias)?,
-            k_proj: self.linear(&format!("{p}.self_attn.k_proj"), c.qkv_bias)?,
-            v_proj: self.linear(&format!("{p}.self_attn.v_proj"), c.qkv_bias)?,
-            o_proj: self.linear(&format!("{p}.self_attn.o_proj"), c.o_bias)?,
-            n_heads: c.n_heads,
-            n_kv_heads: c.n_kv_heads,
-            head_dim: c.head_dim,
-            sliding_window: c.sliding_window[i],
-            kernel,
-        };
-        let ffn = match (c.architecture, c.moe) {
-            (Architecture::Mixtral, Some(moe)) => FeedForward::Moe(SparseMoe {
-                gate: self.linear(&format!("{p}.block_sparse_moe.gate"), false)?,
-                experts: (0..moe.n_experts)
-                    .map(|e| self.mlp(&format!("{p}.block_sparse_moe.experts.{e}"), ["w1", "w3", "w2"], false))
-                    .collect::<Result<_>>()?,
-                top_k: moe.n_experts_per_tok,
-            }),
-            _ => FeedForward::Dense(self.mlp(&format!("{p}.mlp"), ["gate_proj", "up_proj", "down_proj"], c.mlp_bias)?),
-        };
-        Ok(DecoderLayer {
-            input_layernorm: RmsNorm::new(self.tensor(&format!("{p}.input_layernorm.weight"))?, c.rms_norm_eps),
-            self_attn,
-            post_attention_layernorm: RmsNorm::new(
-                self.tensor(&format!("{p}.post_attention_layernorm.weight"))?,
-                c.rms_norm_eps,
-            ),
-            ffn,
-        })
     }
 }

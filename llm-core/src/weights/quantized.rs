@@ -13,7 +13,7 @@ use crate::quant::{AffineWeight, DoubleQuantState, Fp4Kind, Fp4Weight, OutlierIn
 
 /// The on-disk layout of one linear layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinearLayout {
+pub enum CheckpointLayout {
     /// `weight` in float.
     Dense,
     /// GPTQ: `qweight`, `qzeros`, `scales`, `g_idx`.
@@ -26,7 +26,7 @@ pub enum LinearLayout {
     Int8,
 }
 
-impl LinearLayout {
+impl CheckpointLayout {
     /// Detects the layout of the layer `prefix` (`model.layers.0.self_attn.q_proj`).
     pub fn detect(source: &dyn TensorSource, prefix: &str) -> Self {
         let has = |suffix: &str| source.shape(&format!("{prefix}.{suffix}")).is_some();
@@ -69,7 +69,7 @@ impl LinearLayout {
 /// Reads the quantized layer `prefix` of shape `[d_out, d_in]`.
 pub fn read_quantized(
     source: &dyn TensorSource,
-    layout: LinearLayout,
+    layout: CheckpointLayout,
     prefix: &str,
     d_out: usize,
     d_in: usize,
@@ -77,7 +77,7 @@ pub fn read_quantized(
 ) -> Result<QuantizedWeight> {
     let r = Reader { source, prefix };
     match layout {
-        LinearLayout::Gptq => {
+        CheckpointLayout::Gptq => {
             let offset = !matches!(quantization, Some(CheckpointQuantization::Gptq { zero_point_offset: false, .. }));
             let group_size = match quantization {
                 Some(CheckpointQuantization::Gptq { group_size, .. }) => *group_size,
@@ -85,16 +85,16 @@ pub fn read_quantized(
             };
             r.gptq(d_out, d_in, offset, group_size).map(QuantizedWeight::Affine)
         }
-        LinearLayout::Bnb4bit => r.bnb4(d_out, d_in).map(QuantizedWeight::Fp4),
-        LinearLayout::Bnb8bit => {
+        CheckpointLayout::Bnb4bit => r.bnb4(d_out, d_in).map(QuantizedWeight::Fp4),
+        CheckpointLayout::Bnb8bit => {
             let threshold = match quantization {
                 Some(CheckpointQuantization::Bitsandbytes { llm_int8_threshold }) => *llm_int8_threshold,
                 _ => 6.0,
             };
             r.bnb8(d_out, d_in, threshold).map(QuantizedWeight::OutlierInt8)
         }
-        LinearLayout::Int8 => r.int8(d_out, d_in).map(QuantizedWeight::Affine),
-        LinearLayout::Dense => Err(LlmError::Quant { tensor: prefix.into(), message: "layer is not quantized".into() }),
+        CheckpointLayout::Int8 => r.int8(d_out, d_in).map(QuantizedWeight::Affine),
+        CheckpointLayout::Dense => Err(LlmError::Quant { tensor: prefix.into(), message: "layer is not quantized".into() }),
     }
 }
 

@@ -6,6 +6,7 @@ use burn::tensor::TensorData;
 
 use super::{expected_tensors, TensorSource, TensorSpec};
 use crate::config::ModelConfig;
+use crate::io::fnv1a;
 use crate::error::{LlmError, Result};
 
 /// Every tensor `config` needs, filled on demand with seeded uniform noise: linear weights in
@@ -41,18 +42,25 @@ impl TensorSource for RandomSource {
     }
 
     fn read(&self, name: &str) -> Result<TensorData> {
-        let spec = self.spec(name).ok_or_else(|| LlmError::Quant {
-            tensor: name.into(),
-            message: "not a tensor of this config".into(),
+        let spec = self.spec(name).ok_or_else(|| LlmError::WeightMismatch {
+            source_name: self.source_name().into(),
+            missing: vec![name.into()],
+            unexpected: vec![],
+            mis_shaped: vec![],
         })?;
-        let n: usize = spec.shape.iter().product();
-        let values = if spec.shape.len() == 1 {
-            vec![1.0f32; n]
-        } else {
-            let scale = 1.0 / (*spec.shape.last().unwrap_or(&1) as f32).sqrt();
-            noise(self.seed ^ fnv1a(name), n, scale)
-        };
-        Ok(TensorData::new(values, spec.shape.clone()))
+        Ok(TensorData::new(random_values(name, &spec.shape, self.seed), spec.shape.clone()))
+    }
+}
+
+/// The values of tensor `name`: 1 for a vector (norm weights), else uniform in `±1/√d_in`
+/// seeded by `seed` and the name. [`crate::weights::InitWeights::Random`] draws the same.
+pub(crate) fn random_values(name: &str, shape: &[usize], seed: u64) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    if shape.len() == 1 {
+        vec![1.0f32; n]
+    } else {
+        let scale = 1.0 / (*shape.last().unwrap_or(&1) as f32).sqrt();
+        noise(seed ^ fnv1a(name.as_bytes()), n, scale)
     }
 }
 
@@ -72,9 +80,6 @@ fn noise(seed: u64, n: usize, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x1000_0000_01b3))
-}
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 //! Helpers come from `llm-testkit`; parity tests run once per compiled-in backend.
 
 mod bad_inputs;
+mod build_then_load;
 mod checkpoint_formats;
 mod generate_parity;
 mod lora_adapter;

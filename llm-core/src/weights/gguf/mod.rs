@@ -14,6 +14,7 @@ pub use quants::GgmlType;
 use super::TensorSource;
 use crate::config::{Architecture, ModelConfig, MoeConfig, RopeConfig, RopeScaling};
 use crate::error::{LlmError, Result};
+use crate::model::arch::{self, LinearId, LinearSlot};
 
 /// A GGUF file seen as a checkpoint with Hugging Face tensor names.
 ///
@@ -68,7 +69,7 @@ impl TensorSource for GgufSource {
     }
 
     fn read(&self, name: &str) -> Result<TensorData> {
-        let (info, gguf_name, expert) = self.lookup(name).ok_or_else(|| LlmError::WeightMismatch {
+        let (info, _, expert) = self.lookup(name).ok_or_else(|| LlmError::WeightMismatch {
             source_name: self.name.clone(),
             missing: vec![name.to_string()],
             unexpected: vec![],
@@ -83,10 +84,11 @@ impl TensorSource for GgufSource {
             shape.remove(0);
         }
         let mut values = quants::dequantize(info.ggml_type, bytes);
-        if gguf_name.ends_with("attn_q.weight") || gguf_name.ends_with("attn_q.bias") {
-            values = unpermute_rows(&values, &shape, self.config.n_heads);
-        } else if gguf_name.ends_with("attn_k.weight") || gguf_name.ends_with("attn_k.bias") {
-            values = unpermute_rows(&values, &shape, self.config.n_kv_heads);
+        let slot = name.rsplit_once('.').and_then(|(module, _)| LinearId::parse(module)).and_then(|id| id.slot());
+        match slot {
+            Some(LinearSlot::Q) => values = unpermute_rows(&values, &shape, self.config.n_heads),
+            Some(LinearSlot::K) => values = unpermute_rows(&values, &shape, self.config.n_kv_heads),
+            _ => {}
         }
         Ok(TensorData::new(values, shape))
     }
@@ -113,68 +115,13 @@ pub fn unpermute_rows(values: &[f32], shape: &[usize], n_heads: usize) -> Vec<f3
     out
 }
 
-/// GGUF layer-tensor suffix -> HF suffix (dense layers).
-const LAYER_NAMES: &[(&str, &str)] = &[
-    ("attn_norm.weight", "input_layernorm.weight"),
-    ("attn_q.weight", "self_attn.q_proj.weight"),
-    ("attn_k.weight", "self_attn.k_proj.weight"),
-    ("attn_v.weight", "self_attn.v_proj.weight"),
-    ("attn_output.weight", "self_attn.o_proj.weight"),
-    ("attn_q.bias", "self_attn.q_proj.bias"),
-    ("attn_k.bias", "self_attn.k_proj.bias"),
-    ("attn_v.bias", "self_attn.v_proj.bias"),
-    ("attn_output.bias", "self_attn.o_proj.bias"),
-    ("ffn_norm.weight", "post_attention_layernorm.weight"),
-    ("ffn_gate.weight", "mlp.gate_proj.weight"),
-    ("ffn_up.weight", "mlp.up_proj.weight"),
-    ("ffn_down.weight", "mlp.down_proj.weight"),
-    ("ffn_gate_inp.weight", "block_sparse_moe.gate.weight"),
-];
-
-/// Stacked expert tensors -> Mixtral's per-expert names.
-const EXPERT_NAMES: &[(&str, &str)] = &[("ffn_gate_exps.weight", "w1"), ("ffn_down_exps.weight", "w2"), ("ffn_up_exps.weight", "w3")];
-
+/// `(HF name, GGUF name, expert)` for every tensor of `file`, from the architecture table.
 fn hf_names(file: &GgufFile, config: &ModelConfig) -> Vec<(String, String, Option<usize>)> {
-    let mut out = Vec::new();
-    for gguf in file.tensors.keys() {
-        let mut push = |hf: String, expert| out.push((hf, gguf.clone(), expert));
-        match gguf.as_str() {
-            "token_embd.weight" => push("model.embed_tokens.weight".into(), None),
-            "output_norm.weight" => push("model.norm.weight".into(), None),
-            "output.weight" => push("lm_head.weight".into(), None),
-            name => {
-                let Some((layer, suffix)) = name.strip_prefix("blk.").and_then(|r| r.split_once('.')) else {
-                    push(name.to_string(), None); // reported as unexpected by the loader
-                    continue;
-                };
-                if let Some((_, hf)) = LAYER_NAMES.iter().find(|(g, _)| *g == suffix) {
-                    push(format!("model.layers.{layer}.{hf}"), None);
-                } else if let Some((_, w)) = EXPERT_NAMES.iter().find(|(g, _)| *g == suffix) {
-                    for e in 0..config.moe.map_or(0, |m| m.n_experts) {
-                        push(format!("model.layers.{layer}.block_sparse_moe.experts.{e}.{w}.weight"), Some(e));
-                    }
-                } else if let Some((e, w)) = legacy_expert(suffix) {
-                    push(format!("model.layers.{layer}.block_sparse_moe.experts.{e}.{w}.weight"), None);
-                } else {
-                    push(name.to_string(), None);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Older Mixtral GGUFs store experts one by one: `ffn_gate.E.weight` -> (E, "w1").
-fn legacy_expert(suffix: &str) -> Option<(usize, &'static str)> {
-    let (kind, rest) = suffix.strip_prefix("ffn_")?.split_once('.')?;
-    let expert = rest.strip_suffix(".weight")?.parse().ok()?;
-    let w = match kind {
-        "gate" => "w1",
-        "down" => "w2",
-        "up" => "w3",
-        _ => return None,
-    };
-    Some((expert, w))
+    let n_experts = config.moe.map_or(0, |m| m.n_experts);
+    file.tensors
+        .keys()
+        .flat_map(|gguf| arch::gguf_to_hf(gguf, n_experts).into_iter().map(move |(hf, e)| (hf, gguf.clone(), e)))
+        .collect()
 }
 
 fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
