@@ -174,25 +174,9 @@ pub fn int8_vectorwise(x: &[f32], rows: usize, cols: usize) -> Result<Vectorwise
     Ok(VectorwiseInt8 { rows, cols, codes, row_absmax })
 }
 
-/// The columns of the row-major `[rows, cols]` matrix `x` holding at least one `|x| >= threshold`,
-/// ascending: the outlier columns LLM.int8() keeps in floating point (bitsandbytes' default
-/// threshold is 6.0).
-///
-/// Values are compared after rounding to f16, as bitsandbytes sees them. A threshold `<= 0` (or
-/// NaN) disables the decomposition, as in bitsandbytes, and gives no columns. `x` shorter than
-/// `rows * cols` is read as far as it goes.
-pub fn outlier_columns(x: &[f32], rows: usize, cols: usize, threshold: f32) -> Vec<usize> {
-    if threshold.is_nan() || threshold <= 0.0 || cols == 0 {
-        return Vec::new();
-    }
-    let mut is_outlier = vec![false; cols];
-    for (i, &v) in x.iter().take(rows * cols).enumerate() {
-        if round_to_f16(v).abs() >= threshold {
-            is_outlier[i % cols] = true;
-        }
-    }
-    (0..cols).filter(|&c| is_outlier[c]).collect()
-}
+/// LLM.int8()'s outlier columns: llm-core's one definition of the rule (f16-rounded
+/// `|x| >= threshold`, as bitsandbytes compares), shared with the runtime matmul.
+pub use llm_core::quant::outlier_columns;
 
 /// Index into the scales of element `(r, c)` of a matrix with `cols` columns.
 fn scale_index(granularity: Granularity, cols: usize, r: usize, c: usize) -> usize {

@@ -20,7 +20,7 @@ mod outlier;
 pub use affine::AffineWeight;
 pub use fp4::{DoubleQuantState, Fp4Kind, Fp4Weight};
 pub use linear::{QuantExecution, QuantLinear};
-pub use outlier::OutlierInt8Weight;
+pub use outlier::{is_outlier, outlier_columns, OutlierInt8Weight};
 pub use crate::weights::quantized::{pack_stream, unpack_stream, v1_zero_offset_word};
 
 /// A weight `[d_out, d_in]` held in one of the quantized formats.

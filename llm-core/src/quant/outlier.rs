@@ -45,14 +45,9 @@ impl OutlierInt8Weight {
             .collect()
     }
 
-    /// Input columns with an outlier in any row. x: `[rows, d_in]`.
+    /// Input columns with an outlier in any row ([`outlier_columns`]). x: `[rows, d_in]`.
     pub fn outlier_columns(&self, x: &[f32]) -> Vec<usize> {
-        if self.threshold <= 0.0 {
-            return vec![];
-        }
-        (0..self.d_in)
-            .filter(|&c| x.chunks_exact(self.d_in).any(|row| row[c].abs() >= self.threshold))
-            .collect()
+        outlier_columns(x, x.len() / self.d_in.max(1), self.d_in, self.threshold)
     }
 
     /// x: `[rows, d_in]` -> `[rows, d_out]`: float product over outlier columns plus the int8
@@ -61,7 +56,7 @@ impl OutlierInt8Weight {
         let outliers = self.outlier_columns(x);
         // As bitsandbytes: each row's absmax ignores the outlier elements (|x| ≥ threshold),
         // and the outlier columns are left out of the int8 codes entirely.
-        let is_outlier = |v: f32| self.threshold > 0.0 && v.abs() >= self.threshold;
+        let is_outlier = |v: f32| is_outlier(v, self.threshold);
         let x_absmax: Vec<f32> = x
             .chunks_exact(self.d_in)
             .map(|r| r.iter().filter(|v| !is_outlier(**v)).fold(0f32, |m, v| m.max(v.abs())))
@@ -100,6 +95,31 @@ impl OutlierInt8Weight {
     pub fn storage_bytes(&self) -> usize {
         self.codes.len() + 4 * self.row_absmax.len()
     }
+}
+
+/// LLM.int8()'s outlier rule, the one definition quantization and the runtime share: `v` is an
+/// outlier when `|v|`, rounded to f16, is at least `threshold`. bitsandbytes casts activations
+/// to f16 before `int8_double_quant` compares them, so a value just under the threshold that
+/// rounds up to it (5.999 -> 6.0) is an outlier there too (the `e_quant` fixture pins this).
+/// A threshold `<= 0` or NaN disables the decomposition.
+pub fn is_outlier(v: f32, threshold: f32) -> bool {
+    threshold > 0.0 && half::f16::from_f32(v).to_f32().abs() >= threshold
+}
+
+/// The columns of the row-major `[rows, cols]` matrix `x` holding at least one outlier
+/// ([`is_outlier`]), ascending: the columns LLM.int8() keeps in floating point. `x` shorter
+/// than `rows * cols` is read as far as it goes.
+pub fn outlier_columns(x: &[f32], rows: usize, cols: usize, threshold: f32) -> Vec<usize> {
+    if cols == 0 || threshold.is_nan() || threshold <= 0.0 {
+        return Vec::new();
+    }
+    let mut hit = vec![false; cols];
+    for (i, &v) in x.iter().take(rows * cols).enumerate() {
+        if is_outlier(v, threshold) {
+            hit[i % cols] = true;
+        }
+    }
+    (0..cols).filter(|&c| hit[c]).collect()
 }
 
 mod fused {

@@ -15,7 +15,7 @@ use tracing::info;
 pub use gguf::{GgufFile, GgufSource, GgufValue};
 pub use crate::model::arch::{expected_tensors, TensorSpec};
 pub use crate::model::init::InitWeights;
-pub use quantized::{read_quantized, CheckpointLayout};
+pub use quantized::{read_quantized, write_quantized, AffineFormat, CheckpointLayout};
 pub use random::RandomSource;
 pub use safetensors::SafetensorsSource;
 

@@ -9,7 +9,7 @@ mod solver;
 use std::time::Instant;
 
 use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorData};
-use llm_core::model::{FeedForward, LinearInput};
+use llm_core::model::{FeedForward, LinearId, LinearInput};
 use llm_core::nn::Linear;
 use llm_core::quant::{AffineWeight, QuantExecution, QuantizedWeight};
 use llm_core::CausalLm;
@@ -137,8 +137,8 @@ pub fn quantize_gptq<B: Backend>(
         for stage in stages {
             let hessians = collect_hessians(model, i, &hidden, &stage)?;
             for (input, hessian) in stage.iter().zip(&hessians) {
-                for consumer in input.consumers() {
-                    let name = format!("model.layers.{i}.{consumer}");
+                for &slot in input.consumers() {
+                    let name = LinearId::Layer { layer: i, slot }.hf();
                     let layer = quantize_linear(model, &name, hessian, &config.params)?;
                     info!(layer = %layer.name, error = layer.relative_output_error, "GPTQ");
                     on_layer(&layer);

@@ -3,13 +3,20 @@
 //! `quant_state`, 8-bit `SCB`), and this family's int8 (`weight_scale`, `weight_zero_point`).
 //!
 //! A layer's format is told by which companion tensors it has, so one checkpoint may mix them.
+//! Each format's reader and writer sit side by side in its own module.
 
 use burn::tensor::TensorData;
 
 use super::TensorSource;
 use crate::config::CheckpointQuantization;
 use crate::error::{LlmError, Result};
-use crate::quant::{AffineWeight, DoubleQuantState, Fp4Kind, Fp4Weight, OutlierInt8Weight, QuantizedWeight};
+use crate::io::safetensors::OwnedTensor;
+use crate::quant::QuantizedWeight;
+
+mod bnb4;
+mod bnb8;
+mod gptq;
+mod int8;
 
 /// The on-disk layout of one linear layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +147,27 @@ pub fn pack_stream(codes: &[u8], bits: u32) -> Vec<u32> {
     words
 }
 
-struct Reader<'a> {
+/// Which layout an affine (integer grid) weight is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AffineFormat {
+    /// GPTQ v1 (any bit width; what GPTQModel, AutoGPTQ and transformers read).
+    Gptq,
+    /// This family's int8 (8 bits, equal consecutive groups).
+    Int8,
+}
+
+/// The tensors of the quantized layer `prefix`, in the layout its weight kind is stored in
+/// (affine weights as `affine`); the inverse of [`read_quantized`].
+pub fn write_quantized(prefix: &str, weight: &QuantizedWeight, affine: AffineFormat) -> Result<Vec<OwnedTensor>> {
+    match (weight, affine) {
+        (QuantizedWeight::Affine(w), AffineFormat::Gptq) => gptq::gptq_tensors(prefix, w),
+        (QuantizedWeight::Affine(w), AffineFormat::Int8) => int8::int8_tensors(prefix, w),
+        (QuantizedWeight::Fp4(w), _) => Ok(bnb4::bnb4_tensors(prefix, w)),
+        (QuantizedWeight::OutlierInt8(w), _) => Ok(bnb8::bnb8_tensors(prefix, w)),
+    }
+}
+
+pub(super) struct Reader<'a> {
     source: &'a dyn TensorSource,
     prefix: &'a str,
 }
@@ -177,134 +204,6 @@ impl Reader<'_> {
         let data = self.read(suffix, shape)?;
         let dtype = data.dtype;
         data.into_vec::<T>().map_err(|_| self.err(suffix, format!("dtype {dtype:?}, expected {what}")))
-    }
-
-    fn gptq(&self, d_out: usize, d_in: usize, v1_offset: bool, group_size: Option<usize>) -> Result<AffineWeight> {
-        let q_shape = self.source.shape(&self.name("qweight")).unwrap_or_default();
-        let words_per_col = q_shape.first().copied().unwrap_or(0);
-        let bits = (words_per_col * 32).checked_div(d_in).unwrap_or(0) as u32;
-        if q_shape.len() != 2 || q_shape[1] != d_out || !matches!(bits, 2 | 3 | 4 | 8) || words_per_col * 32 != d_in * bits as usize {
-            return Err(self.err("qweight", format!("shape {q_shape:?} is not [d_in·bits/32, {d_out}] for d_in {d_in} and bits 2/3/4/8")));
-        }
-        let qweight: Vec<i32> = self.typed("qweight", None, "I32")?;
-        let scales_shape = self.source.shape(&self.name("scales")).unwrap_or_default();
-        let n_groups = scales_shape.first().copied().unwrap_or(0);
-        let scales = self.f32s("scales", Some(&[n_groups, d_out]))?;
-        let zero_words = (d_out * bits as usize).div_ceil(32);
-        let qzeros: Vec<i32> = self.typed("qzeros", Some(&[n_groups, zero_words]), "I32")?;
-        let g_idx: Vec<u32> = if self.source.shape(&self.name("g_idx")).is_some() {
-            let g: Vec<i32> = self.typed("g_idx", Some(&[d_in]), "I32")?;
-            g.into_iter().map(|v| v as u32).collect()
-        } else {
-            // No g_idx: groups are consecutive runs of `group_size` columns (the last may be short).
-            let g = group_size.unwrap_or(d_in).max(1);
-            if d_in.div_ceil(g) != n_groups {
-                return Err(self.err("scales", format!("{n_groups} groups, but group_size {g} over {d_in} inputs makes {}", d_in.div_ceil(g))));
-            }
-            (0..d_in).map(|c| (c / g) as u32).collect()
-        };
-        if let Some(&g) = g_idx.iter().find(|&&g| g as usize >= n_groups) {
-            return Err(self.err("g_idx", format!("group {g} out of range for {n_groups} groups")));
-        }
-        // qweight [d_in·bits/32, d_out]: column o is a bit stream over the input features.
-        let mut codes = vec![0u8; d_out * d_in];
-        let mut column = vec![0u32; words_per_col];
-        for o in 0..d_out {
-            for (w, word) in column.iter_mut().enumerate() {
-                *word = qweight[w * d_out + o] as u32;
-            }
-            codes[o * d_in..(o + 1) * d_in].copy_from_slice(&unpack_stream(&column, bits, d_in));
-        }
-        // qzeros [n_groups, d_out·bits/32]: row g is a bit stream over the outputs.
-        let mut zeros = vec![0f32; d_out * n_groups];
-        for g in 0..n_groups {
-            let row: Vec<u32> = (0..zero_words)
-                .map(|w| {
-                    let word = qzeros[g * zero_words + w] as u32;
-                    if v1_offset { word.wrapping_add(v1_zero_offset_word(bits, w % bits as usize)) } else { word }
-                })
-                .collect();
-            for (o, z) in unpack_stream(&row, bits, d_out).into_iter().enumerate() {
-                zeros[o * n_groups + g] = f32::from(z);
-            }
-        }
-        let scales_t = (0..d_out * n_groups).map(|i| scales[(i % n_groups) * d_out + i / n_groups]).collect();
-        AffineWeight::new(d_out, d_in, bits, &codes, scales_t, zeros, g_idx)
-            .map_err(|e| self.err("qweight", e.to_string()))
-    }
-
-    fn bnb4(&self, d_out: usize, d_in: usize) -> Result<Fp4Weight> {
-        let state_name = self
-            .source
-            .tensor_names()
-            .into_iter()
-            .find(|n| n.starts_with(&self.name("weight.quant_state.bitsandbytes__")))
-            .ok_or_else(|| self.err("weight.quant_state", "missing (bitsandbytes__nf4 or __fp4)"))?;
-        let suffix = state_name[self.prefix.len() + 1..].to_string();
-        let bytes: Vec<u8> = self.typed(&suffix, None, "U8")?;
-        let state: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| self.err(&suffix, format!("not JSON: {e}")))?;
-        let kind = match state.get("quant_type").and_then(|v| v.as_str()) {
-            Some("nf4") => Fp4Kind::Nf4,
-            Some("fp4") => Fp4Kind::Fp4,
-            other => return Err(self.err(&suffix, format!("quant_type {other:?}; supported: nf4, fp4"))),
-        };
-        let blocksize = state.get("blocksize").and_then(|v| v.as_u64()).unwrap_or(64) as usize;
-        let numel = d_out * d_in;
-        let packed: Vec<u8> = self.typed("weight", None, "U8")?;
-        let code: [f32; 16] = self
-            .f32s("weight.quant_map", Some(&[16]))?
-            .try_into()
-            .expect("shape checked");
-        let n_blocks = numel.div_ceil(blocksize.max(1));
-        let nested = self.source.shape(&self.name("weight.nested_absmax")).is_some();
-        let (absmax, double_quant) = if nested {
-            let codes: Vec<u8> = self.typed("weight.absmax", Some(&[n_blocks]), "U8")?;
-            let blocksize2 = state.get("nested_blocksize").and_then(|v| v.as_u64()).unwrap_or(256) as usize;
-            if blocksize2 == 0 {
-                return Err(self.err(&suffix, "nested_blocksize is 0"));
-            }
-            let dq = DoubleQuantState {
-                codes,
-                code: self.f32s("weight.nested_quant_map", Some(&[256]))?,
-                absmax2: self.f32s("weight.nested_absmax", Some(&[n_blocks.div_ceil(blocksize2.max(1))]))?,
-                blocksize2,
-                offset: state.get("nested_offset").and_then(|v| v.as_f64()).unwrap_or(0.0) as f32,
-            };
-            (vec![], Some(dq))
-        } else {
-            (self.f32s("weight.absmax", Some(&[n_blocks]))?, None)
-        };
-        Fp4Weight::new(kind, code, d_out, d_in, blocksize, packed, absmax, double_quant)
-            .map_err(|e| self.err("weight", e.to_string()))
-    }
-
-    fn bnb8(&self, d_out: usize, d_in: usize, threshold: f32) -> Result<OutlierInt8Weight> {
-        let codes: Vec<i8> = self.typed("weight", Some(&[d_out, d_in]), "I8")?;
-        let scb = self.f32s("SCB", Some(&[d_out]))?;
-        OutlierInt8Weight::new(d_out, d_in, codes, scb, threshold)
-    }
-
-    fn int8(&self, d_out: usize, d_in: usize) -> Result<AffineWeight> {
-        let codes: Vec<i8> = self.typed("weight", Some(&[d_out, d_in]), "I8")?;
-        let shape = self.source.shape(&self.name("weight_scale")).unwrap_or_default();
-        // [1] per tensor, [d_out, 1] per row, [d_out, n_groups] per group.
-        let n_groups = if shape.len() == 2 && shape[0] == d_out { shape[1] } else { 1 };
-        if n_groups == 0 || !d_in.is_multiple_of(n_groups) || !(shape == [1] || shape == [d_out, n_groups]) {
-            return Err(self.err("weight_scale", format!("shape {shape:?}; expected [1], [{d_out}, 1] or [{d_out}, n_groups]")));
-        }
-        let expand = |v: Vec<f32>| if v.len() == 1 { vec![v[0]; d_out] } else { v };
-        let scales = expand(self.f32s("weight_scale", None)?);
-        let zeros = if self.source.shape(&self.name("weight_zero_point")).is_some() {
-            expand(self.f32s("weight_zero_point", Some(&shape))?)
-        } else {
-            vec![0.0; scales.len()]
-        };
-        // Codes are stored offset by 128 so the shared unsigned kernels serve int8 too.
-        let unsigned: Vec<u8> = codes.iter().map(|&q| (i16::from(q) + 128) as u8).collect();
-        let zeros = zeros.into_iter().map(|z| z + 128.0).collect();
-        let g_idx = (0..d_in).map(|c| (c / (d_in / n_groups)) as u32).collect();
-        AffineWeight::new(d_out, d_in, 8, &unsigned, scales, zeros, g_idx).map_err(|e| self.err("weight", e.to_string()))
     }
 }
 
