@@ -170,15 +170,8 @@ fn align<B: AutodiffBackend>(cli: Cli, device: B::Device) -> anyhow::Result<()> 
         // Applied here rather than by load_bundle: the adapter keeps training.
         let adapter = PeftAdapter::load(dir).with_context(|| format!("loading adapter {}", dir.display()))?;
         adapter.apply(&mut model)?;
-        spec = LoraSpec {
-            r: adapter.config.r,
-            alpha: adapter.config.lora_alpha,
-            use_rslora: adapter.config.use_rslora,
-            targets: TargetModules::parse(&adapter.config.target_modules.join(",")),
-            rank_pattern: adapter.config.rank_pattern.clone(),
-            alpha_pattern: adapter.config.alpha_pattern.clone(),
-            ..Default::default()
-        };
+        // The same config type: rank, alpha, dropout and targets carry over as the file says.
+        spec = adapter.config.clone();
     }
 
     if cli.method == MethodArg::Dpo {
@@ -251,7 +244,7 @@ fn align<B: AutodiffBackend>(cli: Cli, device: B::Device) -> anyhow::Result<()> 
 /// Fills the pairs' reference log-probs from `reference`, through `--ref-cache` when given.
 fn reference_logps<R: Backend>(reference: &CausalLm<R>, pairs: &mut [TokenizedPair], cli: &Cli, pad_id: u32) -> anyhow::Result<()> {
     let key: Vec<_> = pairs.iter().map(|p| json!([p.prompt, p.chosen, p.rejected])).collect();
-    let key = format!("{:016x}", fnv1a(serde_json::to_string(&key)?.as_bytes()));
+    let key = format!("{:016x}", llm_core::io::fnv1a(serde_json::to_string(&key)?.as_bytes()));
     if let Some(cache) = cli.ref_cache.as_deref().filter(|c| c.exists()) {
         let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cache)?)?;
         if v["data_hash"] == key.as_str() {
@@ -310,13 +303,6 @@ impl<E: burn::tensor::ElementConversion> ElemF64 for E {
     }
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
-}
-
 fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    llm_core::io::atomic::write_bytes_atomic(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }

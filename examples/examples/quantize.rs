@@ -138,6 +138,8 @@ impl Cli {
         (self.group_size > 0).then_some(self.group_size as usize)
     }
 
+    /// The direct (calibration-free) method `--method` names; GPTQ is not one (its settings are
+    /// [`Self::gptq_config`], its baseline [`Self::rtn_baseline`]).
     fn method(&self) -> anyhow::Result<Method> {
         let granularity = match self.granularity {
             GranularityArg::Tensor => Granularity::PerTensor,
@@ -153,13 +155,14 @@ impl Cli {
             MethodArg::Int8Outlier => Method::LlmInt8 { threshold: self.threshold },
             MethodArg::Nf4 => Method::Fp4 { kind: Fp4Kind::Nf4, blocksize: self.blocksize, double_quant: self.double_quant },
             MethodArg::Fp4 => Method::Fp4 { kind: Fp4Kind::Fp4, blocksize: self.blocksize, double_quant: self.double_quant },
-            MethodArg::Rtn | MethodArg::Gptq => Method::Rtn {
-                bits: self.bits,
-                group_size: self.group_size(),
-                sym: !self.asym,
-                partial_groups: self.partial_groups,
-            },
+            MethodArg::Rtn => self.rtn_baseline(),
+            MethodArg::Gptq => bail!("--method gptq is calibrated (gptq_config), not a direct method"),
         })
+    }
+
+    /// Round-to-nearest at the same bits and groups: `--method rtn`, and GPTQ's baseline.
+    fn rtn_baseline(&self) -> Method {
+        Method::Rtn { bits: self.bits, group_size: self.group_size(), sym: !self.asym, partial_groups: self.partial_groups }
     }
 
     fn gptq_config(&self) -> GptqConfig {
@@ -183,7 +186,7 @@ fn read_text(path: &Option<PathBuf>) -> anyhow::Result<String> {
     let path = path.clone().unwrap_or_else(|| llm_core::weights::cache_dir().join("lee_background.cor"));
     let bytes = std::fs::read(&path).with_context(|| format!("reading {} (run scripts/fetch-models.sh)", path.display()))?;
     // lee_background.cor is ASCII read as Latin-1; any UTF-8 text works too.
-    Ok(String::from_utf8(bytes.clone()).unwrap_or_else(|_| bytes.iter().map(|&b| b as char).collect()))
+    Ok(llm_core::io::decode_text(bytes))
 }
 
 fn progress(len: usize, what: &str) -> ProgressBar {
@@ -218,7 +221,7 @@ impl BackendTask for Quantize {
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let cli = self.0;
-        let method = cli.method()?;
+        let method = if cli.method == MethodArg::Gptq { cli.rtn_baseline() } else { cli.method()? };
         let ModelBundle { mut model, tokenizer, .. } = cli.model.load_bundle::<B>(&device)?;
         let text = read_text(&cli.eval)?;
         let eval_text: String = text.chars().take(cli.eval_chars).collect();
@@ -291,7 +294,7 @@ impl BackendTask for Quantize {
         if cli.method == MethodArg::Gptq && !cli.no_baseline {
             drop(model);
             let ModelBundle { mut model, .. } = cli.model.load_bundle::<B>(&device)?;
-            quantize_model(&mut model, method, |n| n == "lm_head", |_| {})?;
+            quantize_model(&mut model, cli.rtn_baseline(), |n| n == "lm_head", |_| {})?;
             let ppl_rtn = ppl(&model)?;
             println!("round-to-nearest at the same bits/groups: perplexity {ppl_rtn:.4} (delta {:+.4}); GPTQ delta {:+.4}", ppl_rtn - ppl_before, ppl_after - ppl_before);
             report["ppl_rtn"] = ppl_rtn.into();

@@ -36,13 +36,8 @@ pub struct Document {
 }
 
 /// Text decoded as UTF-8, or as Latin-1 when it is not valid UTF-8 (every byte a code point),
-/// which older corpora (the gensim Lee corpus) use.
-pub fn decode_text(bytes: Vec<u8>) -> String {
-    match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => e.into_bytes().iter().map(|&b| b as char).collect(),
-    }
-}
+/// which older corpora (the gensim Lee corpus) use: llm-core's [`llm_core::io::decode_text`].
+pub use llm_core::io::decode_text;
 
 /// Files loaded, and the ones skipped with why.
 #[derive(Debug, Default)]

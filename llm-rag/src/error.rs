@@ -24,6 +24,14 @@ pub enum RagError {
         /// What is wrong.
         message: String,
     },
+    /// A vector store file that is not one (bad magic, checksum mismatch, short vectors).
+    #[error("{path}: not a valid store: {message}")]
+    CorruptStore {
+        /// The store file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// An invalid setting.
     #[error("{field}: {message}")]
     Config {

@@ -3,13 +3,14 @@
 //!
 //! Persistence: the whole store is one file, `store.bin` (a JSON header with the ids, texts and
 //! metadata, then the vectors as little-endian f32, then an FNV-1a checksum of everything
-//! before it). Every change writes `store.bin.tmp`, syncs it and renames it over `store.bin`;
-//! rename is atomic, so a process killed at any point leaves either the old or the new file,
-//! and a file that fails its checksum is refused by name.
+//! before it). Every change rewrites it with llm-core's atomic writer (a synced temporary renamed
+//! over `store.bin`, then the directory synced), so a process killed at any point leaves either
+//! the old or the new file, and a file that fails its checksum is refused by name.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use llm_core::io::fnv1a;
 
 use serde_json::{json, Value};
 
@@ -101,19 +102,7 @@ impl FlatStore {
 
     fn persist(&self) -> Result<()> {
         let Some(dir) = &self.dir else { return Ok(()) };
-        let path = dir.join(FILE);
-        let tmp = dir.join(format!("{FILE}.tmp"));
-        let bytes = encode(self);
-        let io = |p: &Path, e| RagError::io(p, e);
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        f.write_all(&bytes).map_err(|e| io(&tmp, e))?;
-        f.sync_all().map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-        // Make the rename itself durable.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        Ok(llm_core::io::atomic::write_bytes_atomic(&dir.join(FILE), &encode(self))?)
     }
 }
 
@@ -140,9 +129,6 @@ fn unit(v: &[f32]) -> Vec<f32> {
     }
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
-}
 
 fn encode(store: &FlatStore) -> Vec<u8> {
     let header = json!({
@@ -166,7 +152,7 @@ fn encode(store: &FlatStore) -> Vec<u8> {
 
 fn read_file(path: &Path) -> Result<FlatStore> {
     let bytes = std::fs::read(path).map_err(|e| RagError::io(path, e))?;
-    let bad = |m: &str| RagError::model(path, format!("not a valid store: {m}"));
+    let bad = |m: &str| RagError::CorruptStore { path: path.to_path_buf(), message: m.to_string() };
     if bytes.len() < 24 || &bytes[..8] != MAGIC {
         return Err(bad("bad magic"));
     }

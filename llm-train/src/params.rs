@@ -18,37 +18,10 @@ pub type HostTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 /// Flattened gradients (or any per-parameter tensors) by name.
 pub type Gradients<B> = BTreeMap<String, Tensor<B, 1>>;
 
-/// The Hugging Face name of the parameter at Burn's module `path`.
+/// The Hugging Face name of the parameter at Burn's module `path`, from llm-core's
+/// architecture table ([`llm_core::model::arch::param_name`]).
 pub fn hf_name(path: &[String]) -> String {
-    let mut parts: Vec<&str> = vec![];
-    let mut in_moe = false;
-    for (i, p) in path.iter().enumerate() {
-        let next = path.get(i + 1).map(String::as_str);
-        match p.as_str() {
-            // Enum variants of LinearWeight/FeedForward and the adapter's own field.
-            "Dense" | "Moe" | "lora" => {}
-            "ffn" if next == Some("Moe") => {
-                in_moe = true;
-                parts.push("block_sparse_moe");
-            }
-            "ffn" => parts.push("mlp"),
-            "lora_a" => parts.extend(["lora_A", "weight"]),
-            "lora_b" => parts.extend(["lora_B", "weight"]),
-            "gate_proj" if in_moe => parts.push("w1"),
-            "up_proj" if in_moe => parts.push("w3"),
-            "down_proj" if in_moe => parts.push("w2"),
-            other => parts.push(other),
-        }
-    }
-    if matches!(parts.as_slice(), ["embed_tokens"]) {
-        parts.push("weight");
-    }
-    let name = parts.join(".");
-    if name.starts_with("lm_head") {
-        name
-    } else {
-        format!("model.{name}")
-    }
+    llm_core::model::arch::param_name(path)
 }
 
 /// Whether `name` is a LoRA factor.

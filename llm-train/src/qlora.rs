@@ -72,16 +72,8 @@ pub fn merge_qlora<B: Backend>(model: &CausalLm<B>, base: MergeBase<'_, B>) -> R
                     differences.push(difference(&name, linear.dense_weight(), orig.dense_weight()));
                 }
                 let target = m.linear_mut(&name).expect("same architecture");
-                target.lora = None;
-                if let Some(lora) = &linear.lora {
-                    let w = target.dense_weight() + lora.delta_weight();
-                    let bias = target.bias.take().map(|b| b.val());
-                    *target = Linear::new(w, bias);
-                }
-            }
-            // Same NaN/Inf guard as merge_adapters, on the result.
-            if let Some((n, _)) = m.linears().into_iter().find(|(_, l)| !l.dense_weight().abs().sum().into_scalar().elem::<f32>().is_finite()) {
-                return Err(TrainError::config(n, "merged weight holds NaN or Inf"));
+                target.lora = linear.lora.clone();
+                target.merge_lora().map_err(|e| TrainError::config(name.clone(), e.to_string()))?;
             }
             m
         }

@@ -87,6 +87,22 @@ impl<B: Backend> Linear<B> {
         }
     }
 
+    /// Folds the attached LoRA adapter into the weight: `W' = W + s·B·A` (peft's
+    /// `get_delta_weight` + `safe_merge`), the delta computed once, the result committed only
+    /// when every element is finite. A quantized weight is dequantized first, so the merged layer
+    /// is dense; the bias is kept. Returns whether there was an adapter to merge; on error the
+    /// layer is unchanged.
+    pub fn merge_lora(&mut self) -> crate::Result<bool> {
+        let Some(lora) = &self.lora else { return Ok(false) };
+        let merged = self.dense_weight() + lora.delta_weight();
+        if !crate::adapter::all_finite(merged.clone()) {
+            return Err(crate::LlmError::config("LoRA merge", "the merged weight holds NaN or Inf; the layer was left unmerged"));
+        }
+        let bias = self.bias.take().map(|b| b.val());
+        *self = Self::new(merged, bias);
+        Ok(true)
+    }
+
     /// `(d_out, d_in)`.
     pub fn dims(&self) -> (usize, usize) {
         match &self.weight {

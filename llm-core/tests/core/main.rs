@@ -2,6 +2,7 @@
 //! --test core`; one group: `cargo test -p llm-core --test core tiny_llama_parity::`).
 //! Helpers come from `llm-testkit`; parity tests run once per compiled-in backend.
 
+mod atomic_writer;
 mod bad_inputs;
 mod build_then_load;
 mod checkpoint_formats;
