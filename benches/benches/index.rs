@@ -20,7 +20,7 @@ use std::time::Instant;
 use burn::backend::Flex;
 use hnsw_rs::prelude::{DistDot, Hnsw};
 use llm_rag::embed::{default_model_dir, Embedder, SentenceTransformer};
-use llm_rag::hnsw::{exact_top_k, HnswIndex, HnswParams};
+use llm_rag::store::hnsw::{exact_top_k, HnswIndex, HnswParams};
 use llm_rag::store::{FlatStore, Record, VectorStore};
 
 const DIM: usize = 384;

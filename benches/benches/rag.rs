@@ -10,7 +10,7 @@
 //! Questions: the first 10 labelled ones of `examples/data/lee_questions.jsonl`. Decoding is
 //! greedy with EOS and stop strings off, so every answer costs exactly [`NEW_TOKENS`] tokens
 //! and the questions differ only in their prompts. The stages are the public pieces that
-//! `llm_rag::pipeline::answer` calls, in its order. `LLM_RAG_BENCH_MODEL` names another model
+//! `llm_rag::answer::pipeline::answer` calls, in its order. `LLM_RAG_BENCH_MODEL` names another model
 //! (HF directory or GGUF).
 
 use std::collections::{BTreeMap, HashSet};
@@ -22,9 +22,9 @@ use llm_benches::smollm2_gguf;
 use llm_core::generate::{GenerationConfig, Generator};
 use llm_core::weights::LoadOptions;
 use llm_core::ModelBundle;
-use llm_rag::docs::load_lines;
+use llm_rag::load::load_lines;
 use llm_rag::embed::{default_model_dir, Embedder, SentenceTransformer};
-use llm_rag::pipeline::{build_messages, pack_context};
+use llm_rag::answer::pipeline::{build_messages, pack_context};
 use llm_rag::retrieve::{hybrid_search, Bm25};
 use llm_rag::split::RecursiveSplitter;
 use llm_rag::store::{FlatStore, Hit, Record, VectorStore};

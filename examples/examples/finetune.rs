@@ -81,7 +81,7 @@ struct Cli {
     /// LoRA dropout.
     #[arg(long, default_value_t = 0.05)]
     dropout: f64,
-    /// `all-linear`, a comma list (`q_proj,v_proj`) or `re:<regex>`.
+    /// `all-linear`, a comma list of module names (last segments, as peft) or `re:<regex>`.
     #[arg(long, default_value = "all-linear")]
     targets: String,
     /// Scale by alpha/√r (rsLoRA).

@@ -22,15 +22,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use llm_core::backend::BackendTask;
 use llm_examples::run_on;
 use llm_examples::ModelArgs;
-use llm_rag::docs::{load_lines, DirLoader, Document};
+use llm_rag::load::{load_lines, DirLoader, Document};
 use llm_rag::embed::{default_model_dir, Embedder, SentenceTransformer};
 use llm_rag::eval::retrieval_metrics;
 use llm_core::generate::GenerationConfig;
-use llm_rag::pipeline::answer;
-use llm_rag::query::{hyde_passage, mmr, multi_query, rag_fusion, ChatLlm, LlmReranker, Reranker};
+use llm_rag::answer::pipeline::answer;
+use llm_rag::retrieve::query::{hyde_passage, mmr, multi_query, rag_fusion, ChatLlm, LlmReranker, Reranker};
 use llm_rag::retrieve::{hybrid_search, Bm25};
 use llm_rag::split::RecursiveSplitter;
-use llm_rag::chroma::{ChromaConfig, ChromaStore};
+use llm_rag::store::chroma::{ChromaConfig, ChromaStore};
 use llm_rag::store::{FlatStore, Hit, Record, VectorStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -56,7 +56,7 @@ pub enum RagError {
         /// The file.
         path: PathBuf,
         /// Why.
-        problem: crate::docs::PdfProblem,
+        problem: crate::load::PdfProblem,
     },
     /// A file over a loader's size limit.
     #[error("{path}: {bytes} bytes is over the limit of {limit}")]

@@ -1,45 +1,44 @@
-//! `llm-rag`: retrieval-augmented generation around `llm-core` models.
+//! `llm-rag`: retrieval-augmented generation around `llm-core` models, one folder per stage
+//! of the pipeline (as `tokenizers` lays out its stages):
 //!
-//! - [`embed`]: sentence embeddings from a BERT-family encoder in Burn, loaded from a
-//!   sentence-transformers directory (all-MiniLM-L6-v2 by default), behind [`embed::Embedder`].
-//! - [`split`]: LangChain's recursive character splitter (characters or tokens of any
-//!   llm-core tokenizer) and Markdown-header splitter, with offsets.
-//! - [`window`]: fixed token windows with overlap (LangChain's `TokenTextSplitter`), each an
-//!   exact span of the source.
-//! - [`store`]: the [`store::VectorStore`] trait and the embedded exact store with crash-safe
-//!   persistence.
-//! - [`chroma`]: the same trait on a Chroma server (HTTP API v2), for collections that
-//!   outgrow one process.
-//! - [`docs`]: documents and LangChain-style loaders: text, Markdown and HTML by heading
+//! - [`load`]: documents and LangChain-style loaders: text, Markdown and HTML by heading
 //!   sections, JSON/JSONL by jq-style paths, PDF pages; directory walks with globs and
 //!   per-file errors; line corpora.
-//! - [`pipeline`]: context packing into a token budget, numbered sources fenced as data,
-//!   generation with any llm-core model, citations.
-//! - [`query`]: MMR, multi-query, HyDE, RAG-fusion and an LLM-judged re-ranker, over an
-//!   [`query::Llm`] (any llm-core chat model, or a closure).
+//! - [`split`]: LangChain's recursive character splitter (characters or tokens of any
+//!   llm-core tokenizer) and Markdown-header splitter, with offsets; fixed token windows with
+//!   overlap ([`split::window`], LangChain's `TokenTextSplitter`).
+//! - [`embed`]: sentence embeddings from a BERT-family encoder in Burn, loaded from a
+//!   sentence-transformers directory (all-MiniLM-L6-v2 by default), behind [`embed::Embedder`].
+//! - [`store`]: the [`store::VectorStore`] trait, the embedded exact store with crash-safe
+//!   persistence, the same trait on a Chroma server ([`store::chroma`]), and approximate
+//!   search (HNSW, M 32, [`store::hnsw`]).
+//! - [`retrieve`]: BM25 (as rank_bm25), reciprocal rank fusion, hybrid dense + keyword search;
+//!   MMR, multi-query, HyDE, RAG-fusion and an LLM-judged re-ranker ([`retrieve::query`]);
+//!   parent-document retrieval ([`retrieve::parent`]).
+//! - [`answer`]: context packing into a token budget, numbered sources fenced as data,
+//!   generation with any llm-core model, citations ([`answer::pipeline`]); conversation memory
+//!   ([`answer::memory`]).
 //! - [`eval`]: hit-rate@k, MRR, nDCG@k; Ragas' context precision, context recall,
 //!   faithfulness and answer relevancy with a local judge.
-//! - [`parent`]: parent-document retrieval (search small children, return their parents).
-//! - [`memory`]: conversation memory for the answer step: a window of exchanges, or a token
-//!   budget with older exchanges folded into an LLM-written summary.
-//! - [`hnsw`]: approximate search (HNSW, M 32) over the store's vectors.
-//! - [`retrieve`]: BM25 (as rank_bm25), reciprocal rank fusion, hybrid dense + keyword search.
+//!
+//! The modules' former flat paths (`llm_rag::docs`, `chroma`, `hnsw`, `window`, `query`,
+//! `parent`, `pipeline`, `memory`) stay as re-exports.
 #![warn(missing_docs)]
 
-pub mod chroma;
-pub mod docs;
+pub mod answer;
 pub mod embed;
 pub mod error;
 pub mod eval;
-pub mod hnsw;
-pub mod memory;
-pub mod parent;
-pub mod pipeline;
-pub mod query;
+pub mod load;
 pub mod retrieve;
 pub mod split;
 pub mod store;
-pub mod window;
+
+pub use answer::{memory, pipeline};
+pub use load as docs;
+pub use retrieve::{parent, query};
+pub use split::window;
+pub use store::{chroma, hnsw};
 
 pub use error::{RagError, Result};
 pub use llm_core;

@@ -1,9 +1,8 @@
 //! Parameters by Hugging Face name: listing, freezing, reading gradients and writing updates.
 //!
-//! Burn walks a module's parameters with its path of field names
-//! (`layers.0.ffn.Dense.gate_proj.weight.Dense`); [`hf_name`] turns that path into the name the
-//! checkpoint uses (`model.layers.0.mlp.gate_proj.weight`), and LoRA factors into peft's
-//! (`model.layers.0.self_attn.q_proj.lora_A.weight`, without peft's `base_model.model.` prefix).
+//! Burn walks a module's parameters with its path of field names; [`hf_name`] turns that path
+//! into the name the checkpoint uses, and LoRA factors into peft's (`….lora_A.weight`, without
+//! peft's `base_model.model.` prefix), through llm-core's architecture table.
 
 use std::collections::BTreeMap;
 
@@ -181,9 +180,7 @@ pub fn read_params<B: Backend>(model: &CausalLm<B>, select: impl Fn(&str) -> boo
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             let name = self.path.name();
             if (self.select)(&name) {
-                let data = param.val().into_data().convert::<f32>();
-                let shape = data.shape.to_vec();
-                self.out.insert(name, (shape, data.into_vec::<f32>().expect("converted to f32")));
+                self.out.insert(name, llm_core::io::host_f32(param.val()));
             }
         }
     }

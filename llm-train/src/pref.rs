@@ -307,7 +307,7 @@ pub fn sequence_logps<B: Backend>(model: &CausalLm<B>, batch: &PrefBatch) -> Res
     let chosen_nll_sum = chosen_t.matmul(logp).reshape([1]).neg();
     // Mean logits over completion tokens, chosen vs rejected rows (metrics only).
     let row_logit_sums = completion_t.matmul(logits.mean_dim(1).detach()).reshape([rows]);
-    let sums: Vec<f32> = row_logit_sums.into_data().convert::<f32>().into_vec().expect("f32");
+    let sums: Vec<f32> = llm_core::io::host_f32(row_logit_sums).1;
     let half = |range: std::ops::Range<usize>| {
         let tokens: usize = lengths[range.clone()].iter().sum();
         sums[range].iter().map(|&x| x as f64).sum::<f64>() / tokens.max(1) as f64

@@ -9,11 +9,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{LlmError, Result};
+use crate::model::arch::{self, LinearSlot};
 
 /// Which linear layers get an adapter (peft's `target_modules`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetModules {
-    /// Module names matched as dotted suffixes (`q_proj` matches `model.layers.3.self_attn.q_proj`).
+    /// Module names matched as dotted suffixes of [`crate::model::LinearId::hf`] names (a
+    /// projection's last segment matches it in every layer).
     Names(Vec<String>),
     /// Every linear layer except the output head (peft's `all-linear`).
     AllLinear,
@@ -95,14 +97,14 @@ pub struct LoraConfig {
 }
 
 impl Default for LoraConfig {
-    /// peft's defaults: r 8, alpha 8, no dropout, `q_proj` and `v_proj`.
+    /// peft's defaults: r 8, alpha 8, no dropout, the query and value projections.
     fn default() -> Self {
         Self {
             r: 8,
             alpha: 8.0,
             dropout: 0.0,
             use_rslora: false,
-            targets: TargetModules::Names(vec!["q_proj".into(), "v_proj".into()]),
+            targets: TargetModules::Names([LinearSlot::Q, LinearSlot::V].map(|s| arch::slot_suffix(s).to_string()).to_vec()),
             rank_pattern: BTreeMap::new(),
             alpha_pattern: BTreeMap::new(),
             modules_to_save: vec![],
@@ -135,7 +137,7 @@ impl LoraConfig {
         }
     }
 
-    /// `(r, alpha, scaling)` for the module `name` (`model.layers.0.self_attn.q_proj`).
+    /// `(r, alpha, scaling)` for the module `name` (a [`crate::model::LinearId::hf`] name).
     pub fn scaling_for(&self, name: &str) -> (usize, f64, f64) {
         let matches = |key: &str| name == key || name.ends_with(&format!(".{key}"));
         let r = self.rank_pattern.iter().find(|(k, _)| matches(k)).map_or(self.r, |(_, &r)| r);
@@ -192,17 +194,12 @@ pub struct AdapterConfigJson {
     r: Option<u64>,
     lora_alpha: Option<f64>,
     lora_dropout: Option<f64>,
-    #[serde(default)]
-    use_rslora: bool,
-    #[serde(default)]
-    use_dora: bool,
-    #[serde(default)]
-    fan_in_fan_out: bool,
+    use_rslora: Option<bool>,
+    use_dora: Option<bool>,
+    fan_in_fan_out: Option<bool>,
     target_modules: Option<OneOrMany>,
-    #[serde(default)]
-    rank_pattern: BTreeMap<String, u64>,
-    #[serde(default)]
-    alpha_pattern: BTreeMap<String, f64>,
+    rank_pattern: Option<BTreeMap<String, u64>>,
+    alpha_pattern: Option<BTreeMap<String, f64>>,
     modules_to_save: Option<OneOrMany>,
 }
 
@@ -214,7 +211,7 @@ impl AdapterConfigJson {
             Some(other) => return Err(LlmError::config("peft_type", format!("`{other}` is not supported; supported: LORA"))),
         }
         for (flag, on) in [("use_dora", self.use_dora), ("fan_in_fan_out", self.fan_in_fan_out)] {
-            if on {
+            if on == Some(true) {
                 return Err(LlmError::config(flag, "true is not supported"));
             }
         }
@@ -234,10 +231,10 @@ impl AdapterConfigJson {
             r: r as usize,
             alpha: self.lora_alpha.unwrap_or(8.0),
             dropout: self.lora_dropout.unwrap_or(0.0),
-            use_rslora: self.use_rslora,
+            use_rslora: self.use_rslora.unwrap_or(false),
             targets,
-            rank_pattern: self.rank_pattern.into_iter().map(|(k, r)| (k, r as usize)).collect(),
-            alpha_pattern: self.alpha_pattern,
+            rank_pattern: self.rank_pattern.unwrap_or_default().into_iter().map(|(k, r)| (k, r as usize)).collect(),
+            alpha_pattern: self.alpha_pattern.unwrap_or_default(),
             modules_to_save,
         })
     }

@@ -42,7 +42,7 @@ impl PeftAdapter {
         Ok(Self { config, dir: dir.to_path_buf(), tensors })
     }
 
-    /// Module prefixes (`model.layers.0.self_attn.q_proj`) the adapter holds LoRA weights for.
+    /// Module prefixes ([`crate::model::LinearId::hf`] names) the adapter holds LoRA weights for.
     pub fn modules(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .tensors

@@ -7,10 +7,10 @@
 //!
 //! | slot | Hugging Face (in `model.layers.N.`) | GGUF (in `blk.N.`) | field |
 //! |---|---|---|---|
-//! | Q, K, V, O | `self_attn.{q,k,v,o}_proj` | `attn_{q,k,v,output}` | `self_attn.{q,k,v,o}_proj` |
-//! | Gate, Up, Down (dense) | `mlp.{gate,up,down}_proj` | `ffn_{gate,up,down}` | `ffn: Dense(Mlp)` |
-//! | Router | `block_sparse_moe.gate` | `ffn_gate_inp` | `ffn: Moe(SparseMoe).gate` |
-//! | Gate, Up, Down (expert E) | `block_sparse_moe.experts.E.{w1,w3,w2}` | `ffn_{gate,up,down}_exps` (stacked) or `ffn_{gate,up,down}.E` | `experts[E]` |
+//! | Q, K, V, O | `self_attn.{q,k,v,o}_proj` | `attn_{q,k,v,output}` | `self_attn.{query,key,value,output}` |
+//! | Gate, Up, Down (dense) | `mlp.{gate,up,down}_proj` | `ffn_{gate,up,down}` | `ffn: Dense(Mlp {gate, up, down})` |
+//! | Router | `block_sparse_moe.gate` | `ffn_gate_inp` | `ffn: Moe(SparseMoe).router` |
+//! | Gate, Up, Down (expert E) | `block_sparse_moe.experts.E.{w1,w3,w2}` | `ffn_{gate,up,down}_exps` (stacked) or `ffn_{gate,up,down}.E` | `experts[E] {gate, up, down}` |
 
 use crate::config::{Architecture, ModelConfig};
 
@@ -84,27 +84,27 @@ const fn entry(slot: LinearSlot, hf: &'static str, gguf: &'static str, field: &'
 
 /// Attention's four projections.
 pub const ATTENTION: [LinearEntry; 4] = [
-    entry(LinearSlot::Q, "self_attn.q_proj", "attn_q", "q_proj"),
-    entry(LinearSlot::K, "self_attn.k_proj", "attn_k", "k_proj"),
-    entry(LinearSlot::V, "self_attn.v_proj", "attn_v", "v_proj"),
-    entry(LinearSlot::O, "self_attn.o_proj", "attn_output", "o_proj"),
+    entry(LinearSlot::Q, "self_attn.q_proj", "attn_q", "query"),
+    entry(LinearSlot::K, "self_attn.k_proj", "attn_k", "key"),
+    entry(LinearSlot::V, "self_attn.v_proj", "attn_v", "value"),
+    entry(LinearSlot::O, "self_attn.o_proj", "attn_output", "output"),
 ];
 
 /// A dense layer's SwiGLU MLP.
 pub const DENSE_MLP: [LinearEntry; 3] = [
-    entry(LinearSlot::Gate, "mlp.gate_proj", "ffn_gate", "gate_proj"),
-    entry(LinearSlot::Up, "mlp.up_proj", "ffn_up", "up_proj"),
-    entry(LinearSlot::Down, "mlp.down_proj", "ffn_down", "down_proj"),
+    entry(LinearSlot::Gate, "mlp.gate_proj", "ffn_gate", "gate"),
+    entry(LinearSlot::Up, "mlp.up_proj", "ffn_up", "up"),
+    entry(LinearSlot::Down, "mlp.down_proj", "ffn_down", "down"),
 ];
 
 /// Mixtral's router.
-pub const ROUTER: LinearEntry = entry(LinearSlot::Router, "block_sparse_moe.gate", "ffn_gate_inp", "gate");
+pub const ROUTER: LinearEntry = entry(LinearSlot::Router, "block_sparse_moe.gate", "ffn_gate_inp", "router");
 
 /// One expert's MLP, relative to [`EXPERTS`]`.E.` (Mixtral's `w1`/`w3`/`w2`).
 pub const EXPERT_MLP: [LinearEntry; 3] = [
-    entry(LinearSlot::Gate, "w1", "ffn_gate", "gate_proj"),
-    entry(LinearSlot::Up, "w3", "ffn_up", "up_proj"),
-    entry(LinearSlot::Down, "w2", "ffn_down", "down_proj"),
+    entry(LinearSlot::Gate, "w1", "ffn_gate", "gate"),
+    entry(LinearSlot::Up, "w3", "ffn_up", "up"),
+    entry(LinearSlot::Down, "w2", "ffn_down", "down"),
 ];
 
 /// Where experts sit in a layer (Hugging Face).
@@ -173,6 +173,13 @@ fn find(table: &[LinearEntry], slot: LinearSlot) -> Option<&LinearEntry> {
 /// The table row of `slot` in a dense layer (attention, MLP or router).
 pub fn layer_entry(slot: LinearSlot) -> &'static LinearEntry {
     find(&ATTENTION, slot).or_else(|| find(&DENSE_MLP, slot)).unwrap_or(&ROUTER)
+}
+
+/// The last segment of `slot`'s Hugging Face name in a dense layer: what peft's
+/// `target_modules` lists.
+pub fn slot_suffix(slot: LinearSlot) -> &'static str {
+    let hf = layer_entry(slot).hf;
+    hf.rsplit('.').next().unwrap_or(hf)
 }
 
 /// The table row of `slot` in an expert (Gate, Up, Down).
@@ -359,7 +366,7 @@ pub fn gguf_name(id: LinearId, kind: &str) -> String {
 }
 
 /// The Hugging Face name of the parameter at Burn's module `path` (the chain of field names
-/// Burn's visitors report: `layers.0.ffn.Dense.gate_proj.weight.Dense` ->
+/// Burn's visitors report: `layers.0.ffn.Dense.gate.weight.Dense` ->
 /// `model.layers.0.mlp.gate_proj.weight`; LoRA factors `….lora.lora_a` ->
 /// `….lora_A.weight`, peft's names without its `base_model.model.` prefix).
 pub fn param_name(path: &[String]) -> String {
@@ -426,11 +433,11 @@ mod tests {
             ("norm.weight", "model.norm.weight"),
             ("lm_head.weight.Dense", "lm_head.weight"),
             ("layers.0.input_layernorm.weight", "model.layers.0.input_layernorm.weight"),
-            ("layers.1.self_attn.q_proj.bias", "model.layers.1.self_attn.q_proj.bias"),
-            ("layers.1.self_attn.v_proj.lora.lora_a", "model.layers.1.self_attn.v_proj.lora_A.weight"),
-            ("layers.0.ffn.Dense.gate_proj.weight.Dense", "model.layers.0.mlp.gate_proj.weight"),
-            ("layers.0.ffn.Moe.gate.weight.Dense", "model.layers.0.block_sparse_moe.gate.weight"),
-            ("layers.0.ffn.Moe.experts.3.down_proj.weight.Dense", "model.layers.0.block_sparse_moe.experts.3.w2.weight"),
+            ("layers.1.self_attn.query.bias", "model.layers.1.self_attn.q_proj.bias"),
+            ("layers.1.self_attn.value.lora.lora_a", "model.layers.1.self_attn.v_proj.lora_A.weight"),
+            ("layers.0.ffn.Dense.gate.weight.Dense", "model.layers.0.mlp.gate_proj.weight"),
+            ("layers.0.ffn.Moe.router.weight.Dense", "model.layers.0.block_sparse_moe.gate.weight"),
+            ("layers.0.ffn.Moe.experts.3.down.weight.Dense", "model.layers.0.block_sparse_moe.experts.3.w2.weight"),
         ];
         for (burn, hf) in cases {
             assert_eq!(param_name(&path(burn)), hf, "{burn}");

@@ -1,9 +1,9 @@
 //! The decoder-only causal LM: embeddings, decoder layers, final norm, LM head.
 
 use burn::module::{Module, Param};
-use burn::tensor::{backend::Backend, module::embedding, DType, Int, Tensor};
+use burn::tensor::{backend::Backend, DType, Int, Tensor};
 
-use super::DecoderLayer;
+use super::{DecoderLayer, LayerContext};
 use crate::config::ModelConfig;
 use crate::error::{LlmError, Result};
 use crate::nn::linear::linear_forward;
@@ -125,45 +125,19 @@ impl<B: Backend> CausalLm<B> {
         logits.cast(DType::F32)
     }
 
+    /// Embed, run every layer (each with its rotary tables, mask and cache), final norm.
     fn forward_body(&self, input: ModelInput<B>, mut cache: Option<&mut KvCache<B>>) -> Result<Body<B>> {
-        let [batch, seq] = input.input_ids.dims();
         let past_len = cache.as_ref().map_or(0, |c| c.len());
-        if let Some(c) = cache.as_ref() {
-            c.check_room(batch, seq)?;
-        }
-        self.check_input(&input, batch, seq, past_len)?;
-        let device = input.input_ids.device();
-        let dtype = self.dtype();
-
-        let positions = input.position_ids.clone().unwrap_or_else(|| vec![(past_len..past_len + seq).collect()]);
-        let rope = self.rotary.tables::<B>(&positions, dtype, &device);
-        let spec = MaskSpec {
-            batch,
-            past_len,
-            seq,
-            attention_mask: input.attention_mask.as_deref(),
-            segment_ids: input.segment_ids.as_deref(),
-        };
-        let full_mask = spec.build::<B>(None, &device);
-        let window_masks: Vec<_> = self
-            .distinct_windows()
-            .into_iter()
-            .map(|w| (w, spec.build::<B>(Some(w), &device)))
-            .collect();
-
-        let mut x = embedding(self.embed_tokens.val(), input.input_ids);
+        let ctx = self.input_context(&input, cache.as_deref(), past_len)?;
+        let seq = input.input_ids.dims()[1];
+        let mut x = self.embed(input.input_ids);
         let mut hidden_states = Vec::new();
         let mut router_logits = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
             if input.output_hidden_states {
                 hidden_states.push(x.clone());
             }
-            let mask = match layer.self_attn.sliding_window {
-                None => full_mask.clone(),
-                Some(w) => window_masks.iter().find(|(ww, _)| *ww == w).and_then(|(_, m)| m.clone()),
-            };
-            let layer_cache = cache.as_mut().map(|c| c.layer_mut(i));
-            let (out, router) = layer.forward(x, &rope, mask, layer_cache);
+            let (out, router) = layer.forward(x, &ctx.rope, ctx.mask(layer), cache.as_mut().map(|c| c.layer_mut(i)));
             x = out;
             router_logits.extend(router);
         }
@@ -171,6 +145,25 @@ impl<B: Backend> CausalLm<B> {
             c.advance(seq);
         }
         Ok(Body { last: self.norm.forward(x), hidden_states, router_logits })
+    }
+
+    /// Checks `input` (and the cache's room), then builds its rotary tables (default positions
+    /// `past_len..past_len + seq`) and masks (causal, padding, segments, sliding windows).
+    fn input_context(&self, input: &ModelInput<B>, cache: Option<&KvCache<B>>, past_len: usize) -> Result<LayerContext<B>> {
+        let [batch, seq] = input.input_ids.dims();
+        if let Some(c) = cache {
+            c.check_room(batch, seq)?;
+        }
+        self.check_input(input, batch, seq, past_len)?;
+        let positions = input.position_ids.clone().unwrap_or_else(|| vec![(past_len..past_len + seq).collect()]);
+        let spec = MaskSpec {
+            batch,
+            past_len,
+            seq,
+            attention_mask: input.attention_mask.as_deref(),
+            segment_ids: input.segment_ids.as_deref(),
+        };
+        Ok(self.context_for(&positions, &spec, &input.input_ids.device()))
     }
 
     /// A cache for `batch` rows of up to `capacity` positions, in the model's dtype.
@@ -187,13 +180,6 @@ impl<B: Backend> CausalLm<B> {
     /// The device holding the weights.
     pub fn device(&self) -> B::Device {
         self.embed_tokens.device()
-    }
-
-    fn distinct_windows(&self) -> Vec<usize> {
-        let mut windows: Vec<usize> = self.layers.iter().filter_map(|l| l.self_attn.sliding_window).collect();
-        windows.sort_unstable();
-        windows.dedup();
-        windows
     }
 
     fn check_input(&self, input: &ModelInput<B>, batch: usize, seq: usize, past_len: usize) -> Result<()> {

@@ -37,11 +37,11 @@ impl<B: Backend> DecoderLayer<B> {
     pub fn linear(&self, slot: LinearSlot) -> Option<&Linear<B>> {
         let a = &self.self_attn;
         match (slot, &self.ffn) {
-            (LinearSlot::Q, _) => Some(&a.q_proj),
-            (LinearSlot::K, _) => Some(&a.k_proj),
-            (LinearSlot::V, _) => Some(&a.v_proj),
-            (LinearSlot::O, _) => Some(&a.o_proj),
-            (LinearSlot::Router, FeedForward::Moe(moe)) => Some(&moe.gate),
+            (LinearSlot::Q, _) => Some(&a.query),
+            (LinearSlot::K, _) => Some(&a.key),
+            (LinearSlot::V, _) => Some(&a.value),
+            (LinearSlot::O, _) => Some(&a.output),
+            (LinearSlot::Router, FeedForward::Moe(moe)) => Some(&moe.router),
             (slot, FeedForward::Dense(mlp)) => mlp.linear(slot),
             _ => None,
         }
@@ -51,11 +51,11 @@ impl<B: Backend> DecoderLayer<B> {
     pub fn linear_mut(&mut self, slot: LinearSlot) -> Option<&mut Linear<B>> {
         let a = &mut self.self_attn;
         match (slot, &mut self.ffn) {
-            (LinearSlot::Q, _) => Some(&mut a.q_proj),
-            (LinearSlot::K, _) => Some(&mut a.k_proj),
-            (LinearSlot::V, _) => Some(&mut a.v_proj),
-            (LinearSlot::O, _) => Some(&mut a.o_proj),
-            (LinearSlot::Router, FeedForward::Moe(moe)) => Some(&mut moe.gate),
+            (LinearSlot::Q, _) => Some(&mut a.query),
+            (LinearSlot::K, _) => Some(&mut a.key),
+            (LinearSlot::V, _) => Some(&mut a.value),
+            (LinearSlot::O, _) => Some(&mut a.output),
+            (LinearSlot::Router, FeedForward::Moe(moe)) => Some(&mut moe.router),
             (slot, FeedForward::Dense(mlp)) => mlp.linear_mut(slot),
             _ => None,
         }
@@ -96,14 +96,14 @@ impl<B: Backend> DecoderLayer<B> {
         observe(LinearInput::Attention, normed.clone());
         let heads = self.self_attn.heads(normed, rope, mask, None);
         observe(LinearInput::AttentionOutput, heads.clone());
-        let h = x + self.self_attn.o_proj.forward(heads);
+        let h = x + self.self_attn.output.forward(heads);
         let normed = self.post_attention_layernorm.forward(h.clone());
         match &self.ffn {
             FeedForward::Dense(mlp) => {
                 observe(LinearInput::Mlp, normed.clone());
                 let hidden = mlp.hidden(normed);
                 observe(LinearInput::MlpHidden, hidden.clone());
-                h + mlp.down_proj.forward(hidden)
+                h + mlp.down.forward(hidden)
             }
             FeedForward::Moe(moe) => h + moe.forward(normed).hidden,
         }

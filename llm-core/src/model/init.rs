@@ -84,10 +84,10 @@ impl<B: Backend> Init<B> {
         use arch::LinearSlot::*;
         let at = |slot| self.linear(c, LinearId::Layer { layer, slot });
         let self_attn = Attention {
-            q_proj: at(Q),
-            k_proj: at(K),
-            v_proj: at(V),
-            o_proj: at(O),
+            query: at(Q),
+            key: at(K),
+            value: at(V),
+            output: at(O),
             n_heads: c.n_heads,
             n_kv_heads: c.n_kv_heads,
             head_dim: c.head_dim,
@@ -96,16 +96,16 @@ impl<B: Backend> Init<B> {
         };
         let ffn = match c.moe.filter(|_| arch::is_moe(c)) {
             Some(moe) => FeedForward::Moe(SparseMoe {
-                gate: at(Router),
+                router: at(Router),
                 experts: (0..moe.n_experts)
                     .map(|expert| {
                         let at = |slot| self.linear(c, LinearId::Expert { layer, expert, slot });
-                        Mlp { gate_proj: at(Gate), up_proj: at(Up), down_proj: at(Down) }
+                        Mlp { gate: at(Gate), up: at(Up), down: at(Down) }
                     })
                     .collect(),
                 top_k: moe.n_experts_per_tok,
             }),
-            None => FeedForward::Dense(Mlp { gate_proj: at(Gate), up_proj: at(Up), down_proj: at(Down) }),
+            None => FeedForward::Dense(Mlp { gate: at(Gate), up: at(Up), down: at(Down) }),
         };
         DecoderLayer {
             input_layernorm: self.norm(&arch::norm_name(layer, NormSlot::Input), c),

@@ -35,17 +35,22 @@ impl<B: Backend> CausalLm<B> {
 
     /// Tables and masks for `batch` plain sequences of `seq` tokens.
     pub fn layer_context(&self, batch: usize, seq: usize) -> LayerContext<B> {
-        let device = self.device();
         let positions = vec![(0..seq).collect()];
-        let rope = self.rotary.tables::<B>(&positions, self.dtype(), &device);
         let spec = MaskSpec { batch, past_len: 0, seq, attention_mask: None, segment_ids: None };
+        self.context_for(&positions, &spec, &self.device())
+    }
+
+    /// Rotary tables for `positions` and one mask per distinct attention span (full, and each
+    /// sliding window a layer uses), as `spec` describes them.
+    pub(crate) fn context_for(&self, positions: &[Vec<usize>], spec: &MaskSpec<'_>, device: &B::Device) -> LayerContext<B> {
+        let rope = self.rotary.tables::<B>(positions, self.dtype(), device);
         let mut windows: Vec<usize> = self.layers.iter().filter_map(|l| l.self_attn.sliding_window).collect();
         windows.sort_unstable();
         windows.dedup();
         LayerContext {
             rope,
-            full_mask: spec.build::<B>(None, &device),
-            window_masks: windows.into_iter().map(|w| (w, spec.build::<B>(Some(w), &device))).collect(),
+            full_mask: spec.build::<B>(None, device),
+            window_masks: windows.into_iter().map(|w| (w, spec.build::<B>(Some(w), device))).collect(),
         }
     }
 
@@ -91,7 +96,7 @@ impl<B: Backend> CausalLm<B> {
         }
     }
 
-    /// Every linear layer with its Hugging Face prefix (`model.layers.0.self_attn.q_proj`),
+    /// Every linear layer with its Hugging Face prefix ([`LinearId::hf`]),
     /// in computation order; `lm_head` last when untied.
     pub fn linears(&self) -> Vec<(String, &Linear<B>)> {
         arch::linear_ids(&self.config).into_iter().filter_map(|id| Some((id.hf(), self.linear(id)?))).collect()

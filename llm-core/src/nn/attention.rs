@@ -24,13 +24,13 @@ pub enum AttentionKernel {
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
     /// `[n_heads * head_dim, d_model]`
-    pub q_proj: Linear<B>,
+    pub query: Linear<B>,
     /// `[n_kv_heads * head_dim, d_model]`
-    pub k_proj: Linear<B>,
+    pub key: Linear<B>,
     /// `[n_kv_heads * head_dim, d_model]`
-    pub v_proj: Linear<B>,
+    pub value: Linear<B>,
     /// `[d_model, n_heads * head_dim]`
-    pub o_proj: Linear<B>,
+    pub output: Linear<B>,
     /// Query heads.
     pub n_heads: usize,
     /// Key/value heads.
@@ -55,10 +55,10 @@ impl<B: Backend> Attention<B> {
         mask: Option<Tensor<B, 4, Bool>>,
         cache: Option<(&mut LayerCache<B>, usize)>,
     ) -> Tensor<B, 3> {
-        self.o_proj.forward(self.heads(x, rope, mask, cache))
+        self.output.forward(self.heads(x, rope, mask, cache))
     }
 
-    /// Attention up to (not including) `o_proj`: the input `o_proj` sees.
+    /// Attention up to (not including) the output projection: the input `output` sees.
     ///
     /// x: `[batch, seq, d_model]` -> `[batch, seq, n_heads * head_dim]`
     pub fn heads(
@@ -72,9 +72,9 @@ impl<B: Backend> Attention<B> {
         let (h, kv, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
         // [b, s, h*d] -> [b, h, s, d]
         let split = |t: Tensor<B, 3>, heads: usize| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
-        let q = apply_rotary(split(self.q_proj.forward(x.clone()), h), rope);
-        let k = apply_rotary(split(self.k_proj.forward(x.clone()), kv), rope);
-        let v = split(self.v_proj.forward(x), kv);
+        let q = apply_rotary(split(self.query.forward(x.clone()), h), rope);
+        let k = apply_rotary(split(self.key.forward(x.clone()), kv), rope);
+        let v = split(self.value.forward(x), kv);
         let (k, v) = match cache {
             Some((layer, past_len)) => layer.append(past_len, k, v),
             None => (k, v),

@@ -10,31 +10,31 @@ use crate::model::LinearSlot;
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// `[d_ff, d_model]`
-    pub gate_proj: Linear<B>,
+    pub gate: Linear<B>,
     /// `[d_ff, d_model]`
-    pub up_proj: Linear<B>,
+    pub up: Linear<B>,
     /// `[d_model, d_ff]`
-    pub down_proj: Linear<B>,
+    pub down: Linear<B>,
 }
 
 impl<B: Backend> Mlp<B> {
     /// x: `[..., d_model]` -> `[..., d_model]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        self.down_proj.forward(self.hidden(x))
+        self.down.forward(self.hidden(x))
     }
 
-    /// The input `down_proj` sees. x: `[..., d_model]` -> `[..., d_ff]`
+    /// The input `down` sees. x: `[..., d_model]` -> `[..., d_ff]`
     pub fn hidden<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        gate * self.up_proj.forward(x)
+        let gate = silu(self.gate.forward(x.clone()));
+        gate * self.up.forward(x)
     }
 
     /// The projection in `slot` (Gate, Up or Down).
     pub fn linear(&self, slot: LinearSlot) -> Option<&Linear<B>> {
         match slot {
-            LinearSlot::Gate => Some(&self.gate_proj),
-            LinearSlot::Up => Some(&self.up_proj),
-            LinearSlot::Down => Some(&self.down_proj),
+            LinearSlot::Gate => Some(&self.gate),
+            LinearSlot::Up => Some(&self.up),
+            LinearSlot::Down => Some(&self.down),
             _ => None,
         }
     }
@@ -42,9 +42,9 @@ impl<B: Backend> Mlp<B> {
     /// [`Self::linear`], mutably.
     pub fn linear_mut(&mut self, slot: LinearSlot) -> Option<&mut Linear<B>> {
         match slot {
-            LinearSlot::Gate => Some(&mut self.gate_proj),
-            LinearSlot::Up => Some(&mut self.up_proj),
-            LinearSlot::Down => Some(&mut self.down_proj),
+            LinearSlot::Gate => Some(&mut self.gate),
+            LinearSlot::Up => Some(&mut self.up),
+            LinearSlot::Down => Some(&mut self.down),
             _ => None,
         }
     }

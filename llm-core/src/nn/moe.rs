@@ -12,7 +12,7 @@ use super::{Linear, Mlp};
 #[derive(Module, Debug)]
 pub struct SparseMoe<B: Backend> {
     /// Router, `[n_experts, d_model]`.
-    pub gate: Linear<B>,
+    pub router: Linear<B>,
     /// The experts (named in [`crate::model::arch::EXPERT_MLP`]).
     pub experts: Vec<Mlp<B>>,
     /// Experts per token.
@@ -35,7 +35,7 @@ impl<B: Backend> SparseMoe<B> {
         let n_tokens = batch * seq;
         let n_experts = self.experts.len();
         let x = x.reshape([n_tokens, d_model]);
-        let router_logits = self.gate.forward(x.clone());
+        let router_logits = self.router.forward(x.clone());
         let probs = softmax(router_logits.clone().cast(DType::F32), 1);
         let (top_w, top_idx) = probs.topk_with_indices(self.top_k, 1);
         let top_w = top_w.clone() / top_w.sum_dim(1);

@@ -41,7 +41,6 @@ fn crash_child() {
 
 #[test]
 fn killed_writes_leave_old_or_new_state() {
-    let exe = std::env::current_exe().unwrap();
     // Fixed and pseudo-random kill points (a seeded LCG, so a failure reproduces).
     let mut seed = 0x2545_f491u64;
     let delays: Vec<u64> = [20, 55, 90].into_iter().chain((0..5).map(|_| {
@@ -50,16 +49,7 @@ fn killed_writes_leave_old_or_new_state() {
     })).collect();
     for (round, delay_ms) in delays.into_iter().enumerate() {
         let dir = temp_dir(&format!("atomic-crash-{round}"));
-        let mut child = std::process::Command::new(&exe)
-            .args(["--exact", "atomic_writer::crash_child", "--nocapture", "--test-threads", "1"])
-            .env("LLM_ATOMIC_CRASH_CHILD", &dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        child.kill().unwrap(); // SIGKILL: no destructors, no flush
-        child.wait().unwrap();
+        kill_child_after("atomic_writer::crash_child", "LLM_ATOMIC_CRASH_CHILD", &dir, Duration::from_millis(delay_ms));
         let file = std::fs::read(dir.join("file.bin")).ok();
         let file_v = file.as_deref().map(|b| version(b).unwrap_or_else(|| panic!("round {round}: torn file ({} bytes)", b.len())));
         let parts: Vec<Option<u64>> = ["a.bin", "b.bin"]

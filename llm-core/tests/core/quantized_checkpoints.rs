@@ -23,7 +23,7 @@ fn load_on<B: Backend>(execution: QuantExecution, device: &B::Device) -> llm_cor
 fn gptqmodel_layer_dequantizes_to_its_own_weights_codes_and_zeros() {
     let model = load(QuantExecution::Dequantize);
     let golden = gptq_dir().join("golden.safetensors");
-    let q = model.layers[0].self_attn.q_proj.quantized_weight().expect("q_proj is quantized");
+    let q = model.layers[0].self_attn.query.quantized_weight().expect("q_proj is quantized");
     let QuantizedWeight::Affine(w) = q else { panic!("GPTQ loads as an affine weight, got {q:?}") };
     assert_eq!((w.bits, w.n_groups()), (4, 4));
     assert!(w.describe().ends_with("act-order"), "{}", w.describe());

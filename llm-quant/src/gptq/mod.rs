@@ -70,7 +70,7 @@ impl GptqConfig {
 /// What quantizing one linear layer did.
 #[derive(Debug, Clone)]
 pub struct LayerReport {
-    /// Hugging Face prefix (`model.layers.3.mlp.down_proj`).
+    /// Hugging Face prefix ([`llm_core::model::LinearId::hf`]).
     pub name: String,
     /// `‖(W − Q)·Xᵀ‖² / ‖W·Xᵀ‖²` over the calibration inputs (from the Hessian).
     pub relative_output_error: f64,
@@ -170,7 +170,7 @@ fn collect_hessians<B: Backend>(
                 // XᵀX on the backend (a dense matmul), accumulated on the host in f64.
                 let x2 = t.reshape([b * s, width]).cast(burn::tensor::DType::F32);
                 let xtx = x2.clone().transpose().matmul(x2);
-                let host = xtx.into_data().convert::<f32>().into_vec::<f32>().expect("f32");
+                let host = llm_core::io::host_f32(xtx).1;
                 let entry = sums[k].get_or_insert_with(|| (vec![0f64; width * width], 0, width));
                 for (acc, v) in entry.0.iter_mut().zip(host) {
                     *acc += f64::from(v);
@@ -249,7 +249,7 @@ pub(crate) fn fp16_scales(scales: &[f32]) -> Vec<f32> {
 }
 
 pub(crate) fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32")
+    llm_core::io::host_f32(t).1
 }
 
 /// `tr(D·H·Dᵀ) / tr(W·H·Wᵀ)` with `D = W − Q`: the output error over the calibration inputs

@@ -23,14 +23,36 @@ pub fn default_model_dir() -> std::path::PathBuf {
     llm_core::weights::cache_dir().join("all-MiniLM-L6-v2")
 }
 
+/// Dot product in 8 independent lanes, which the compiler turns into SIMD (a plain `sum()` must
+/// add in order and stays scalar: 4-5x slower at 384 dimensions).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `v / |v|` (a zero vector stays zero): what cosine search compares.
+pub fn unit(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n == 0.0 {
+        v.to_vec()
+    } else {
+        v.iter().map(|x| x / n).collect()
+    }
+}
+
 /// Cosine similarity of two vectors (0 when either is zero).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let (na, nb) = (dot(a, a).sqrt(), dot(b, b).sqrt());
     if na == 0.0 || nb == 0.0 {
         0.0
     } else {
-        dot / (na * nb)
+        dot(a, b) / (na * nb)
     }
 }

@@ -189,7 +189,7 @@ impl<B: Backend> Embedder for SentenceTransformer<B> {
         let mut out = vec![vec![]; texts.len()];
         for chunk in order.chunks(self.batch_size.max(1)) {
             let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            let v: Vec<f32> = self.embed_batch(&batch)?.into_data().convert::<f32>().into_vec().expect("f32");
+            let v: Vec<f32> = llm_core::io::host_f32(self.embed_batch(&batch)?).1;
             for (row, &i) in v.chunks(self.dim()).zip(chunk) {
                 out[i] = row.to_vec();
             }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use llm_rag::store::{FlatStore, Record, VectorStore};
-use llm_testkit::temp_path;
+use llm_testkit::{kill_child_after, temp_path};
 
 fn record(i: usize, dim: usize) -> Record {
     let vector = (0..dim).map(|j| ((i * 31 + j * 7) % 13) as f32 - 6.0).collect();
@@ -70,21 +70,11 @@ fn crash_child() {
 
 #[test]
 fn killed_writer_leaves_old_or_new_state() {
-    let exe = std::env::current_exe().unwrap();
     for (round, delay_ms) in [30u64, 75, 120, 200, 333].into_iter().enumerate() {
         let dir = temp_path(&format!("crash-{round}"));
         // Start from a store of 50 records so each rewrite takes a while.
         FlatStore::open(&dir).unwrap().upsert((0..50).map(|i| record(i, 64)).collect()).unwrap();
-        let mut child = std::process::Command::new(&exe)
-            .args(["--exact", "flat_store::crash_child", "--nocapture", "--test-threads", "1"])
-            .env("LLM_RAG_CRASH_CHILD", &dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        child.kill().unwrap(); // SIGKILL: no destructors, no flush
-        child.wait().unwrap();
+        kill_child_after("flat_store::crash_child", "LLM_RAG_CRASH_CHILD", &dir, Duration::from_millis(delay_ms));
         let s = FlatStore::open(&dir).expect("the store opens after a crash");
         let n = s.count().unwrap();
         eprintln!("round {round}: killed after {delay_ms} ms with {n} records committed");

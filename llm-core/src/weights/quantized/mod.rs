@@ -34,7 +34,7 @@ pub enum CheckpointLayout {
 }
 
 impl CheckpointLayout {
-    /// Detects the layout of the layer `prefix` (`model.layers.0.self_attn.q_proj`).
+    /// Detects the layout of the layer `prefix` (a [`crate::model::LinearId::hf`] name).
     pub fn detect(source: &dyn TensorSource, prefix: &str) -> Self {
         let has = |suffix: &str| source.shape(&format!("{prefix}.{suffix}")).is_some();
         if has("qweight") {

@@ -7,7 +7,7 @@
 //!
 //! Both give [`Memory::messages`]: an optional system message with the summary, then the kept
 //! exchanges as alternating `user`/`assistant` messages, oldest first. Pass them to
-//! [`crate::pipeline::answer_with_history`] and [`Memory::save`] the question and the answer
+//! [`crate::answer::pipeline::answer_with_history`] and [`Memory::save`] the question and the answer
 //! after each turn.
 
 use std::collections::VecDeque;
@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use llm_core::chat::Message;
 
 use crate::error::Result;
-use crate::query::Llm;
+use crate::retrieve::query::Llm;
 use crate::split::Length;
 
 /// One question and its answer.

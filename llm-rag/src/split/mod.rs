@@ -8,6 +8,8 @@
 //! of any tokenizer. Chunks are stripped of surrounding whitespace and carry their byte offset
 //! in the source, found the way LangChain's `add_start_index` finds it.
 
+pub mod window;
+
 use crate::error::{RagError, Result};
 
 /// How chunk length is measured.

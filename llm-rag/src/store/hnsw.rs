@@ -4,7 +4,8 @@
 
 use instant_distance::{Builder, HnswMap, Point, Search};
 
-use crate::store::{dot, FlatStore};
+use crate::embed::dot;
+use crate::store::FlatStore;
 
 /// A unit vector; distance `1 − cos`.
 #[derive(Clone, Debug)]
@@ -17,8 +18,7 @@ impl Point for Unit {
 }
 
 fn unit(v: &[f32]) -> Unit {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    Unit(if n > 0.0 { v.iter().map(|x| x / n).collect() } else { v.to_vec() })
+    Unit(crate::embed::unit(v))
 }
 
 /// HNSW build and search settings.

@@ -7,9 +7,13 @@
 //! checkpoint therefore only needs the trainable parameters, the optimizer moments and the step
 //! count to continue as if never stopped.
 
+
+mod checkpoint;
+mod config;
+mod metrics;
+
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
@@ -19,162 +23,15 @@ use llm_core::CausalLm;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde_json::{json, Value};
 
 use crate::error::{Result, TrainError};
 use crate::objective::{Objective, Sft, SftBatches};
-use crate::optim::{clip_coefficient, AdamW, AdamWConfig, Moments, Schedule};
-use crate::params::{global_norm, gradients, map_params, param_infos, read_params, Gradients};
-use crate::peft::{read_f32_safetensors, write_dir_atomically, write_f32_safetensors, write_json};
+use crate::optim::{clip_coefficient, AdamW};
+use crate::params::{global_norm, gradients, map_params, param_infos, Gradients};
 use crate::sft::{SftBatch, TokenizedExample};
-
-/// Training settings (transformers' `TrainingArguments` names where they exist).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainConfig {
-    /// AdamW settings; `lr` is the peak rate.
-    pub optimizer: AdamWConfig,
-    /// Decay after warmup.
-    pub schedule: Schedule,
-    /// Linear warmup steps.
-    pub warmup_steps: u64,
-    /// Passes over the training set (ignored when `max_steps` is set).
-    pub epochs: usize,
-    /// Stop after this many optimizer steps.
-    pub max_steps: Option<u64>,
-    /// Examples per micro-batch.
-    pub batch_size: usize,
-    /// Micro-batches per optimizer step.
-    pub grad_accum: usize,
-    /// Clip the global gradient norm to this (`None`: no clipping).
-    pub max_grad_norm: Option<f64>,
-    /// Pack each micro-batch padding-free into rows of at most this many tokens.
-    pub packing: Option<usize>,
-    /// Evaluate every this many steps (and at the end) when an eval set is given.
-    pub eval_every: Option<u64>,
-    /// Write a checkpoint every this many steps (needs `output_dir`).
-    pub save_every: Option<u64>,
-    /// Where checkpoints (`checkpoint-<step>/`) and `metrics.jsonl` go.
-    pub output_dir: Option<PathBuf>,
-    /// Seeds the shuffle and dropout.
-    pub seed: u64,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            optimizer: AdamWConfig::default(),
-            schedule: Schedule::Linear,
-            warmup_steps: 0,
-            epochs: 1,
-            max_steps: None,
-            batch_size: 4,
-            grad_accum: 1,
-            max_grad_norm: Some(1.0),
-            packing: None,
-            eval_every: None,
-            save_every: None,
-            output_dir: None,
-            seed: 42,
-        }
-    }
-}
-
-impl TrainConfig {
-    /// Checks the settings before any work.
-    pub fn validate(&self) -> Result<()> {
-        self.optimizer.validate()?;
-        if self.batch_size == 0 || self.grad_accum == 0 {
-            return Err(TrainError::config("batch_size/grad_accum", "must be at least 1"));
-        }
-        if self.max_steps.is_none() && self.epochs == 0 {
-            return Err(TrainError::config("epochs", "0 epochs and no max_steps: nothing to train"));
-        }
-        if self.max_grad_norm.is_some_and(|n| n.is_nan() || n <= 0.0) {
-            return Err(TrainError::config("max_grad_norm", "must be positive"));
-        }
-        if self.packing == Some(0) {
-            return Err(TrainError::config("packing", "row length must be positive"));
-        }
-        if self.save_every.is_some() && self.output_dir.is_none() {
-            return Err(TrainError::config("save_every", "checkpoints need output_dir"));
-        }
-        Ok(())
-    }
-}
-
-/// What one optimizer step did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepMetrics {
-    /// Optimizer step, 1-based.
-    pub step: u64,
-    /// Fractional epoch after the step.
-    pub epoch: f64,
-    /// Token-mean loss of the step's examples (before the update).
-    pub loss: f64,
-    /// Global gradient norm before clipping.
-    pub grad_norm: f64,
-    /// Learning rate used.
-    pub lr: f64,
-    /// Non-padding tokens processed.
-    pub tokens: usize,
-    /// Trained target tokens.
-    pub target_tokens: usize,
-    /// Wall time of the step.
-    pub seconds: f64,
-    /// The objective's own metrics (DPO rewards, ORPO log-odds), means over the step.
-    pub metrics: BTreeMap<String, f64>,
-}
-
-/// Loss, gradients and metrics of one step before the update.
-#[derive(Debug, Clone)]
-pub struct StepOutput<B: AutodiffBackend> {
-    /// The step loss.
-    pub loss: f64,
-    /// Gradients by parameter name, summed over micro-batches.
-    pub grads: Gradients<B::InnerBackend>,
-    /// Non-padding tokens.
-    pub tokens: usize,
-    /// Tokens carrying loss.
-    pub target_tokens: usize,
-    /// The objective's metrics (step means).
-    pub metrics: BTreeMap<String, f64>,
-}
-
-/// A log record: a training step, an evaluation, or a checkpoint written.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TrainEvent {
-    /// After every optimizer step.
-    Step(StepMetrics),
-    /// After an evaluation.
-    Eval {
-        /// Step evaluated at.
-        step: u64,
-        /// The objective's loss over the eval set.
-        eval_loss: f64,
-        /// The objective's metrics over the eval set.
-        metrics: BTreeMap<String, f64>,
-    },
-    /// After a checkpoint is written.
-    Checkpoint {
-        /// Step saved.
-        step: u64,
-        /// Its directory.
-        dir: PathBuf,
-    },
-}
-
-/// The result of [`Trainer::fit`].
-#[derive(Debug, Clone, Default)]
-pub struct TrainReport {
-    /// Every step's metrics, in order (only the steps run by this call).
-    pub steps: Vec<StepMetrics>,
-    /// `(step, eval_loss)` of every evaluation.
-    pub evals: Vec<(u64, f64)>,
-    /// Checkpoints written.
-    pub checkpoints: Vec<PathBuf>,
-    /// Tokens per second over the run.
-    pub tokens_per_second: f64,
-}
+pub use config::TrainConfig;
+pub use metrics::{StepMetrics, StepOutput, TrainEvent, TrainReport};
+use metrics::log;
 
 /// Trains the parameters of `model` that require gradients (see [`crate::params::set_trainable`]
 /// and [`crate::lora::attach_lora`]); frozen parameters never reach the optimizer.
@@ -416,88 +273,6 @@ impl<B: AutodiffBackend> Trainer<B> {
         report.tokens_per_second = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
         Ok(report)
     }
-
-    fn metrics_file(&self) -> Result<Option<std::fs::File>> {
-        let Some(dir) = &self.config.output_dir else { return Ok(None) };
-        std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-        let path = dir.join("metrics.jsonl");
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| TrainError::io(&path, e))?;
-        Ok(Some(file))
-    }
-
-    /// Writes the trainable parameters, the optimizer moments and the step to `dir`
-    /// (atomically: built under a temporary name, then renamed).
-    pub fn save_checkpoint(&mut self, dir: &Path) -> Result<()> {
-        let trainable: Vec<String> = param_infos(&self.model).into_iter().filter(|p| p.trainable).map(|p| p.name).collect();
-        let wanted: std::collections::HashSet<&str> = trainable.iter().map(String::as_str).collect();
-        // Only the trainable tensors come to the host (a LoRA run never copies the base).
-        let params: Vec<(String, Vec<usize>, Vec<f32>)> =
-            read_params(&self.model, |n| wanted.contains(n)).into_iter().map(|(n, (shape, v))| (n, shape, v)).collect();
-        let mut moments = vec![];
-        for (name, m) in &self.optimizer.state {
-            for (kind, t) in [("exp_avg", &m.exp_avg), ("exp_avg_sq", &m.exp_avg_sq)] {
-                let v = t.clone().into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32");
-                moments.push((format!("{kind}.{name}"), vec![v.len()], v));
-            }
-        }
-        let state = json!({
-            "step": self.optimizer.step,
-            "seed": self.config.seed,
-            "lr": self.config.optimizer.lr,
-            "trainable": trainable,
-            "format": "llm-train checkpoint v1",
-        });
-        write_dir_atomically(dir, |tmp| {
-            write_f32_safetensors(&tmp.join("trainable.safetensors"), &params)?;
-            write_f32_safetensors(&tmp.join("optimizer.safetensors"), &moments)?;
-            write_json(&tmp.join("trainer_state.json"), &state)
-        })?;
-        tracing::info!(step = self.optimizer.step, dir = %dir.display(), "checkpoint written");
-        self.last_checkpoint = Some(dir.to_path_buf());
-        Ok(())
-    }
-
-    /// Restores a checkpoint written by [`Self::save_checkpoint`] onto a model prepared the
-    /// same way (same adapters, same trainable set); mismatches are errors naming the tensor.
-    pub fn resume(&mut self, dir: &Path) -> Result<()> {
-        let bad = |message: String| TrainError::Checkpoint { path: dir.to_path_buf(), message };
-        let state_path = dir.join("trainer_state.json");
-        let text = std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?;
-        let state: Value = serde_json::from_str(&text).map_err(|e| bad(format!("trainer_state.json: {e}")))?;
-        let step = state["step"].as_u64().ok_or_else(|| bad("trainer_state.json: no `step`".into()))?;
-        let params = read_f32_safetensors(&dir.join("trainable.safetensors"))?;
-        let infos = param_infos(&self.model);
-        let trainable: Vec<_> = infos.iter().filter(|p| p.trainable).collect();
-        for p in &trainable {
-            match params.get(&p.name) {
-                Some((shape, _)) if *shape == p.shape => {}
-                Some((shape, _)) => return Err(bad(format!("{}: shape {shape:?}, the model has {:?}", p.name, p.shape))),
-                None => return Err(bad(format!("{} is trainable in the model but not in the checkpoint", p.name))),
-            }
-        }
-        if let Some(extra) = params.keys().find(|n| !trainable.iter().any(|p| &&p.name == n)) {
-            return Err(bad(format!("{extra} is in the checkpoint but not trainable in the model")));
-        }
-        let device = self.model.device();
-        self.model = crate::params::write_params(self.model.clone(), &params);
-        let moments = read_f32_safetensors(&dir.join("optimizer.safetensors"))?;
-        let tensor = |name: &str| -> Result<Tensor<B::InnerBackend, 1>> {
-            let (_, v) = moments.get(name).ok_or_else(|| bad(format!("optimizer.safetensors lacks {name}")))?;
-            Ok(Tensor::from_data(burn::tensor::TensorData::new(v.clone(), [v.len()]), &device))
-        };
-        let mut state_map = BTreeMap::new();
-        if step > 0 {
-            for p in &trainable {
-                let m = Moments { exp_avg: tensor(&format!("exp_avg.{}", p.name))?, exp_avg_sq: tensor(&format!("exp_avg_sq.{}", p.name))? };
-                state_map.insert(p.name.clone(), m);
-            }
-        }
-        self.optimizer.state = state_map;
-        self.optimizer.step = step;
-        self.last_checkpoint = Some(dir.to_path_buf());
-        tracing::info!(step, dir = %dir.display(), "resumed");
-        Ok(())
-    }
 }
 
 /// Gives every adapter its dropout seed for micro-batch `micro` of optimizer step `step`.
@@ -512,30 +287,4 @@ fn seed_dropout<B: AutodiffBackend>(model: &mut CausalLm<B>, seed: u64, step: u6
             lora.dropout_seed = z ^ (z >> 31);
         }
     }
-}
-
-fn log(file: &mut Option<std::fs::File>, event: &TrainEvent) -> Result<()> {
-    let Some(f) = file else { return Ok(()) };
-    let v = match event {
-        TrainEvent::Step(m) => {
-            let mut v = json!({
-                "step": m.step, "epoch": m.epoch, "loss": m.loss, "grad_norm": m.grad_norm, "learning_rate": m.lr,
-                "tokens": m.tokens, "target_tokens": m.target_tokens, "seconds": m.seconds,
-                "tokens_per_second": m.tokens as f64 / m.seconds.max(1e-9),
-            });
-            for (k, x) in &m.metrics {
-                v[k] = json!(x);
-            }
-            v
-        }
-        TrainEvent::Eval { step, eval_loss, metrics } => {
-            let mut v = json!({"step": step, "eval_loss": eval_loss});
-            for (k, x) in metrics {
-                v[format!("eval_{k}")] = json!(x);
-            }
-            v
-        }
-        TrainEvent::Checkpoint { step, dir } => json!({"step": step, "checkpoint": dir.display().to_string()}),
-    };
-    writeln!(f, "{v}").map_err(|e| TrainError::io("metrics.jsonl", e))
 }

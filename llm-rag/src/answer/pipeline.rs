@@ -43,7 +43,7 @@ pub fn build_messages(question: &str, sources: &[Hit]) -> Vec<Message> {
     build_messages_with_history(question, sources, &[])
 }
 
-/// [`build_messages`] with a conversation (e.g. [`crate::memory::Memory::messages`]) between the
+/// [`build_messages`] with a conversation (e.g. [`crate::answer::memory::Memory::messages`]) between the
 /// system rules and the question. Leading system messages of `history` (a running summary)
 /// are appended to the system prompt instead of following it: many chat templates (Llama 3,
 /// Mistral) accept one system message, and only as the first.
@@ -108,7 +108,7 @@ pub fn answer<B: Backend>(
     answer_with_history(model, tokenizer, generation, question, hits, budget, &[])
 }
 
-/// [`answer`] in a conversation: `history` (e.g. [`crate::memory::Memory::messages`]) goes
+/// [`answer`] in a conversation: `history` (e.g. [`crate::answer::memory::Memory::messages`]) goes
 /// before the question as [`build_messages_with_history`] places it; the budget covers the
 /// sources only. Save the question and `Answer::text` to the memory afterwards.
 pub fn answer_with_history<B: Backend>(

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::docs::Document;
+use crate::load::Document;
 use crate::embed::Embedder;
 use crate::error::{RagError, Result};
 use crate::split::{Chunk, MarkdownHeaderSplitter, Splitter};

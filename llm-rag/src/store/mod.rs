@@ -7,6 +7,9 @@
 //! over `store.bin`, then the directory synced), so a process killed at any point leaves either
 //! the old or the new file, and a file that fails its checksum is refused by name.
 
+pub mod chroma;
+pub mod hnsw;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +17,7 @@ use llm_core::io::fnv1a;
 
 use serde_json::{json, Value};
 
+use crate::embed::{dot, unit};
 use crate::error::{RagError, Result};
 
 /// A stored document chunk with its vector.
@@ -105,30 +109,6 @@ impl FlatStore {
         Ok(llm_core::io::atomic::write_bytes_atomic(&dir.join(FILE), &encode(self))?)
     }
 }
-
-/// Dot product in 8 independent lanes, which the compiler turns into SIMD (a plain `sum()` must
-/// add in order and stays scalar: 4-5x slower at 384 dimensions).
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            lanes[i] += x[i] * y[i];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
-fn unit(v: &[f32]) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if n == 0.0 {
-        v.to_vec()
-    } else {
-        v.iter().map(|x| x / n).collect()
-    }
-}
-
 
 fn encode(store: &FlatStore) -> Vec<u8> {
     let header = json!({

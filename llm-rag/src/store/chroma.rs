@@ -3,7 +3,7 @@
 //! `chroma run --path DIR --host 127.0.0.1 --port 8000`); this client speaks its HTTP API v2.
 //!
 //! ```no_run
-//! use llm_rag::chroma::{ChromaConfig, ChromaStore};
+//! use llm_rag::store::chroma::{ChromaConfig, ChromaStore};
 //! use llm_rag::store::VectorStore;
 //! let mut store = ChromaStore::connect(&ChromaConfig::new("http://127.0.0.1:8000", "lee-chunks"))?;
 //! let hits = store.search(&[0.1; 384], 5, None)?;
