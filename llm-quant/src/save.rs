@@ -81,7 +81,7 @@ fn save<B: Backend>(
     let mut quantization_config = quantization_config.unwrap_or(Value::Null);
     if quantization_config.get("lm_head").is_some() {
         // Say what the file holds: GPTQ readers take `lm_head` from here.
-        let head_quantized = model.linears().iter().any(|(n, l)| n == "lm_head" && l.quantized_weight().is_some());
+        let head_quantized = model.linears().iter().any(|(n, l)| n == arch::LM_HEAD_MODULE && l.quantized_weight().is_some());
         quantization_config["lm_head"] = head_quantized.into();
     }
     let method = quantization_config.get("quant_method").and_then(Value::as_str).unwrap_or("").to_string();

@@ -23,7 +23,7 @@ pub fn nf4_method(double_quant: bool) -> Method {
 /// Under an autodiff backend the layers dequantize per call, so gradients flow through the
 /// dequantized base to the adapters while the base itself has no trainable parameter.
 pub fn quantize_base_nf4<B: Backend>(model: &mut CausalLm<B>, double_quant: bool) -> Result<Vec<WeightReport>> {
-    Ok(quantize_model(model, nf4_method(double_quant), |n| n == "lm_head", |_| {})?)
+    Ok(quantize_model(model, nf4_method(double_quant), |n| n == llm_core::model::arch::LM_HEAD_MODULE, |_| {})?)
 }
 
 /// Which weights a QLoRA adapter is merged into.

@@ -140,7 +140,7 @@ pub fn load_into<B: Backend>(model: &mut CausalLm<B>, source: &dyn TensorSource,
 
 /// Tensors some checkpoints carry that the model recomputes or shares.
 fn ignorable(name: &str, config: &ModelConfig) -> bool {
-    name.ends_with("rotary_emb.inv_freq") || (config.tie_word_embeddings && name == "lm_head.weight")
+    name.ends_with("rotary_emb.inv_freq") || (config.tie_word_embeddings && name == arch::LM_HEAD.0)
 }
 
 fn check_tensors(config: &ModelConfig, source: &dyn TensorSource) -> Result<()> {

@@ -159,7 +159,7 @@ fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
     }
     let max_pos = u("context_length").unwrap_or(2048);
     let tokens = file.get("tokenizer.ggml.tokens").and_then(GgufValue::as_array).map(<[_]>::len);
-    let embd_rows = file.tensors.get("token_embd.weight").and_then(|t| t.dims.get(1)).map(|&d| d as usize);
+    let embd_rows = file.tensors.get(arch::EMBED.1).and_then(|t| t.dims.get(1)).map(|&d| d as usize);
     let vocab_size = u("vocab_size").or(tokens).or(embd_rows).ok_or_else(|| {
         LlmError::config(field("llama.vocab_size"), "is missing and no token list or embedding gives it")
     })?;
@@ -201,7 +201,7 @@ fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
         rms_norm_eps: f("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
         rope: RopeConfig { rope_theta: f("rope.freq_base").unwrap_or(10_000.0), scaling },
         tie_word_embeddings: !file.tensors.contains_key("output.weight"),
-        qkv_bias: file.tensors.contains_key("blk.0.attn_q.bias"),
+        qkv_bias: file.tensors.contains_key(&arch::gguf_name(LinearId::Layer { layer: 0, slot: LinearSlot::Q }, "bias")),
         o_bias: file.tensors.contains_key("blk.0.attn_output.bias"),
         mlp_bias: false,
         sliding_window: vec![None; n_layers],
