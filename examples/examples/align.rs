@@ -266,18 +266,13 @@ fn reference_logps<R: Backend>(reference: &CausalLm<R>, pairs: &mut [TokenizedPa
 }
 
 fn eval_only<R: Backend>(cli: &Cli, model: &CausalLm<R>, dpo: &Dpo, orpo: &Orpo, pairs: &[TokenizedPair]) -> anyhow::Result<()> {
-    use llm_train::objective::Objective;
     let refs: Vec<&TokenizedPair> = pairs.iter().collect();
     let mut rows = vec![];
     let (mut loss, mut metrics) = (0.0, std::collections::BTreeMap::<String, f64>::new());
     for chunk in refs.chunks(cli.batch_size) {
         let (l, logps, m) = match cli.method {
             MethodArg::Dpo => evaluate_pairs(dpo, model, chunk)?,
-            MethodArg::Orpo => {
-                let m = orpo.loss(model, chunk, chunk.len() as f64)?;
-                let (_, logps, _) = evaluate_pairs(dpo, model, chunk)?;
-                (m.loss.into_scalar().elem_f64(), logps, m.metrics)
-            }
+            MethodArg::Orpo => llm_train::orpo::evaluate_pairs(orpo, model, chunk)?,
         };
         let w = chunk.len() as f64 / pairs.len() as f64;
         loss += l * w;
@@ -291,16 +286,6 @@ fn eval_only<R: Backend>(cli: &Cli, model: &CausalLm<R>, dpo: &Dpo, orpo: &Orpo,
     }
     println!("{}", serde_json::to_string_pretty(&json!({"method": format!("{:?}", cli.method), "loss": loss, "metrics": metrics, "pairs": rows}))?);
     Ok(())
-}
-
-trait ElemF64 {
-    fn elem_f64(self) -> f64;
-}
-
-impl<E: burn::tensor::ElementConversion> ElemF64 for E {
-    fn elem_f64(self) -> f64 {
-        self.elem::<f64>()
-    }
 }
 
 fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {

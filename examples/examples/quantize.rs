@@ -300,7 +300,7 @@ impl BackendTask for Quantize {
             report["ppl_rtn"] = ppl_rtn.into();
         }
         if let Some(path) = &cli.report {
-            std::fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+            llm_core::io::atomic::write_bytes_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
         }
         Ok(())
     }

@@ -34,7 +34,13 @@ pub fn perplexity<B: Backend>(model: &CausalLm<B>, ids: &[u32], context: usize, 
         return Err(LlmError::config("stride", format!("need 2 <= context and 0 < stride <= context, got context {context}, stride {stride}")));
     }
     if context > model.config.max_position_embeddings {
-        return Err(LlmError::ContextOverflow { tokens: context, context: model.config.max_position_embeddings });
+        // The trained length, not a limit: RoPE (and its dynamic, YaRN, linear and llama3
+        // scalings, which exist for this) is defined at every position, as in transformers.
+        tracing::warn!(
+            context,
+            max_position_embeddings = model.config.max_position_embeddings,
+            "perplexity windows longer than the trained context; quality may drop"
+        );
     }
     if ids.len() < 2 {
         return Err(LlmError::Shape { what: "ids".into(), expected: "at least 2 tokens".into(), got: vec![ids.len()] });

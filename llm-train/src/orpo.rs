@@ -75,3 +75,12 @@ impl Objective for Orpo {
         Ok(MicroLoss { loss, tokens: batch.n_tokens(), target_tokens: s.chosen_tokens, metrics })
     }
 }
+
+/// Per-sequence policy log-probs (chosen..., rejected...), the loss and the metrics of a batch,
+/// without gradients: what `align --method orpo --eval-only` prints. ORPO has no reference
+/// model, so the pairs need no precomputed reference log-probs.
+pub fn evaluate_pairs<B: Backend>(orpo: &Orpo, model: &CausalLm<B>, pairs: &[&TokenizedPair]) -> Result<(f64, Vec<f64>, BTreeMap<String, f64>)> {
+    let m = orpo.loss(model, pairs, pairs.len() as f64)?;
+    let logps = host(sequence_logps(model, &PrefBatch::new(pairs, orpo.pad_id))?.sum);
+    Ok((m.loss.into_scalar().elem::<f64>(), logps, m.metrics))
+}

@@ -114,9 +114,11 @@ pub fn set_adapters_enabled<B: Backend>(model: &mut CausalLm<B>, enabled: bool) 
 /// Merges every adapter into its weight (`W += s·B·A`, [`Linear::merge_lora`]) and removes
 /// it; returns how many.
 ///
-/// Checks every update for NaN/Inf before changing anything (peft's `safe_merge`), so an
-/// error leaves the model as it was. A quantized base is dequantized first, so the merged layer
-/// is dense.
+/// Checks every update for NaN/Inf before changing anything (peft's `safe_merge`), so a bad
+/// update leaves the model as it was. Each merged weight is checked again before it is
+/// committed; that second check fails only for a base that itself holds NaN/Inf (or an f16
+/// overflow), and then the layers before it are already merged. A quantized base is
+/// dequantized first, so the merged layer is dense.
 pub fn merge_adapters<B: Backend>(model: &mut CausalLm<B>) -> Result<usize> {
     let names: Vec<String> = model.linears().into_iter().filter(|(_, l)| l.lora.is_some()).map(|(n, _)| n).collect();
     for n in &names {
@@ -131,9 +133,10 @@ pub fn merge_adapters<B: Backend>(model: &mut CausalLm<B>) -> Result<usize> {
     Ok(names.len())
 }
 
-/// Whether every element is finite (a NaN or Inf makes the sum of magnitudes non-finite).
+/// Whether every element is finite: a NaN or Inf makes the sum of magnitudes non-finite. The
+/// sum runs in f32, so an f16 layer's healthy weights (whose |W| sums past 65504) pass.
 pub(crate) fn all_finite<B: Backend>(t: Tensor<B, 2>) -> bool {
-    t.abs().sum().into_scalar().elem::<f32>().is_finite()
+    t.cast(burn::tensor::DType::F32).abs().sum().into_scalar().elem::<f32>().is_finite()
 }
 
 fn in_layer(e: LlmError, layer: &str) -> LlmError {

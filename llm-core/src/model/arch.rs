@@ -277,6 +277,17 @@ pub fn linear_ids(c: &ModelConfig) -> Vec<LinearId> {
     out
 }
 
+/// The decoder layer a Hugging Face tensor name belongs to (`model.layers.3.…` -> 3).
+pub fn layer_of(name: &str) -> Option<usize> {
+    name.strip_prefix(LAYERS)?.strip_prefix('.')?.split('.').next()?.parse().ok()
+}
+
+/// The expert a Hugging Face tensor name belongs to (`….block_sparse_moe.experts.5.…` -> 5).
+pub fn expert_of(name: &str) -> Option<usize> {
+    let rest = name.split_once(EXPERTS)?.1.strip_prefix('.')?;
+    rest.split('.').next()?.parse().ok()
+}
+
 /// Hugging Face name of norm `slot` of layer `layer` (`model.layers.0.input_layernorm.weight`).
 pub fn norm_name(layer: usize, slot: NormSlot) -> String {
     let hf = NORMS.iter().find(|(s, _, _)| *s == slot).map_or("?", |(_, hf, _)| hf);
@@ -353,8 +364,8 @@ pub fn gguf_to_hf(gguf: &str, n_experts: usize) -> Vec<(String, Option<usize>)> 
     vec![(gguf.to_string(), None)]
 }
 
-/// The Hugging Face name of a linear layer's tensor inside a GGUF file (`blk.0.attn_q.weight`),
-/// the inverse of [`gguf_to_hf`] for dense layers; experts get their stacked name.
+/// The GGUF name of a linear layer's tensor (`blk.0.attn_q.weight`), the inverse of
+/// [`gguf_to_hf`] for dense layers; experts get their stacked name.
 pub fn gguf_name(id: LinearId, kind: &str) -> String {
     match id {
         LinearId::Layer { layer, slot } => format!("{GGUF_LAYERS}.{layer}.{}.{kind}", layer_entry(slot).gguf),

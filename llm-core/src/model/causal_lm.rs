@@ -177,9 +177,9 @@ impl<B: Backend> CausalLm<B> {
         self.embed_tokens.val().dtype()
     }
 
-    /// The device holding the weights.
+    /// The device holding the weights (without materializing a lazily built embedding).
     pub fn device(&self) -> B::Device {
-        self.embed_tokens.device()
+        self.embed_tokens.lazy_device()
     }
 
     fn check_input(&self, input: &ModelInput<B>, batch: usize, seq: usize, past_len: usize) -> Result<()> {

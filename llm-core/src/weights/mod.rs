@@ -89,6 +89,9 @@ pub fn build_model<B: Backend>(
     device: &B::Device,
 ) -> Result<CausalLm<B>> {
     check_dtype(options.dtype)?;
+    // Checked before anything is built: a config claiming a million layers beside a 2-layer
+    // checkpoint fails here at once instead of building (and listing) a million layers.
+    check_counts(&config, source)?;
     let mut model = config.init_with::<B>(InitWeights::Zeros, &options, device);
     load_into(&mut model, source, &options)?;
     Ok(model)
@@ -135,6 +138,33 @@ pub fn load_into<B: Backend>(model: &mut CausalLm<B>, source: &dyn TensorSource,
         layer.post_attention_layernorm.weight = Param::from_tensor(post);
     }
     info!(source = source.source_name(), seconds = started.elapsed().as_secs_f64(), "loaded weights");
+    Ok(())
+}
+
+/// Layers (experts) the config may claim beyond those the checkpoint holds before the mismatch
+/// is reported as a wrong count rather than listed tensor by tensor.
+const LISTED_EXTRA: usize = 16;
+
+/// `num_hidden_layers` and `num_local_experts` against the layers and experts `source` holds
+/// tensors for (read from their names), before any per-layer work: a config claiming a million
+/// layers beside a 2-layer file is a config error at once, not a million layers built and
+/// listed. A few layers too many are left to the tensor-by-tensor report.
+fn check_counts(config: &ModelConfig, source: &dyn TensorSource) -> Result<()> {
+    let names = source.tensor_names();
+    let count = |index: fn(&str) -> Option<usize>| names.iter().filter_map(|n| index(n)).max().map_or(0, |i| i + 1);
+    let mismatch = |field: &str, claimed: usize, held: usize| {
+        LlmError::config(field, format!("the config says {claimed}, but {} holds tensors for {held}", source.source_name()))
+    };
+    let layers = count(arch::layer_of);
+    if config.n_layers > layers + LISTED_EXTRA {
+        return Err(mismatch("num_hidden_layers", config.n_layers, layers));
+    }
+    if let Some(moe) = config.moe.filter(|_| arch::is_moe(config)) {
+        let experts = count(arch::expert_of);
+        if moe.n_experts > experts + LISTED_EXTRA {
+            return Err(mismatch("num_local_experts", moe.n_experts, experts));
+        }
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@ mod atomic_writer;
 mod bad_inputs;
 mod build_then_load;
 mod checkpoint_formats;
+mod context_length;
 mod generate_parity;
 mod lora_adapter;
 mod quantized_checkpoints;

@@ -26,6 +26,7 @@ pub fn default_model_dir() -> std::path::PathBuf {
 /// Dot product in 8 independent lanes, which the compiler turns into SIMD (a plain `sum()` must
 /// add in order and stays scalar: 4-5x slower at 384 dimensions).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len(), "dot of vectors of different lengths");
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
@@ -49,6 +50,9 @@ pub fn unit(v: &[f32]) -> Vec<f32> {
 
 /// Cosine similarity of two vectors (0 when either is zero).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    // Vectors of different lengths are compared over the shorter one.
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
     let (na, nb) = (dot(a, a).sqrt(), dot(b, b).sqrt());
     if na == 0.0 || nb == 0.0 {
         0.0

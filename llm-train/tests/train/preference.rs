@@ -150,6 +150,21 @@ fn orpo_matches_trl() {
 }
 
 #[test]
+fn orpo_evaluation_needs_no_reference_and_matches_trl() {
+    let g = golden();
+    let pairs = pairs();
+    assert!(pairs.iter().all(|p| p.reference.is_none()), "ORPO pairs carry no reference log-probs");
+    let trainer = policy_trainer();
+    let orpo = Orpo { lambda: 0.1, pad_id: 0 };
+    let refs: Vec<_> = pairs.iter().collect();
+    let (loss, logps, metrics) = llm_train::orpo::evaluate_pairs(&orpo, &trainer.model, &refs).unwrap();
+    assert_rel("ORPO eval loss", loss, g["orpo"]["trl_loss"].as_f64().unwrap(), 1e-5);
+    assert_eq!(logps.len(), 2 * pairs.len());
+    let want = g["orpo"]["metrics"]["logps/chosen"].as_f64().unwrap();
+    assert!((metrics["logps/chosen"] - want).abs() <= 1e-5 * want.abs().max(1.0), "{} vs {want}", metrics["logps/chosen"]);
+}
+
+#[test]
 fn bad_pairs_are_reported_and_truncation_counted() {
     let err = parse_preferences("{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n{\"prompt\": \"a\", \"chosen\": \" same\", \"rejected\": \" same\"}\n", Path::new("prefs.jsonl")).unwrap_err();
     assert!(matches!(err, TrainError::Data { line: 2, .. }), "{err}");
