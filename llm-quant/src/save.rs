@@ -16,8 +16,8 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use llm_core::io::safetensors::{write_json, write_safetensors, OwnedTensor};
-use llm_core::io::{host_f32, write_dir_atomic};
+use llm_core::io::safetensors::{write_safetensors, OwnedTensor};
+use llm_core::io::{host_f32, write_dir_atomic, write_json};
 use llm_core::model::arch;
 use llm_core::weights::{write_quantized, AffineFormat};
 use llm_core::{CausalLm, Tokenizer};

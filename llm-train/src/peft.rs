@@ -7,7 +7,7 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use llm_core::adapter::merge_adapters;
 use llm_core::io::safetensors::{write_safetensors, OwnedTensor};
-use llm_core::io::write_dir_atomic;
+use llm_core::io::{write_dir_atomic, write_json};
 use llm_core::{CausalLm, Tokenizer};
 use serde_json::Value;
 
@@ -47,9 +47,9 @@ pub fn save_adapter<B: Backend>(model: &CausalLm<B>, spec: &LoraSpec, base_model
         names.dedup();
         config["target_modules"] = names.into();
     }
-    write_dir_atomically(dir, |tmp| {
+    write_dir_atomic(dir, |tmp| -> Result<()> {
         write_f32_safetensors(&tmp.join("adapter_model.safetensors"), &tensors)?;
-        write_json(&tmp.join("adapter_config.json"), &config)
+        Ok(write_json(&tmp.join("adapter_config.json"), &config)?)
     })?;
     Ok(tensors.into_iter().map(|(n, _, _)| n).collect())
 }
@@ -63,15 +63,6 @@ pub fn save_merged<B: Backend>(model: &CausalLm<B>, tokenizer: Option<&Tokenizer
     let n = merge_adapters(&mut merged)?;
     llm_quant::save_model(&merged, tokenizer, dir)?;
     Ok(n)
-}
-
-/// Builds `dir` through `fill(tmp)` with llm-core's atomic directory writer.
-pub(crate) fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    write_dir_atomic(dir, fill)
-}
-
-pub(crate) fn write_json(path: &Path, value: &Value) -> Result<()> {
-    Ok(llm_core::io::safetensors::write_json(path, value)?)
 }
 
 /// Writes f32 tensors `(name, shape, values)` with peft's `{"format": "pt"}` metadata.

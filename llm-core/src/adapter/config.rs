@@ -154,7 +154,7 @@ impl LoraConfig {
             LlmError::Config { field, message } => LlmError::Config { field: format!("{}: {field}", path.display()), message },
             other => other,
         };
-        let raw: AdapterConfigJson = serde_json::from_value(v.clone()).map_err(|source| LlmError::Json { path: path.into(), source })?;
+        let raw = AdapterConfigJson::deserialize(v).map_err(|source| LlmError::Json { path: path.into(), source })?;
         raw.into_config().and_then(|c| c.validate().map(|()| c)).map_err(in_file)
     }
 

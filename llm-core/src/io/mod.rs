@@ -1,6 +1,6 @@
 //! Files: the one atomic writer every crate's writers use ([`atomic`]), safetensors writing and
-//! host reading ([`safetensors`]), and small byte helpers (text decoding, checksums, host copies
-//! of tensors).
+//! host reading ([`safetensors`]), JSON writing, and small byte helpers (text decoding,
+//! checksums, host copies of tensors).
 
 pub mod atomic;
 pub mod safetensors;
@@ -16,6 +16,12 @@ pub fn decode_text(bytes: Vec<u8>) -> String {
         Ok(s) => s,
         Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
     }
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically.
+pub fn write_json(path: &std::path::Path, value: &serde_json::Value) -> crate::Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("JSON values serialise");
+    atomic::write_bytes_atomic(path, text.as_bytes())
 }
 
 /// FNV-1a, 64 bits: a fast checksum for torn-write detection and seeding (not cryptographic).

@@ -77,9 +77,3 @@ pub fn read_f32_safetensors(path: &Path) -> Result<std::collections::BTreeMap<St
         })
         .collect()
 }
-
-/// Writes `value` as pretty JSON to `path`, atomically.
-pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).expect("JSON values serialise");
-    super::atomic::write_bytes_atomic(path, text.as_bytes())
-}

@@ -303,28 +303,24 @@ pub struct TensorSpec {
     pub shape: Vec<usize>,
 }
 
-/// Every tensor a checkpoint for `c` must hold, dense: the embedding, the final norm, the
-/// untied head, then per layer its norms and each linear layer's weight (and bias).
+/// Every tensor a checkpoint for `c` must hold, dense: the embedding, the final norm, each
+/// layer's norms, then each linear layer's weight (and bias) in [`linear_ids`] order.
 pub fn expected_tensors(c: &ModelConfig) -> Vec<TensorSpec> {
     let mut out = vec![];
     let mut add = |name: String, shape: Vec<usize>| out.push(TensorSpec { name, shape });
     add(EMBED.0.into(), vec![c.vocab_size, c.d_model]);
     add(FINAL_NORM.0.into(), vec![c.d_model]);
-    let ids = linear_ids(c);
-    let mut linears = ids.iter().peekable();
-    if let Some(head) = ids.iter().find(|id| **id == LinearId::LmHead) {
-        add(format!("{}.weight", head.hf()), head.shape(c).to_vec());
-    }
     for layer in 0..c.n_layers {
         for (slot, _, _) in NORMS {
             add(norm_name(layer, slot), vec![c.d_model]);
         }
-        while let Some(id) = linears.next_if(|id| matches!(id, LinearId::Layer { layer: l, .. } | LinearId::Expert { layer: l, .. } if *l == layer)) {
-            let shape = id.shape(c);
-            add(format!("{}.weight", id.hf()), shape.to_vec());
-            if id.has_bias(c) {
-                add(format!("{}.bias", id.hf()), vec![shape[0]]);
-            }
+    }
+    // linear_ids: per layer in computation order, the untied head last.
+    for id in linear_ids(c) {
+        let shape = id.shape(c);
+        add(format!("{}.weight", id.hf()), shape.to_vec());
+        if id.has_bias(c) {
+            add(format!("{}.bias", id.hf()), vec![shape[0]]);
         }
     }
     out

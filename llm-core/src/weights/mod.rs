@@ -88,7 +88,6 @@ pub fn build_model<B: Backend>(
     options: LoadOptions,
     device: &B::Device,
 ) -> Result<CausalLm<B>> {
-    check_dtype(options.dtype)?;
     // Checked before anything is built: a config claiming a million layers beside a 2-layer
     // checkpoint fails here at once instead of building (and listing) a million layers.
     check_counts(&config, source)?;

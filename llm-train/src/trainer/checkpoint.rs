@@ -6,13 +6,14 @@ use std::path::Path;
 
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
+use llm_core::io::{write_dir_atomic, write_json};
 use serde_json::{json, Value};
 
 use super::Trainer;
 use crate::error::{Result, TrainError};
 use crate::optim::Moments;
 use crate::params::{param_infos, read_params};
-use crate::peft::{read_f32_safetensors, write_dir_atomically, write_f32_safetensors, write_json};
+use crate::peft::{read_f32_safetensors, write_f32_safetensors};
 
 impl<B: AutodiffBackend> Trainer<B> {
     /// Writes the trainable parameters, the optimizer moments and the step to `dir`
@@ -37,10 +38,10 @@ impl<B: AutodiffBackend> Trainer<B> {
             "trainable": trainable,
             "format": "llm-train checkpoint v1",
         });
-        write_dir_atomically(dir, |tmp| {
+        write_dir_atomic(dir, |tmp| -> Result<()> {
             write_f32_safetensors(&tmp.join("trainable.safetensors"), &params)?;
             write_f32_safetensors(&tmp.join("optimizer.safetensors"), &moments)?;
-            write_json(&tmp.join("trainer_state.json"), &state)
+            Ok(write_json(&tmp.join("trainer_state.json"), &state)?)
         })?;
         tracing::info!(step = self.optimizer.step, dir = %dir.display(), "checkpoint written");
         self.last_checkpoint = Some(dir.to_path_buf());
