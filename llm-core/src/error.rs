@@ -130,12 +130,12 @@ pub enum LlmError {
         message: String,
     },
 
-    /// A prompt does not fit in the model's context.
-    #[error("prompt of {tokens} tokens does not fit the model's context of {context} (max_position_embeddings)")]
+    /// A prompt does not fit the KV cache the caller allowed (`GenerationConfig::max_context`).
+    #[error("prompt of {tokens} tokens does not fit the KV cache of {context} positions (GenerationConfig::max_context)")]
     ContextOverflow {
         /// Prompt length.
         tokens: usize,
-        /// The model's context.
+        /// The cache's positions.
         context: usize,
     },
 

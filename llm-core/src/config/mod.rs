@@ -142,7 +142,7 @@ impl ModelConfig {
                 ))
             }
         };
-        let n_layers = required(hf.num_hidden_layers, "num_hidden_layers")?;
+        let n_layers = bounded(required(hf.num_hidden_layers, "num_hidden_layers")?, "num_hidden_layers", MAX_LAYERS)?;
         let max_position_embeddings = hf.max_position_embeddings.unwrap_or(2048);
         let rope = RopeConfig::from_json(
             hf.rope_parameters.as_ref(),
@@ -264,7 +264,12 @@ impl ModelConfig {
             if v == 0 {
                 return Err(LlmError::config(field, "must be positive"));
             }
+            bounded(v, field, if field == "num_hidden_layers" { MAX_LAYERS } else { MAX_DIM })?;
         }
+        if let Some(moe) = self.moe {
+            bounded(moe.n_experts, "num_local_experts", MAX_LAYERS)?;
+        }
+        bounded(self.n_heads * self.head_dim, "num_attention_heads * head_dim", MAX_DIM)?;
         if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(LlmError::config(
                 "num_key_value_heads",
@@ -295,6 +300,22 @@ impl ModelConfig {
     pub fn n_rep(&self) -> usize {
         self.n_heads / self.n_kv_heads
     }
+}
+
+/// Layers (and experts) a config may claim: 32x the deepest published model (Llama 3.1 405B,
+/// 126 layers), so a lying `config.json` fails before anything is built per layer.
+pub const MAX_LAYERS: usize = 4096;
+
+/// Any one dimension (vocabulary, widths, heads): 64x the largest published (256k-token
+/// vocabularies). With every dimension below 2^24, products of two or three of them (tensor
+/// sizes) cannot overflow.
+pub const MAX_DIM: usize = 1 << 24;
+
+fn bounded(v: usize, field: &str, max: usize) -> Result<usize> {
+    if v > max {
+        return Err(LlmError::config(field, format!("{v} exceeds the supported maximum {max}")));
+    }
+    Ok(v)
 }
 
 fn required(v: Option<usize>, field: &str) -> Result<usize> {

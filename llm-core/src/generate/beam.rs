@@ -33,16 +33,17 @@ pub fn beam_search<B: Backend>(
     prompt: &[u32],
     config: &GenerationConfig,
     processors: &[Box<dyn LogitsProcessor>],
+    max_new: usize,
 ) -> Result<BeamOutput> {
     let nb = config.num_beams;
     let prompt_len = prompt.len();
-    let max_len = prompt_len + config.max_new_tokens.min(model.config.max_position_embeddings - prompt_len);
+    let max_len = prompt_len.saturating_add(max_new);
     let eos = &config.eos_token_id;
     let keep = 2usize.max(1 + eos.len()) * nb;
     let lp = config.length_penalty;
     let device = model.device();
 
-    let mut cache = model.new_cache(1, max_len);
+    let mut cache = model.new_cache(1, prompt_len + max_new.min(256)).with_limit(max_len);
     let mut logits = forward(model, &mut cache, &[prompt.to_vec()], &device)?;
     cache.select_rows(&vec![0; nb]);
     logits = logits.into_iter().cycle().take(nb).collect();

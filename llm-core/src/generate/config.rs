@@ -8,7 +8,8 @@ use serde_json::Value;
 use crate::error::{LlmError, Result};
 
 /// Decoding settings. Field names and defaults follow transformers' `GenerationConfig`;
-/// `seed`, `frequency_penalty`, `presence_penalty` and `stop_strings` are additions.
+/// `seed`, `frequency_penalty`, `presence_penalty`, `stop_strings` and `max_context` are
+/// additions.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct GenerationConfig {
@@ -56,6 +57,12 @@ pub struct GenerationConfig {
     pub stop_strings: Vec<String>,
     /// RNG seed for sampling (same seed, same tokens).
     pub seed: u64,
+    /// The KV cache's positions (prompt plus new tokens) at most: a longer prompt is
+    /// [`LlmError::ContextOverflow`] and generation stops there. `None` (the default): no
+    /// limit but `max_new_tokens`, the cache growing as tokens come. The model's
+    /// `max_position_embeddings` is its trained length, not a limit: running past it works
+    /// (RoPE scaling is defined there) with a warning, as transformers does.
+    pub max_context: Option<usize>,
 }
 
 impl Default for GenerationConfig {
@@ -81,6 +88,7 @@ impl Default for GenerationConfig {
             pad_token_id: None,
             stop_strings: vec![],
             seed: 0,
+            max_context: None,
         }
     }
 }
@@ -130,6 +138,9 @@ impl GenerationConfig {
                 format!("{} exceeds num_beams {}", self.num_return_sequences, self.num_beams),
             );
         }
+        if self.max_context == Some(0) {
+            return bad("max_context", "must be at least 1".into());
+        }
         if self.num_beams > 1 && self.do_sample {
             return bad("do_sample", "beam sampling is not supported; use num_beams = 1 or do_sample = false".into());
         }
@@ -139,14 +150,14 @@ impl GenerationConfig {
 
 fn ids<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u32>, D::Error> {
     Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-        Value::Array(a) => a.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
+        Value::Number(n) => n.as_u64().and_then(|v| u32::try_from(v).ok()).into_iter().collect(),
+        Value::Array(a) => a.iter().filter_map(Value::as_u64).filter_map(|v| u32::try_from(v).ok()).collect(),
         _ => vec![],
     })
 }
 
 fn opt_id<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u32>, D::Error> {
-    Ok(Value::deserialize(d)?.as_u64().map(|v| v as u32))
+    Ok(Value::deserialize(d)?.as_u64().and_then(|v| u32::try_from(v).ok()))
 }
 
 /// transformers accepts `true`, `false` or `"never"` (which behaves as false here).

@@ -114,12 +114,35 @@ impl<'a, B: Backend> Generator<'a, B> {
         prompts
             .iter()
             .map(|p| {
-                if p.is_empty() || p.len() >= self.model.config.max_position_embeddings {
-                    return Err(LlmError::ContextOverflow { tokens: p.len(), context: self.model.config.max_position_embeddings });
+                if p.is_empty() {
+                    return Err(LlmError::Shape { what: "prompts".into(), expected: "non-empty prompts".into(), got: vec![0] });
                 }
-                beam::beam_search(self.model, p, &self.config, &self.processors)
+                let max_new = self.new_token_budget(p.len())?;
+                beam::beam_search(self.model, p, &self.config, &self.processors, max_new)
             })
             .collect()
+    }
+
+    /// New tokens a prompt of `longest` tokens may get: `max_new_tokens`, within
+    /// `max_context` when set (a prompt that does not fit it is an error). Past the model's
+    /// trained length it warns.
+    fn new_token_budget(&self, longest: usize) -> Result<usize> {
+        let room = match self.config.max_context {
+            Some(limit) if longest >= limit => return Err(LlmError::ContextOverflow { tokens: longest, context: limit }),
+            Some(limit) => limit - longest,
+            None => usize::MAX,
+        };
+        let max_new = self.config.max_new_tokens.min(room);
+        let trained = self.model.config.max_position_embeddings;
+        if longest.saturating_add(max_new) > trained {
+            tracing::warn!(
+                positions = longest.saturating_add(max_new),
+                max_position_embeddings = trained,
+                rope = ?self.model.config.rope.scaling,
+                "generating past the model's trained context length; quality may drop unless its RoPE scaling covers it"
+            );
+        }
+        Ok(max_new)
     }
 
     /// Streams one prompt as text deltas (needs a tokenizer).
@@ -128,6 +151,9 @@ impl<'a, B: Backend> Generator<'a, B> {
         Ok(TextStream::new(DecodeState::new(self, &[prompt.to_vec()])?, tokenizer))
     }
 }
+
+/// New-token positions allocated with the prompt's; more are allocated by doubling.
+const FIRST_ROOM: usize = 256;
 
 /// The decode loop's state: cache, ids, padding, stop flags.
 pub(crate) struct DecodeState<'g, 'a, B: Backend> {
@@ -149,19 +175,15 @@ pub(crate) struct DecodeState<'g, 'a, B: Backend> {
 impl<'g, 'a, B: Backend> DecodeState<'g, 'a, B> {
     fn new(generator: &'g Generator<'a, B>, prompts: &[Vec<u32>]) -> Result<Self> {
         let model = generator.model;
-        let context = model.config.max_position_embeddings;
         let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
         if prompts.is_empty() || prompts.iter().any(Vec::is_empty) {
             return Err(LlmError::Shape { what: "prompts".into(), expected: "at least one non-empty prompt".into(), got: vec![prompts.len()] });
         }
-        if longest >= context {
-            return Err(LlmError::ContextOverflow { tokens: longest, context });
-        }
+        let max_new = generator.new_token_budget(longest)?;
         let vocab = model.config.vocab_size as u32;
         if let Some(bad) = prompts.iter().flatten().find(|&&id| id >= vocab) {
             return Err(LlmError::Shape { what: "prompt ids".into(), expected: format!("ids < vocab_size {vocab}"), got: vec![*bad as usize] });
         }
-        let max_new = generator.config.max_new_tokens.min(context - longest);
         let mask: Vec<Vec<bool>> = prompts
             .iter()
             .map(|p| [vec![false; longest - p.len()], vec![true; p.len()]].concat())
@@ -169,7 +191,8 @@ impl<'g, 'a, B: Backend> DecodeState<'g, 'a, B> {
         let pad_id = generator.config.pad_token_id.or(generator.config.eos_token_id.first().copied()).unwrap_or(0);
         Ok(Self {
             generator,
-            cache: model.new_cache(prompts.len(), longest + max_new),
+            // Room for the first new tokens now; the cache doubles as generation goes on.
+            cache: model.new_cache(prompts.len(), longest + max_new.min(FIRST_ROOM)).with_limit(longest.saturating_add(max_new)),
             ids: prompts.to_vec(),
             prompt_lens: prompts.iter().map(Vec::len).collect(),
             padded: prompts.iter().any(|p| p.len() != longest),

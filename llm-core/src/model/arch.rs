@@ -114,7 +114,8 @@ pub const MLP_MODULE: &str = "mlp";
 /// The sparse feed-forward's Hugging Face module (Burn field `ffn`, variant `Moe`).
 pub const MOE_MODULE: &str = "block_sparse_moe";
 /// Suffix GGUF gives stacked expert tensors.
-const STACKED: &str = "_exps";
+/// Suffix of llama.cpp's stacked expert tensors (`blk.N.ffn_gate_exps.weight`).
+pub const STACKED: &str = "_exps";
 
 /// The two norms of a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

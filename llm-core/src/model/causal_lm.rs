@@ -128,8 +128,11 @@ impl<B: Backend> CausalLm<B> {
     /// Embed, run every layer (each with its rotary tables, mask and cache), final norm.
     fn forward_body(&self, input: ModelInput<B>, mut cache: Option<&mut KvCache<B>>) -> Result<Body<B>> {
         let past_len = cache.as_ref().map_or(0, |c| c.len());
-        let ctx = self.input_context(&input, cache.as_deref(), past_len)?;
         let seq = input.input_ids.dims()[1];
+        if let Some(c) = cache.as_deref_mut() {
+            c.grow_for(seq);
+        }
+        let ctx = self.input_context(&input, cache.as_deref(), past_len)?;
         let mut x = self.embed(input.input_ids);
         let mut hidden_states = Vec::new();
         let mut router_logits = Vec::new();

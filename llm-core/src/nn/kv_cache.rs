@@ -1,4 +1,5 @@
-//! A preallocated key/value cache for batched incremental decoding.
+//! A preallocated key/value cache for batched incremental decoding, optionally growing (by
+//! doubling, up to a limit) when a forward needs more room.
 
 use burn::tensor::{backend::Backend, DType, Tensor};
 
@@ -20,6 +21,8 @@ pub struct KvCache<B: Backend> {
     layers: Vec<LayerCache<B>>,
     len: usize,
     capacity: usize,
+    /// Positions the buffers may grow to (`capacity` for a fixed cache).
+    limit: usize,
     batch: usize,
 }
 
@@ -41,7 +44,19 @@ impl<B: Backend> KvCache<B> {
                 values: Some(Tensor::zeros(shape, (device, dtype))),
             })
             .collect();
-        Self { layers, len: 0, capacity, batch }
+        Self { layers, len: 0, capacity, limit: capacity, batch }
+    }
+
+    /// Lets the buffers grow, doubling, up to `limit` positions when a forward needs more
+    /// room than they hold: a long generation allocates as it goes, not all up front.
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit.max(self.capacity);
+        self
+    }
+
+    /// Positions the cache may grow to.
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     /// Positions stored so far.
@@ -54,7 +69,7 @@ impl<B: Backend> KvCache<B> {
         self.len == 0
     }
 
-    /// Positions preallocated.
+    /// Positions allocated now.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
@@ -67,6 +82,29 @@ impl<B: Backend> KvCache<B> {
     /// Forgets every stored position; buffers are kept for reuse.
     pub fn reset(&mut self) {
         self.len = 0;
+    }
+
+    /// Grows the buffers, if the limit allows, so that `extra` more positions fit.
+    pub(crate) fn grow_for(&mut self, extra: usize) {
+        let need = self.len.saturating_add(extra);
+        if need <= self.capacity || need > self.limit {
+            return;
+        }
+        let capacity = self.capacity.saturating_mul(2).max(need).min(self.limit);
+        let len = self.len;
+        for layer in &mut self.layers {
+            for slot in [&mut layer.keys, &mut layer.values] {
+                let old = slot.take().expect("cache buffer present between calls");
+                let [b, h, _, d] = old.dims();
+                let bigger = Tensor::zeros([b, h, capacity, d], (&old.device(), old.dtype()));
+                *slot = Some(if len == 0 {
+                    bigger
+                } else {
+                    bigger.slice_assign([0..b, 0..h, 0..len, 0..d], old.slice([0..b, 0..h, 0..len, 0..d]))
+                });
+            }
+        }
+        self.capacity = capacity;
     }
 
     pub(crate) fn check_room(&self, batch: usize, extra: usize) -> Result<()> {

@@ -91,6 +91,8 @@ pub fn build_model<B: Backend>(
     // Checked before anything is built: a config claiming a million layers beside a 2-layer
     // checkpoint fails here at once instead of building (and listing) a million layers.
     check_counts(&config, source)?;
+    // And every tensor's name and shape, before the model (its RoPE tables) is built.
+    check_tensors(&config, source)?;
     let mut model = config.init_with::<B>(InitWeights::Zeros, &options, device);
     load_into(&mut model, source, &options)?;
     Ok(model)

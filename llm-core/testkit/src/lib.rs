@@ -15,7 +15,7 @@ pub mod throughput;
 
 pub use backend::{logits_tol, run_test, TestBackend};
 pub use compare::{assert_close, assert_rel, ids_tensor, to_vec};
-pub use crash::kill_child_after;
+pub use crash::{assert_writes_survive_kills, crash_child_writes, kill_child_after};
 #[cfg(debug_assertions)]
 #[doc(hidden)]
 pub use instances::shared_instances;

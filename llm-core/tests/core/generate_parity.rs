@@ -117,14 +117,48 @@ llm_testkit::backend_test! {
 }
 
 #[test]
-fn prompt_longer_than_the_context_is_an_error() {
+fn a_prompt_longer_than_max_context_is_an_error_naming_it() {
     let model = tiny::<TestBackend>("llama", &Default::default());
-    let prompt = vec![5u32; model.config.max_position_embeddings + 1];
-    let gen = Generator::new(&model, GenerationConfig::greedy(4)).unwrap();
+    let prompt = vec![5u32; 257];
+    let config = GenerationConfig { max_context: Some(256), ..GenerationConfig::greedy(4) };
+    let gen = Generator::new(&model, config).unwrap();
     match gen.generate(&[prompt]) {
-        Err(LlmError::ContextOverflow { tokens, context }) => assert_eq!((tokens, context), (257, 256)),
+        Err(e @ LlmError::ContextOverflow { tokens: 257, context: 256 }) => {
+            assert!(e.to_string().contains("GenerationConfig::max_context"), "{e}");
+        }
         other => panic!("expected ContextOverflow, got {other:?}"),
     }
+}
+
+/// `max_position_embeddings` (256 here) is the trained length, not a limit: a 300-token prompt
+/// generates 300 more tokens, the cache growing past its first allocation (prompt + 256), and
+/// every generated token is what an uncached forward over the whole sequence predicts.
+#[test]
+fn generation_runs_past_max_position_embeddings_with_a_growing_cache() {
+    let model = tiny::<TestBackend>("llama", &Default::default());
+    let prompt: Vec<u32> = (0..300).map(|i| (i * 7 % 500 + 3) as u32).collect();
+    let gen = Generator::new(&model, GenerationConfig::greedy(300)).unwrap();
+    let out = gen.generate(std::slice::from_ref(&prompt)).unwrap();
+    let generated = &out.sequences[0];
+    assert_eq!(generated.len(), 300);
+    let all: Vec<u32> = prompt.iter().chain(&generated[..299]).copied().collect();
+    let device = Default::default();
+    let ids = burn::tensor::Tensor::<TestBackend, 2, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(all.iter().map(|&t| t as i64).collect::<Vec<_>>(), [1, all.len()]),
+        &device,
+    );
+    let logits = model.forward(ids).into_data().to_vec::<f32>().unwrap();
+    let vocab = model.config.vocab_size;
+    let mut agree = 0;
+    for (k, &token) in generated.iter().enumerate() {
+        let row = &logits[(299 + k) * vocab..(300 + k) * vocab];
+        let best = llm_core::generate::argmax(row);
+        // A near-tie may flip between the cached and uncached sums; the logit must still be the top one within 1e-4.
+        if best == token || (row[best as usize] - row[token as usize]).abs() < 1e-4 {
+            agree += 1;
+        }
+    }
+    assert_eq!(agree, 300, "cached decode past the trained length disagrees with the full forward");
 }
 
 fn smollm2() -> (CausalLm<TestBackend>, Tokenizer) {

@@ -11,6 +11,7 @@ mod generate_parity;
 mod lora_adapter;
 mod quantized_checkpoints;
 mod smollm2_gguf_parity;
+mod template_limits;
 mod throughput;
 mod tiny_llama_parity;
 mod tokenizer_parity;

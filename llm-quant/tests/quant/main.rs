@@ -2,6 +2,7 @@
 //! --test quant`; one group: `cargo test -p llm-quant --test quant gptq_solver::`).
 
 mod bad_inputs;
+mod crash_writers;
 mod formats_round_trip;
 mod gptq_checkpoint;
 mod gptq_solver;

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod crash_writers;
 mod lora_peft;
 mod preference;
 mod qlora;

@@ -79,6 +79,13 @@ impl TensorSource for GgufSource {
         let mut shape = info.shape();
         if let Some(e) = expert {
             // Stacked experts [n_experts, rows, cols]: expert e is one contiguous slab.
+            if shape.len() != 3 || e >= shape[0] {
+                return Err(LlmError::Gguf {
+                    path: self.file.path().to_path_buf(),
+                    offset: info.range.start as u64,
+                    message: format!("tensor for `{name}` has shape {shape:?}, not [n_experts > {e}, rows, cols]"),
+                });
+            }
             let per = bytes.len() / shape[0];
             bytes = &bytes[e * per..(e + 1) * per];
             shape.remove(0);
@@ -148,6 +155,14 @@ fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
     let d_model = need("embedding_length")?;
     let n_heads = need("attention.head_count")?;
     let n_layers = need("block_count")?;
+    // Every layer has tensors: a block count past the file's tensor count is a lie, caught
+    // before anything is sized by it.
+    if n_layers > file.tensors.len() {
+        return Err(LlmError::config(
+            field("llama.block_count"),
+            format!("claims {n_layers} layers but the file holds {} tensors", file.tensors.len()),
+        ));
+    }
     let head_dim = u("attention.key_length").unwrap_or(d_model / n_heads.max(1));
     if let Some(rot) = u("rope.dimension_count") {
         if rot != head_dim {
@@ -187,6 +202,17 @@ fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
         (Some(n), Some(k)) if n > 0 => Some(MoeConfig { n_experts: n, n_experts_per_tok: k }),
         _ => None,
     };
+    // Stacked expert tensors are [n_experts, rows, cols]: their leading dim is the count.
+    if let Some(moe) = moe {
+        for (name, info) in file.tensors.iter().filter(|(n, _)| n.contains(&format!("{}.", arch::STACKED))) {
+            if info.dims.last().copied() != Some(moe.n_experts as u64) {
+                return Err(LlmError::config(
+                    field("llama.expert_count"),
+                    format!("is {} but tensor `{name}` stacks {:?} experts", moe.n_experts, info.dims.last()),
+                ));
+            }
+        }
+    }
     let token = |k: &str| file.get(&format!("tokenizer.ggml.{k}")).and_then(GgufValue::as_u64).map(|v| v as u32);
     let config = ModelConfig {
         architecture: if moe.is_some() { Architecture::Mixtral } else { Architecture::Llama },
