@@ -19,8 +19,11 @@ use std::path::PathBuf;
 /// The largest single allocation an input may cause (1 GiB).
 pub const MAX_ALLOCATION: usize = 1 << 30;
 
+/// A target: raw bytes in, nothing out.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as the binaries and the corpus folders are named.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("checkpoint", targets::checkpoint),
     ("adapter", targets::adapter),
     ("gguf", targets::gguf),

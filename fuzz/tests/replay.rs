@@ -19,7 +19,7 @@ fn replay(target: &str) {
         inputs.extend(entries.map(|e| e.expect("corpus entry").path()));
     }
     inputs.sort();
-    assert!(!inputs.is_empty(), "no seeds for `{target}`: run `cargo run -p llm-fuzz --bin make-seeds`");
+    assert!(!inputs.is_empty(), "no seeds for `{target}`: run `cargo run -p llm-fuzz --features seeds --bin make-seeds`");
     let mut slowest = (Duration::ZERO, None);
     for input in &inputs {
         let data = std::fs::read(input).expect("corpus file");

@@ -1,7 +1,7 @@
 //! Writes `fuzz/seeds/<target>/`: the repository's fixtures where they fit, and micro
 //! checkpoints (dense, each quantized layout, a PEFT adapter, a GGUF with every block type,
 //! a FlatStore) built with the library's own writers. Run from anywhere:
-//! `cargo run -p llm-fuzz --bin make-seeds`.
+//! `cargo run -p llm-fuzz --features seeds --bin make-seeds`.
 
 use std::path::{Path, PathBuf};
 

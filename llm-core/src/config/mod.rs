@@ -131,6 +131,9 @@ impl ModelConfig {
         }
         let d_model = required(hf.hidden_size, "hidden_size")?;
         let n_heads = required(hf.num_attention_heads, "num_attention_heads")?;
+        if n_heads == 0 {
+            return Err(LlmError::config("num_attention_heads", "must be positive"));
+        }
         let n_kv_heads = hf.num_key_value_heads.unwrap_or(n_heads);
         let head_dim = match hf.head_dim {
             Some(h) => h,

@@ -94,7 +94,9 @@ impl<B: Backend> Linear<B> {
     /// layer is unchanged.
     pub fn merge_lora(&mut self) -> crate::Result<bool> {
         let Some(lora) = &self.lora else { return Ok(false) };
-        let merged = self.dense_weight() + lora.delta_weight();
+        // Detached: under autodiff the sum is not a leaf, and a parameter must be one (merging a
+        // trainer's model used to panic in Burn's `require_grad`).
+        let merged = (self.dense_weight() + lora.delta_weight()).detach();
         if !crate::adapter::all_finite(merged.clone()) {
             return Err(crate::LlmError::config("LoRA merge", "the merged weight holds NaN or Inf; the layer was left unmerged"));
         }

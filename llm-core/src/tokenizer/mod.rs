@@ -91,6 +91,10 @@ impl Tokenizer {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| LlmError::io(path, e))?;
+        // JSON checked first, fully (into a value: skipping strings would not check their
+        // escapes): tokenizers 0.22 panics (an `expect` in its decoder deserializer) on an
+        // error inside `decoder`, as a truncated download or a lone surrogate has.
+        serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|source| LlmError::Json { path: path.to_path_buf(), source })?;
         let inner = tokenizers::Tokenizer::from_bytes(&bytes)
             .map_err(|e| LlmError::Tokenizer { source_name: path.display().to_string(), message: e.to_string() })?;
         Ok(Self::wrap(inner, path.display().to_string()))

@@ -130,7 +130,8 @@ fn tokenizer_file_that_is_not_json_is_an_error() {
     let path = std::env::temp_dir().join(format!("llm-core-bad-tokenizer-{}.json", std::process::id()));
     std::fs::write(&path, "this is not json").unwrap();
     let err = Tokenizer::from_file(&path).unwrap_err();
-    assert!(matches!(&err, LlmError::Tokenizer { source_name, .. } if source_name.contains("bad-tokenizer")), "{err}");
+    assert!(matches!(&err, LlmError::Json { path: p, .. } if p == &path), "{err}");
+    assert!(err.to_string().contains("bad-tokenizer"), "{err}");
 }
 
 #[test]

@@ -140,11 +140,18 @@ fn read_file(path: &Path) -> Result<FlatStore> {
     if fnv1a(body).to_le_bytes() != tail {
         return Err(bad("checksum mismatch (a torn or corrupted file)"));
     }
-    let hlen = u64::from_le_bytes(body[8..16].try_into().expect("8 bytes")) as usize;
-    let header: Value = serde_json::from_slice(body.get(16..16 + hlen).ok_or_else(|| bad("header past the end"))?)
-        .map_err(|e| bad(&format!("header: {e}")))?;
-    let dim = header["dim"].as_u64().map(|d| d as usize);
-    let mut vectors = body[16 + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    let hlen = u64::from_le_bytes(body[8..16].try_into().expect("8 bytes"));
+    let header_end = usize::try_from(hlen).ok().and_then(|n| n.checked_add(16)).filter(|&e| e <= body.len());
+    let header_end = header_end.ok_or_else(|| bad(&format!("header of {hlen} bytes runs past the end")))?;
+    let header: Value = serde_json::from_slice(&body[16..header_end]).map_err(|e| bad(&format!("header: {e}")))?;
+    let dim = header["dim"].as_u64().map(|d| usize::try_from(d).unwrap_or(usize::MAX));
+    let data = &body[header_end..];
+    let n_records = header["records"].as_array().map_or(0, Vec::len);
+    // The vectors section is exactly one vector per record: checked before any is read.
+    if n_records.checked_mul(dim.unwrap_or(0)).and_then(|n| n.checked_mul(4)) != Some(data.len()) {
+        return Err(bad(&format!("{} bytes of vectors for {n_records} records of dimension {dim:?}", data.len())));
+    }
+    let mut vectors = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
     let mut records = vec![];
     for r in header["records"].as_array().ok_or_else(|| bad("no records"))? {
         let metadata = r["metadata"]

@@ -18,7 +18,9 @@ fn adapted(version: u64) -> llm_core::CausalLm<TrainBackend> {
     let names: Vec<String> = model.linears().into_iter().map(|(n, _)| n).collect();
     for name in names {
         if let Some(lora) = model.linear_mut(&name).and_then(|l| l.lora.as_mut()) {
-            lora.lora_b = burn::module::Param::from_tensor(lora.lora_b.val().ones_like().mul_scalar(version as f32 * 1e-3));
+            let b = lora.lora_b.val();
+            // A fresh leaf (not an op on the old one), as a loaded adapter's tensor is.
+            lora.lora_b = burn::module::Param::from_tensor(burn::tensor::Tensor::full(b.dims(), version as f32 * 1e-3, &b.device()));
         }
     }
     model

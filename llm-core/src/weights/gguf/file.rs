@@ -298,7 +298,7 @@ impl<'a> Parser<'a> {
             }
             _ => Err(LlmError::Gguf {
                 path: self.path.to_path_buf(),
-                offset: data_start as u64 + offset,
+                offset: (data_start as u64).saturating_add(offset),
                 message: format!(
                     "tensor `{name}` ({} {dims:?}) claims bytes past the end of the file ({} bytes; truncated?)",
                     ty.name(),
