@@ -3,6 +3,7 @@
 //! `tokenizer.ggml.*` metadata of a GGUF file; batches with padding and truncation; a
 //! streaming decoder that never emits broken UTF-8.
 
+mod checks;
 mod gguf;
 mod stream;
 
@@ -91,12 +92,10 @@ impl Tokenizer {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| LlmError::io(path, e))?;
-        // JSON checked first, fully (into a value: skipping strings would not check their
-        // escapes): tokenizers 0.22 panics (an `expect` in its decoder deserializer) on an
-        // error inside `decoder`, as a truncated download or a lone surrogate has.
-        serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|source| LlmError::Json { path: path.to_path_buf(), source })?;
-        let inner = tokenizers::Tokenizer::from_bytes(&bytes)
-            .map_err(|e| LlmError::Tokenizer { source_name: path.display().to_string(), message: e.to_string() })?;
+        checks::parse_json(&bytes).map_err(|source| LlmError::Json { path: path.to_path_buf(), source })?;
+        let invalid = |message: String| LlmError::Tokenizer { source_name: path.display().to_string(), message };
+        let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| invalid(e.to_string()))?;
+        checks::check_post_processor(&inner).map_err(invalid)?;
         Ok(Self::wrap(inner, path.display().to_string()))
     }
 

@@ -238,3 +238,19 @@ fn templates_see_tools_loop_and_python_string_methods() {
     let out = tok.apply_chat_template_with_tools(&msgs, false, Some(&tools)).unwrap();
     assert_eq!(out, "[{\"name\":\"get_weather\",\"parameters\":{\"city\":\"string\"}}]\n1:HI,2:YO");
 }
+
+/// tokenizers 0.22 loads such a file and panics at the first encode; here it is a load error.
+#[test]
+fn a_post_processor_naming_an_undefined_special_token_is_a_load_error() {
+    let mut json = read_json(&fixture("b_tokenizer/bytelevel_bpe512/tokenizer.json"));
+    json["post_processor"] = serde_json::json!({
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<cls>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {}
+    });
+    let path = std::env::temp_dir().join(format!("llm-core-undefined-special-{}.json", std::process::id()));
+    std::fs::write(&path, json.to_string()).unwrap();
+    let err = Tokenizer::from_file(&path).unwrap_err();
+    assert!(matches!(&err, LlmError::Tokenizer { .. }) && err.to_string().contains("`<cls>`"), "{err}");
+}
