@@ -10,7 +10,10 @@
 //! or into a captured block (`{% set x %}`, a macro's body); what it cannot see, since
 //! minijinja has no hook there, is template text inside captured blocks and strings built by
 //! concatenation without being written (`x ~ x` doubled through a namespace), so those stay
-//! bounded only by fuel and minijinja's own caps.
+//! bounded only by fuel and minijinja's own caps. Fuel counts instructions, not their cost:
+//! one instruction can still take seconds and a gigabyte (a 100 MB repetition, a repeated
+//! list turned into a string; `fuzz/known/` has such inputs), which only a limit inside the
+//! engine could stop.
 
 mod builtin;
 

@@ -310,8 +310,8 @@ impl ModelConfig {
 pub const MAX_LAYERS: usize = 4096;
 
 /// Any one dimension (vocabulary, widths, heads): 64x the largest published (256k-token
-/// vocabularies). With every dimension below 2^24, products of two or three of them (tensor
-/// sizes) cannot overflow.
+/// vocabularies). With every dimension at most 2^24 and experts at most 2^12, a tensor's size
+/// (two dimensions, times an expert count for stacked experts) stays below 2^60: no overflow.
 pub const MAX_DIM: usize = 1 << 24;
 
 fn bounded(v: usize, field: &str, max: usize) -> Result<usize> {

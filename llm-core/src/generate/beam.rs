@@ -43,7 +43,7 @@ pub fn beam_search<B: Backend>(
     let lp = config.length_penalty;
     let device = model.device();
 
-    let mut cache = model.new_cache(1, prompt_len + max_new.min(256)).with_limit(max_len);
+    let mut cache = model.new_cache(1, prompt_len + max_new.min(super::FIRST_ROOM)).with_limit(max_len);
     let mut logits = forward(model, &mut cache, &[prompt.to_vec()], &device)?;
     cache.select_rows(&vec![0; nb]);
     logits = logits.into_iter().cycle().take(nb).collect();

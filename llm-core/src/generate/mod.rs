@@ -153,7 +153,7 @@ impl<'a, B: Backend> Generator<'a, B> {
 }
 
 /// New-token positions allocated with the prompt's; more are allocated by doubling.
-const FIRST_ROOM: usize = 256;
+pub(crate) const FIRST_ROOM: usize = 256;
 
 /// The decode loop's state: cache, ids, padding, stop flags.
 pub(crate) struct DecodeState<'g, 'a, B: Backend> {

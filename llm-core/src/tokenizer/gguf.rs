@@ -51,6 +51,9 @@ pub(super) fn from_gguf(file: &GgufFile) -> Result<Tokenizer> {
         .and_then(GgufValue::as_array)
         .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(1)).collect())
         .unwrap_or_else(|| vec![1; tokens.len()]);
+    if types.len() != tokens.len() {
+        return Err(err(format!("{} token types for {} tokens (tokenizer.ggml.token_type)", types.len(), tokens.len())));
+    }
     let id = |key: &str| file.get(&format!("tokenizer.ggml.{key}")).and_then(GgufValue::as_u64).map(|v| v as usize);
     let flag = |key: &str| matches!(file.get(&format!("tokenizer.ggml.{key}")), Some(GgufValue::Bool(true)));
     let token_at = |i: Option<usize>| i.and_then(|i| tokens.get(i).cloned());
