@@ -4,7 +4,7 @@
 //!
 //! A template comes from the checkpoint, so it is untrusted code: every render runs under
 //! [`TemplateLimits`] (instructions, output bytes, call depth), and a template that loops too
-//! long, recurses too deep or writes too much ends in [`LlmError::Template`], never a hang.
+//! long, recurses too deep or writes too much ends in [`LlmError::Template`].
 //! minijinja itself caps `range()` at 100,000 items and a repeated string (`"a" * n`) at
 //! 100 MB. The output bound counts every `{{ expression }}` a render writes, into the prompt
 //! or into a captured block (`{% set x %}`, a macro's body); what it cannot see, since
@@ -71,9 +71,9 @@ pub struct TemplateLimits {
 }
 
 impl Default for TemplateLimits {
-    /// One million instructions plus 20,000 per message (the Hub's templates spend 30-300 per
-    /// message; a render at the limit takes well under a second), 16 MiB of output, depth 100,
-    /// a 1 MiB source (the largest Hub templates are ~10 KB).
+    /// One million instructions plus 20,000 per message or tool (a loop that spends them all
+    /// ends in well under a second: `template_limits::nested_loops_run_out_of_fuel`), 16 MiB
+    /// of output, depth 100, a 1 MiB source.
     fn default() -> Self {
         Self { fuel: 1_000_000, fuel_per_item: 20_000, max_output_bytes: 16 << 20, max_depth: 100, max_source_bytes: 1 << 20 }
     }
