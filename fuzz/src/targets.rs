@@ -19,7 +19,7 @@ fn text(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()
 }
 
-/// Every tensor of a source read, then the model it describes built from it.
+/// Every tensor of a source read.
 fn read_all(source: &dyn TensorSource) {
     for name in source.tensor_names() {
         let _ = source.read(&name);
@@ -78,10 +78,10 @@ pub fn gguf_blocks(data: &[u8]) {
     ];
     let Some((&first, rest)) = data.split_first() else { return };
     let ty = TYPES[first as usize % TYPES.len()];
-    let (_, block_bytes) = ty.block_layout().expect("supported type");
+    let (block, block_bytes) = ty.block_layout().expect("supported type");
     let whole = rest.len() / block_bytes * block_bytes;
     let values = quants::dequantize(ty, &rest[..whole]);
-    assert_eq!(values.len(), whole / block_bytes * ty.block_layout().unwrap().0);
+    assert_eq!(values.len(), whole / block_bytes * block);
 }
 
 /// The same bytes as `config.json` (then the model built lazily), `generation_config.json`,

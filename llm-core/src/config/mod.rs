@@ -254,20 +254,20 @@ impl ModelConfig {
     /// Checks the invariants the model relies on. Called by [`Self::from_hf`]; call it again
     /// after editing fields by hand.
     pub fn validate(&self) -> Result<()> {
-        let positive = [
-            ("vocab_size", self.vocab_size),
-            ("hidden_size", self.d_model),
-            ("intermediate_size", self.d_ff),
-            ("num_hidden_layers", self.n_layers),
-            ("num_attention_heads", self.n_heads),
-            ("num_key_value_heads", self.n_kv_heads),
-            ("head_dim", self.head_dim),
+        let sizes = [
+            ("vocab_size", self.vocab_size, MAX_DIM),
+            ("hidden_size", self.d_model, MAX_DIM),
+            ("intermediate_size", self.d_ff, MAX_DIM),
+            ("num_hidden_layers", self.n_layers, MAX_LAYERS),
+            ("num_attention_heads", self.n_heads, MAX_DIM),
+            ("num_key_value_heads", self.n_kv_heads, MAX_DIM),
+            ("head_dim", self.head_dim, MAX_DIM),
         ];
-        for (field, v) in positive {
+        for (field, v, max) in sizes {
             if v == 0 {
                 return Err(LlmError::config(field, "must be positive"));
             }
-            bounded(v, field, if field == "num_hidden_layers" { MAX_LAYERS } else { MAX_DIM })?;
+            bounded(v, field, max)?;
         }
         if let Some(moe) = self.moe {
             bounded(moe.n_experts, "num_local_experts", MAX_LAYERS)?;

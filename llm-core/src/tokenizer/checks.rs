@@ -2,13 +2,6 @@
 
 use serde_json::Value;
 
-/// The bytes are JSON, checked fully (into a value: skipping strings would not check their
-/// escapes or UTF-8): tokenizers panics (an `expect` in its decoder deserializer) on an error
-/// inside `decoder`, as a truncated download or an invalid byte has.
-pub(super) fn parse_json(bytes: &[u8]) -> serde_json::Result<Value> {
-    serde_json::from_slice(bytes)
-}
-
 /// A `TemplateProcessing` post-processor (alone or in a `Sequence`) whose `single` or `pair`
 /// template names a special token its `special_tokens` lacks, or whose special token has
 /// unequal `ids` and `tokens`, panics at the first encode; this finds it at load.

@@ -92,9 +92,13 @@ impl Tokenizer {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| LlmError::io(path, e))?;
-        checks::parse_json(&bytes).map_err(|source| LlmError::Json { path: path.to_path_buf(), source })?;
+        // Parsed as JSON first, then built from the value: tokenizers panics (an `expect` in its
+        // decoder deserializer) on a syntax error or invalid UTF-8 inside `decoder`, as a
+        // truncated download has, and a value has neither.
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|source| LlmError::Json { path: path.to_path_buf(), source })?;
         let invalid = |message: String| LlmError::Tokenizer { source_name: path.display().to_string(), message };
-        let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| invalid(e.to_string()))?;
+        let inner: tokenizers::Tokenizer = serde_json::from_value(json).map_err(|e| invalid(e.to_string()))?;
         checks::check_post_processor(&inner).map_err(invalid)?;
         Ok(Self::wrap(inner, path.display().to_string()))
     }

@@ -93,8 +93,9 @@ pub fn build_model<B: Backend>(
     check_counts(&config, source)?;
     // And every tensor's name and shape, before the model (its RoPE tables) is built.
     check_tensors(&config, source)?;
+    check_dtype(options.dtype)?;
     let mut model = config.init_with::<B>(InitWeights::Zeros, &options, device);
-    load_into(&mut model, source, &options)?;
+    fill(&mut model, source, &options)?;
     Ok(model)
 }
 
@@ -114,6 +115,11 @@ fn check_dtype(dtype: DType) -> Result<()> {
 pub fn load_into<B: Backend>(model: &mut CausalLm<B>, source: &dyn TensorSource, options: &LoadOptions) -> Result<()> {
     check_dtype(options.dtype)?;
     check_tensors(&model.config, source)?;
+    fill(model, source, options)
+}
+
+/// [`load_into`] after its checks.
+fn fill<B: Backend>(model: &mut CausalLm<B>, source: &dyn TensorSource, options: &LoadOptions) -> Result<()> {
     let started = std::time::Instant::now();
     let device = model.embed_tokens.lazy_device();
     let loader = Loader { source, device: &device, options, config: &model.config };

@@ -159,9 +159,6 @@ fn read_file(path: &Path) -> Result<FlatStore> {
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
             .unwrap_or_default();
         let vector: Vec<f32> = vectors.by_ref().take(dim.unwrap_or(0)).collect();
-        if vector.len() != dim.unwrap_or(0) {
-            return Err(bad("fewer vectors than records"));
-        }
         records.push(Record { id: r["id"].as_str().unwrap_or_default().into(), text: r["text"].as_str().unwrap_or_default().into(), metadata, vector });
     }
     let mut store = FlatStore { dim, records, normalized: vec![], dir: None };
