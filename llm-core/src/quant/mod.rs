@@ -10,15 +10,18 @@
 //! | [`AffineWeight`] | 2/3/4/8-bit codes in groups of input columns, a scale and a zero point per (output row, group), optional act-order `g_idx` | GPTQ, RTN, int8 absmax / zero-point |
 //! | [`Fp4Weight`] | NF4/FP4 codes in blocks of the flattened weight, an absmax per block (optionally double-quantized) | bitsandbytes `quantize_4bit`, QLoRA |
 //! | [`OutlierInt8Weight`] | int8 rows with their absmax; activations split into outlier and int8 parts at run time | LLM.int8() |
+//! | [`GgmlWeight`] | GGML blocks as a GGUF file stores them (Q4_0..Q8_0, Q2_K..Q6_K); integer dot products against 8-bit activations | llama.cpp |
 
 mod affine;
 mod fp4;
+pub mod ggml;
 mod kernels;
 mod linear;
 mod outlier;
 
 pub use affine::AffineWeight;
 pub use fp4::{DoubleQuantState, Fp4Kind, Fp4Weight};
+pub use ggml::GgmlWeight;
 pub use linear::{QuantExecution, QuantLinear};
 pub use outlier::{is_outlier, outlier_columns, OutlierInt8Weight};
 pub use crate::weights::quantized::{pack_stream, unpack_stream, v1_zero_offset_word};
@@ -32,6 +35,8 @@ pub enum QuantizedWeight {
     Fp4(Fp4Weight),
     /// LLM.int8(): vector-wise int8 with outlier activation columns kept in float.
     OutlierInt8(OutlierInt8Weight),
+    /// GGML blocks as stored in a GGUF file.
+    Ggml(GgmlWeight),
 }
 
 impl QuantizedWeight {
@@ -41,6 +46,7 @@ impl QuantizedWeight {
             Self::Affine(w) => (w.d_out, w.d_in),
             Self::Fp4(w) => (w.d_out, w.d_in),
             Self::OutlierInt8(w) => (w.d_out, w.d_in),
+            Self::Ggml(w) => (w.d_out, w.d_in),
         }
     }
 
@@ -50,6 +56,7 @@ impl QuantizedWeight {
             Self::Affine(w) => w.dequantize(),
             Self::Fp4(w) => w.dequantize(),
             Self::OutlierInt8(w) => w.dequantize(),
+            Self::Ggml(w) => w.dequantize(),
         }
     }
 
@@ -70,6 +77,7 @@ impl QuantizedWeight {
             Self::Affine(w) => w.matmul(x, rows),
             Self::Fp4(w) => w.matmul(x, rows),
             Self::OutlierInt8(w) => w.matmul(x, rows),
+            Self::Ggml(w) => w.matmul(x, rows),
         }
     }
 
@@ -79,6 +87,7 @@ impl QuantizedWeight {
             Self::Affine(w) => w.storage_bytes(),
             Self::Fp4(w) => w.storage_bytes(),
             Self::OutlierInt8(w) => w.storage_bytes(),
+            Self::Ggml(w) => w.storage_bytes(),
         }
     }
 
@@ -88,6 +97,7 @@ impl QuantizedWeight {
             Self::Affine(w) => w.describe(),
             Self::Fp4(w) => format!("{:?}", w.kind).to_lowercase(),
             Self::OutlierInt8(_) => "llm.int8".into(),
+            Self::Ggml(w) => format!("ggml-{}", w.ty.name().to_lowercase()),
         }
     }
 }

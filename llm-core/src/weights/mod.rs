@@ -24,7 +24,7 @@ use crate::error::{LlmError, Result};
 use crate::model::arch::{self, LinearId, NormSlot};
 use crate::model::CausalLm;
 use crate::nn::{AttentionKernel, Linear};
-use crate::quant::QuantExecution;
+use crate::quant::{QuantExecution, QuantizedWeight};
 
 /// Where `scripts/fetch-models.sh` caches checkpoints: `$LLM_CACHE_DIR`, else `~/.cache/llm-rs`.
 pub fn cache_dir() -> std::path::PathBuf {
@@ -44,6 +44,12 @@ pub trait TensorSource {
     /// Reads a tensor as stored: floats (GGUF blocks dequantised), or the integer tensors of
     /// quantized layouts.
     fn read(&self, name: &str) -> Result<TensorData>;
+    /// A linear weight held in GGML blocks, as stored (rows in Hugging Face order); `None`
+    /// when the source holds `name` as floats or has no such formats.
+    fn read_blocks(&self, name: &str) -> Option<Result<crate::quant::GgmlWeight>> {
+        let _ = name;
+        None
+    }
 }
 
 /// Options for building a model from weights.
@@ -55,11 +61,15 @@ pub struct LoadOptions {
     pub attention: AttentionKernel,
     /// How quantized layers run (fused kernel, dequantize per call, or once at load).
     pub quant_execution: QuantExecution,
+    /// GGUF linear weights in a quantized block type stay in their blocks (run by integer
+    /// dot products on the CPU, dequantized onto GPU devices); `false` dequantizes them to
+    /// `dtype` at load, the path used before blocks ran as stored.
+    pub ggml_blocks: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { dtype: DType::F32, attention: AttentionKernel::Fused, quant_execution: QuantExecution::Auto }
+        Self { dtype: DType::F32, attention: AttentionKernel::Fused, quant_execution: QuantExecution::Auto, ggml_blocks: true }
     }
 }
 
@@ -236,6 +246,11 @@ impl<B: Backend> Loader<'_, B> {
     fn linear(&self, id: LinearId) -> Result<Linear<B>> {
         let prefix = id.hf();
         let bias = if id.has_bias(self.config) { Some(self.tensor(&format!("{prefix}.bias"))?) } else { None };
+        let name = format!("{prefix}.weight");
+        if let Some(blocks) = self.source.read_blocks(&name).filter(|_| self.options.ggml_blocks) {
+            let q = QuantizedWeight::Ggml(blocks?);
+            return Ok(Linear::quantized_as(q, bias, self.options.quant_execution, self.options.dtype, self.device));
+        }
         match CheckpointLayout::detect(self.source, &prefix) {
             CheckpointLayout::Dense => Ok(Linear::new(self.tensor(&format!("{prefix}.weight"))?, bias)),
             layout => {

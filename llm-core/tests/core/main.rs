@@ -8,6 +8,7 @@ mod build_then_load;
 mod checkpoint_formats;
 mod context_length;
 mod generate_parity;
+mod ggml_blocks;
 mod lora_adapter;
 mod quantized_checkpoints;
 mod smollm2_gguf_parity;

@@ -15,6 +15,7 @@ use super::TensorSource;
 use crate::config::{Architecture, ModelConfig, MoeConfig, RopeConfig, RopeScaling};
 use crate::error::{LlmError, Result};
 use crate::model::arch::{self, LinearId, LinearSlot};
+use crate::quant::GgmlWeight;
 
 /// A GGUF file seen as a checkpoint with Hugging Face tensor names.
 ///
@@ -75,6 +76,36 @@ impl TensorSource for GgufSource {
             unexpected: vec![],
             mis_shaped: vec![],
         })?;
+        let (bytes, shape) = self.stored(name, info, expert)?;
+        let mut values = quants::dequantize(info.ggml_type, bytes);
+        if let Some(heads) = self.rope_heads(name) {
+            values = unpermute_rows(&values, &shape, heads);
+        }
+        Ok(TensorData::new(values, shape))
+    }
+
+    fn read_blocks(&self, name: &str) -> Option<Result<GgmlWeight>> {
+        let (info, _, expert) = self.lookup(name)?;
+        crate::quant::ggml::block_elems(info.ggml_type)?;
+        Some(self.stored(name, info, expert).and_then(|(bytes, shape)| {
+            let [d_out, d_in] = shape[..] else {
+                return Err(LlmError::config(format!("GGUF tensor for `{name}`"), format!("shape {shape:?} is not a matrix")));
+            };
+            let w = GgmlWeight::new(name, info.ggml_type, d_out, d_in, bytes.to_vec())?;
+            Ok(match self.rope_heads(name) {
+                Some(heads) => {
+                    let head_dim = d_out / heads;
+                    w.with_rows(|r| unpermuted_source(r, head_dim))
+                }
+                None => w,
+            })
+        }))
+    }
+}
+
+impl GgufSource {
+    /// The stored bytes and HF shape of `name` (one expert's slab of a stacked tensor).
+    fn stored<'a>(&'a self, name: &str, info: &GgufTensorInfo, expert: Option<usize>) -> Result<(&'a [u8], Vec<usize>)> {
         let mut bytes = self.file.tensor_bytes(info);
         let mut shape = info.shape();
         if let Some(e) = expert {
@@ -90,15 +121,26 @@ impl TensorSource for GgufSource {
             bytes = &bytes[e * per..(e + 1) * per];
             shape.remove(0);
         }
-        let mut values = quants::dequantize(info.ggml_type, bytes);
+        Ok((bytes, shape))
+    }
+
+    /// The head count whose RoPE rows llama.cpp permuted in `name` (Q and K projections).
+    fn rope_heads(&self, name: &str) -> Option<usize> {
         let slot = name.rsplit_once('.').and_then(|(module, _)| LinearId::parse(module)).and_then(|id| id.slot());
         match slot {
-            Some(LinearSlot::Q) => values = unpermute_rows(&values, &shape, self.config.n_heads),
-            Some(LinearSlot::K) => values = unpermute_rows(&values, &shape, self.config.n_kv_heads),
-            _ => {}
+            Some(LinearSlot::Q) => Some(self.config.n_heads),
+            Some(LinearSlot::K) => Some(self.config.n_kv_heads),
+            _ => None,
         }
-        Ok(TensorData::new(values, shape))
     }
+}
+
+/// The GGUF row HF row `dst` comes from: within a head, HF row `a·d/2 + i` is GGUF row `2i + a`.
+fn unpermuted_source(dst: usize, head_dim: usize) -> usize {
+    let (h, r) = (dst / head_dim, dst % head_dim);
+    let half = head_dim / 2;
+    let (a, i) = (r / half, r % half);
+    h * head_dim + 2 * i + a
 }
 
 /// Undoes llama.cpp's `permute`: within each head, GGUF row `2i + a` is HF row `a * d/2 + i`.

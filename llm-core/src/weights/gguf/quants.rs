@@ -22,6 +22,16 @@ impl GgmlType {
     pub const Q5_1: Self = Self(7);
     /// 8-bit, block 32, scale.
     pub const Q8_0: Self = Self(8);
+    /// 2-bit K-quant: super-block 256, 16 sub-blocks with 4-bit scale and min.
+    pub const Q2_K: Self = Self(10);
+    /// 3-bit K-quant: super-block 256, 16 sub-blocks with 6-bit scales.
+    pub const Q3_K: Self = Self(11);
+    /// 4-bit K-quant: super-block 256, 8 sub-blocks with 6-bit scale and min.
+    pub const Q4_K: Self = Self(12);
+    /// 5-bit K-quant: super-block 256, 8 sub-blocks with 6-bit scale and min.
+    pub const Q5_K: Self = Self(13);
+    /// 6-bit K-quant: super-block 256, 16 sub-blocks with 8-bit scales.
+    pub const Q6_K: Self = Self(14);
     /// bfloat16.
     pub const BF16: Self = Self(30);
 
@@ -45,10 +55,18 @@ impl GgmlType {
             Self::Q5_0 => (32, 22),
             Self::Q5_1 => (32, 24),
             Self::Q8_0 => (32, 34),
+            Self::Q2_K => (QK_K, 84),
+            Self::Q3_K => (QK_K, 110),
+            Self::Q4_K => (QK_K, 144),
+            Self::Q5_K => (QK_K, 176),
+            Self::Q6_K => (QK_K, 210),
             _ => return None,
         })
     }
 }
+
+/// Elements of a K-quant super-block.
+pub const QK_K: usize = 256;
 
 /// Dequantises `bytes` (whole blocks of `ty`) into f32. The caller has checked the length
 /// against [`GgmlType::block_layout`].
@@ -68,6 +86,11 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8]) -> Vec<f32> {
                 let d = half_at(b, 0);
                 out.extend(b[2..34].iter().map(|&q| (q as i8) as f32 * d));
             }
+            GgmlType::Q2_K => q2_k(b, &mut out),
+            GgmlType::Q3_K => q3_k(b, &mut out),
+            GgmlType::Q4_K => q45_k(b, &mut out, false),
+            GgmlType::Q5_K => q45_k(b, &mut out, true),
+            GgmlType::Q6_K => q6_k(b, &mut out),
             _ => unreachable!("block_layout admits only the types above"),
         }
     }
@@ -102,6 +125,97 @@ fn q5(b: &[u8], out: &mut Vec<f32>, offset: f32, min: Option<f32>) {
     };
     out.extend(qs.iter().enumerate().map(|(j, &q)| value((q as u32 & 0x0f) | (((qh >> j) << 4) & 0x10))));
     out.extend(qs.iter().enumerate().map(|(j, &q)| value((q as u32 >> 4) | ((qh >> (j + 12)) & 0x10))));
+}
+
+/// Q2_K `[scales 16][qs 64][d][dmin]`: element `128h + 32j + k` is bits `2j..2j+2` of
+/// `qs[32h + k]`; sub-block `e / 16` has scale `scales & 0xF` and min `scales >> 4`.
+fn q2_k(b: &[u8], out: &mut Vec<f32>) {
+    let (scales, qs) = (&b[..16], &b[16..80]);
+    let (d, dmin) = (half_at(b, 80), half_at(b, 82));
+    for e in 0..QK_K {
+        let (h, j, k) = (e / 128, e % 128 / 32, e % 32);
+        let q = (qs[32 * h + k] >> (2 * j)) & 3;
+        let s = scales[e / 16];
+        let (dl, ml) = (d * f32::from(s & 0xF), dmin * f32::from(s >> 4));
+        out.push(dl * f32::from(q) - ml);
+    }
+}
+
+/// The 16 signed 6-bit scales of a Q3_K block (`scales`: 12 bytes), offset by 32.
+pub fn q3_k_scales(scales: &[u8]) -> [i8; 16] {
+    std::array::from_fn(|s| {
+        let low = if s < 8 { scales[s] & 0xF } else { scales[s - 8] >> 4 };
+        let high = (scales[8 + s % 4] >> (2 * (s / 4))) & 3;
+        ((low | high << 4) as i8).wrapping_sub(32)
+    })
+}
+
+/// Q3_K `[hmask 32][qs 64][scales 12][d]`: low bits as Q2_K, element `32i + k` takes its
+/// third bit from bit `i` of `hmask[k]`; a clear bit subtracts 4.
+fn q3_k(b: &[u8], out: &mut Vec<f32>) {
+    let (hmask, qs) = (&b[..32], &b[32..96]);
+    let scales = q3_k_scales(&b[96..108]);
+    let d = half_at(b, 108);
+    for e in 0..QK_K {
+        let (h, j, k) = (e / 128, e % 128 / 32, e % 32);
+        let low = ((qs[32 * h + k] >> (2 * j)) & 3) as i8;
+        let high = ((hmask[e % 32] >> (e / 32)) & 1) ^ 1;
+        let dl = d * f32::from(scales[e / 16]);
+        out.push(dl * f32::from(low - (high << 2) as i8));
+    }
+}
+
+/// The 8 six-bit `(scale, min)` pairs of a Q4_K / Q5_K block (`scales`: 12 bytes).
+pub fn k_scale_min(scales: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let sc = std::array::from_fn(|j| {
+        if j < 4 {
+            scales[j] & 63
+        } else {
+            (scales[j + 4] & 0xF) | ((scales[j - 4] >> 2) & 0x30)
+        }
+    });
+    let mn = std::array::from_fn(|j| {
+        if j < 4 {
+            scales[j + 4] & 63
+        } else {
+            (scales[j + 4] >> 4) | ((scales[j] >> 2) & 0x30)
+        }
+    });
+    (sc, mn)
+}
+
+/// Q4_K `[d][dmin][scales 12][qs 128]` and Q5_K `[d][dmin][scales 12][qh 32][qs 128]`:
+/// sub-block `2c + h` (32 elements) is nibble `h` of `qs[32c..32c + 32]`; Q5_K's fifth bit of
+/// element `32i + k` is bit `i` of `qh[k]`.
+fn q45_k(b: &[u8], out: &mut Vec<f32>, five: bool) {
+    let (d, dmin) = (half_at(b, 0), half_at(b, 2));
+    let (sc, mn) = k_scale_min(&b[4..16]);
+    let (qh, qs) = if five { (&b[16..48], &b[48..176]) } else { (&b[..0], &b[16..144]) };
+    for e in 0..QK_K {
+        let (sub, k) = (e / 32, e % 32);
+        let mut q = (qs[32 * (sub / 2) + k] >> (4 * (sub % 2))) & 0xF;
+        if five {
+            q |= ((qh[k] >> sub) & 1) << 4;
+        }
+        let (dl, ml) = (d * f32::from(sc[sub]), dmin * f32::from(mn[sub]));
+        out.push(dl * f32::from(q) - ml);
+    }
+}
+
+/// Q6_K `[ql 128][qh 64][scales 16 (i8)][d]`: element `128h + 64s + k` (k < 64) takes its
+/// low nibble `s` from `ql[64h + k]`; element `128h + 32t + k` (k < 32) takes its high two
+/// bits from bits `2t..2t+2` of `qh[32h + k]`; the code is offset by 32.
+fn q6_k(b: &[u8], out: &mut Vec<f32>) {
+    let (ql, qh, scales) = (&b[..128], &b[128..192], &b[192..208]);
+    let d = half_at(b, 208);
+    for e in 0..QK_K {
+        let (h, r) = (e / 128, e % 128);
+        let low = (ql[64 * h + r % 64] >> (4 * (r / 64))) & 0xF;
+        let high = (qh[32 * h + r % 32] >> (2 * (r / 32))) & 3;
+        let q = (low | high << 4) as i8 - 32;
+        let dl = d * f32::from(scales[e / 16] as i8);
+        out.push(dl * f32::from(q));
+    }
 }
 
 #[cfg(test)]

@@ -164,6 +164,10 @@ pub fn write_quantized(prefix: &str, weight: &QuantizedWeight, affine: AffineFor
         (QuantizedWeight::Affine(w), AffineFormat::Int8) => int8::int8_tensors(prefix, w),
         (QuantizedWeight::Fp4(w), _) => Ok(bnb4::bnb4_tensors(prefix, w)),
         (QuantizedWeight::OutlierInt8(w), _) => Ok(bnb8::bnb8_tensors(prefix, w)),
+        (QuantizedWeight::Ggml(w), _) => Err(LlmError::Quant {
+            tensor: format!("{prefix}.weight"),
+            message: format!("{} blocks have no safetensors layout; save them as GGUF, or dequantize first", w.ty.name()),
+        }),
     }
 }
 

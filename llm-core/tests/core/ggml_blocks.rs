@@ -1,0 +1,135 @@
+//! GGML block formats run as stored (`llm_core::quant::ggml`): dequantization against gguf-py
+//! (`fixtures/l_ggml`, made by `scripts/ggml_dequant_cases.py`), the integer-dot kernels against
+//! the dequantized weight, and the SmolLM2 GGUF run from its blocks against the dequantized path.
+
+use llm_core::quant::ggml::{dot::row_dot, ActRow};
+use llm_core::quant::{GgmlWeight, QuantizedWeight};
+use llm_core::weights::gguf::quants::{self, GgmlType};
+use llm_core::weights::{load_model, GgufSource, LoadOptions, TensorSource};
+use llm_testkit::*;
+
+const TYPES: [(GgmlType, &str); 10] = [
+    (GgmlType::Q4_0, "Q4_0"),
+    (GgmlType::Q4_1, "Q4_1"),
+    (GgmlType::Q5_0, "Q5_0"),
+    (GgmlType::Q5_1, "Q5_1"),
+    (GgmlType::Q8_0, "Q8_0"),
+    (GgmlType::Q2_K, "Q2_K"),
+    (GgmlType::Q3_K, "Q3_K"),
+    (GgmlType::Q4_K, "Q4_K"),
+    (GgmlType::Q5_K, "Q5_K"),
+    (GgmlType::Q6_K, "Q6_K"),
+];
+
+fn cases() -> std::path::PathBuf {
+    fixture("l_ggml/dequant.safetensors")
+}
+
+fn blocks(name: &str) -> Vec<u8> {
+    read_tensor(&cases(), &format!("{name}.blocks")).1.into_iter().map(|b| b as u8).collect()
+}
+
+/// The fixture's blocks as a 2-row weight.
+fn weight(ty: GgmlType, name: &str) -> GgmlWeight {
+    let data = blocks(name);
+    let (block, size) = ty.block_layout().unwrap();
+    let d_in = data.len() / size * block / 2;
+    GgmlWeight::new(name, ty, 2, d_in, data).unwrap()
+}
+
+fn input(n: usize, seed: u32) -> Vec<f32> {
+    (0..n).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 2001) as f32 / 1000.0 - 1.0).collect()
+}
+
+#[test]
+fn every_block_type_dequantizes_bit_for_bit_as_gguf_py() {
+    for (ty, name) in TYPES {
+        let (_, want) = read_f32(&cases(), &format!("{name}.values"));
+        let got = quants::dequantize(ty, &blocks(name));
+        assert_eq!(got.len(), want.len(), "{name}");
+        let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{name}: dequantized values differ from gguf-py");
+    }
+}
+
+/// The kernel computes `Σ w·(dₓ·qₓ)` with exact integer block sums: against the f64 sum of the
+/// dequantized weight times the dequantized activations it differs by f32 rounding of the
+/// per-block products (a few ulp of each, 1e-5 of `Σ|w·x|` is generous). Against the float
+/// input it also differs by the activation rounding, at most `dₓ/2` per value, so by at most
+/// `Σ |w| · dₓ/2`: that bound is asserted, not a fitted tolerance.
+#[test]
+fn integer_dot_kernels_match_the_dequantized_weight() {
+    for (ty, name) in TYPES {
+        let w = weight(ty, name);
+        let dense = w.dequantize();
+        let x = input(w.d_in, 17);
+        let mut a = ActRow::default();
+        a.quantize(&x);
+        let xq = a.dequantize();
+        for r in 0..w.d_out {
+            let row = &dense[r * w.d_in..(r + 1) * w.d_in];
+            let got = row_dot(ty, w.row(r), &a) as f64;
+            let exact: f64 = row.iter().zip(&xq).map(|(&p, &q)| p as f64 * q as f64).sum();
+            let scale: f64 = row.iter().zip(&xq).map(|(&p, &q)| (p as f64 * q as f64).abs()).sum();
+            assert!((got - exact).abs() <= 1e-5 * scale, "{name} row {r}: {got} vs {exact} (scale {scale})");
+            let float: f64 = row.iter().zip(&x).map(|(&p, &q)| p as f64 * q as f64).sum();
+            let bound: f64 = row.iter().enumerate().map(|(i, &p)| p.abs() as f64 * a.d[i / 32] as f64 / 2.0).sum();
+            assert!((got - float).abs() <= bound + 1e-5 * scale, "{name} row {r}: {got} vs {float} (bound {bound})");
+        }
+    }
+}
+
+#[test]
+fn matmul_of_several_rows_is_each_row_dot() {
+    for (ty, name) in TYPES {
+        let w = weight(ty, name);
+        let rows = 3;
+        let x: Vec<f32> = (0..rows).flat_map(|r| input(w.d_in, r as u32)).collect();
+        let y = QuantizedWeight::Ggml(w.clone()).matmul(&x, rows);
+        for r in 0..rows {
+            let mut a = ActRow::default();
+            a.quantize(&x[r * w.d_in..(r + 1) * w.d_in]);
+            for o in 0..w.d_out {
+                assert_eq!(y[r * w.d_out + o], row_dot(ty, w.row(o), &a), "{name} [{r}, {o}]");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_block_tensor_of_the_wrong_size_is_an_error_naming_it() {
+    let err = GgmlWeight::new("blk.0.attn_q.weight", GgmlType::Q4_K, 2, 256, vec![0; 100]).err().unwrap().to_string();
+    assert!(err.contains("blk.0.attn_q.weight") && err.contains("Q4_K"), "{err}");
+    let err = GgmlWeight::new("w", GgmlType::Q4_0, 2, 48, vec![0; 36]).err().unwrap().to_string();
+    assert!(err.contains("multiple of"), "{err}");
+}
+
+/// SmolLM2 Q4_1 from its blocks against the same file dequantized to f32 at load. The blocks'
+/// rows (Q and K un-permuted) are the dequantized rows exactly; the logits differ only by the
+/// 8-bit activation rounding, which over 30 layers moves them by well under a logit, and the
+/// greedy token stays.
+#[test]
+fn smollm2_runs_from_its_blocks_as_it_runs_dequantized() {
+    let path = smollm2_gguf();
+    let source = GgufSource::open(&path).unwrap();
+    for name in ["model.layers.0.self_attn.q_proj.weight", "model.layers.3.mlp.down_proj.weight"] {
+        let w = source.read_blocks(name).unwrap().unwrap();
+        let want: Vec<f32> = source.read(name).unwrap().iter::<f32>().collect();
+        assert!(w.dequantize() == want, "{name}: blocks dequantize to other rows than the float read");
+    }
+    let device = Default::default();
+    let blocks = load_model::<burn::backend::Flex>(&path, LoadOptions::default(), &device).unwrap();
+    let floats = load_model::<burn::backend::Flex>(&path, LoadOptions { ggml_blocks: false, ..Default::default() }, &device).unwrap();
+    assert!(blocks.layers[0].self_attn.query.quantized_weight().is_some(), "q_proj stays in blocks");
+    assert!(floats.layers[0].self_attn.query.quantized_weight().is_none(), "ggml_blocks: false is dense");
+    let ids: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314, 253, 1345, 28, 47];
+    let a = to_vec(blocks.forward(ids_tensor::<burn::backend::Flex>(&[ids.clone()], &device)));
+    let b = to_vec(floats.forward(ids_tensor::<burn::backend::Flex>(&[ids], &device)));
+    let vocab = blocks.config.vocab_size;
+    let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(max < 0.5, "max logit difference {max}");
+    for t in 0..a.len() / vocab {
+        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|p, q| p.1.total_cmp(q.1)).unwrap().0;
+        assert_eq!(argmax(&a[t * vocab..(t + 1) * vocab]), argmax(&b[t * vocab..(t + 1) * vocab]), "position {t}");
+    }
+}
