@@ -75,9 +75,10 @@ fn decode(c: &mut Criterion) {
     const PROMPT: usize = 32;
     const CHUNK: u64 = 16;
     let device = Default::default();
-    let mut models = vec![("dense-f32", load_model::<B>(smollm2_gguf(), LoadOptions::default(), &device).expect("loads"))];
+    let dense = LoadOptions { ggml_blocks: false, ..Default::default() };
+    let mut models = vec![("dense-f32", load_model::<B>(smollm2_gguf(), dense, &device).expect("loads"))];
     for (name, method) in formats() {
-        let mut m = load_model::<B>(smollm2_gguf(), LoadOptions::default(), &device).expect("loads");
+        let mut m = load_model::<B>(smollm2_gguf(), dense, &device).expect("loads");
         quantize_model(&mut m, method, |n| n == "lm_head", |_| {}).expect("quantizes");
         models.push((name, m));
     }

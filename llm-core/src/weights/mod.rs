@@ -63,7 +63,8 @@ pub struct LoadOptions {
     pub quant_execution: QuantExecution,
     /// GGUF linear weights in a quantized block type stay in their blocks (run by integer
     /// dot products on the CPU, dequantized onto GPU devices); `false` dequantizes them to
-    /// `dtype` at load, the path used before blocks ran as stored.
+    /// `dtype` at load, the path used before blocks ran as stored. Autodiff backends always
+    /// dequantize (the layers stay trainable parameters).
     pub ggml_blocks: bool,
 }
 
@@ -247,7 +248,9 @@ impl<B: Backend> Loader<'_, B> {
         let prefix = id.hf();
         let bias = if id.has_bias(self.config) { Some(self.tensor(&format!("{prefix}.bias"))?) } else { None };
         let name = format!("{prefix}.weight");
-        if let Some(blocks) = self.source.read_blocks(&name).filter(|_| self.options.ggml_blocks) {
+        // Under autodiff the layers stay dense parameters, as a fine-tune of a GGUF expects.
+        let blocks = self.options.ggml_blocks && !B::ad_enabled(self.device);
+        if let Some(blocks) = self.source.read_blocks(&name).filter(|_| blocks) {
             let q = QuantizedWeight::Ggml(blocks?);
             return Ok(Linear::quantized_as(q, bias, self.options.quant_execution, self.options.dtype, self.device));
         }

@@ -146,13 +146,13 @@ fn unknown_gguf_tensor_type_is_named() {
     b.extend(2u32.to_le_bytes());
     b.extend(256u64.to_le_bytes());
     b.extend(4u64.to_le_bytes());
-    b.extend(12u32.to_le_bytes()); // Q4_K
+    b.extend(16u32.to_le_bytes()); // IQ2_XXS
     b.extend(0u64.to_le_bytes());
-    let path = temp_dir("qk").join("q4k.gguf");
+    let path = temp_dir("iq2").join("iq2_xxs.gguf");
     std::fs::write(&path, &b).unwrap();
     let err = GgufSource::open(&path).err().unwrap();
     assert!(matches!(&err, LlmError::UnsupportedDtype { tensor, dtype, .. }
-        if tensor == "blk.0.attn_q.weight" && dtype.contains("Q4_K")), "{err}");
+        if tensor == "blk.0.attn_q.weight" && dtype.contains("IQ2_XXS")), "{err}");
 }
 
 #[test]

@@ -163,7 +163,9 @@ fn generation_runs_past_max_position_embeddings_with_a_growing_cache() {
 
 fn smollm2() -> (CausalLm<TestBackend>, Tokenizer) {
     let path = smollm2_gguf();
-    let model = load_model(&path, LoadOptions::default(), &Default::default()).unwrap();
+    // Transformers' continuation: the exact (dequantized) weights.
+    let options = LoadOptions { ggml_blocks: false, ..Default::default() };
+    let model = load_model(&path, options, &Default::default()).unwrap();
     (model, Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap())
 }
 

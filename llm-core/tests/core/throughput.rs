@@ -44,3 +44,48 @@ llm_testkit::backend_test! {
         }
     }
 }
+
+/// SmolLM2 Q4_1 run from its GGML blocks against the same file dequantized to f32 at load:
+/// prefill of 128 and 512 tokens and decode of 64, same prompt, same process (ratios only).
+/// Runs when `LLM_THROUGHPUT=1`.
+#[test]
+fn smollm2_gguf_blocks_against_dequantized() {
+    use llm_core::weights::{load_model, LoadOptions};
+    use llm_testkit::throughput::greedy_step;
+    use llm_testkit::{smollm2_gguf, TestBackend};
+    use std::time::Instant;
+    if std::env::var("LLM_THROUGHPUT").is_err() {
+        eprintln!("set LLM_THROUGHPUT=1 to measure");
+        return;
+    }
+    let device = Default::default();
+    for (name, blocks) in [("blocks", true), ("dequantized f32", false)] {
+        let started = Instant::now();
+        let options = LoadOptions { ggml_blocks: blocks, ..Default::default() };
+        let model = load_model::<TestBackend>(smollm2_gguf(), options, &device).expect("loads");
+        let load_s = started.elapsed().as_secs_f64();
+        for prefill in [128usize, 512] {
+            let prompt: Vec<u32> = (0..prefill).map(|i| ((i * 7919 + 13) % 49152) as u32).collect();
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let mut cache = model.new_cache(1, prefill + 80);
+                let t = Instant::now();
+                greedy_step(&model, &mut cache, &prompt);
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            println!("[{name}] prefill {prefill}: {:.0} tokens/s", prefill as f64 / best);
+        }
+        let prompt: Vec<u32> = (0..16).map(|i| ((i * 7919 + 13) % 49152) as u32).collect();
+        let mut best = f64::INFINITY;
+        for _ in 0..2 {
+            let mut cache = model.new_cache(1, 100);
+            let mut next = greedy_step(&model, &mut cache, &prompt);
+            let t = Instant::now();
+            for _ in 0..64 {
+                next = greedy_step(&model, &mut cache, &[next]);
+            }
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!("[{name}] load {load_s:.2} s, decode {:.1} tokens/s", 64.0 / best);
+    }
+}
