@@ -70,11 +70,13 @@ pub fn gguf(data: &[u8]) {
     }
 }
 
-/// One GGML block type (first byte, an index into the supported types) and whole blocks of it.
+/// One GGML block type (first byte, an index into the supported types) and whole blocks of
+/// it: dequantized, and (quantized types) run as one weight row by the integer-dot kernel.
 pub fn gguf_blocks(data: &[u8]) {
-    const TYPES: [GgmlType; 8] = [
+    const TYPES: [GgmlType; 13] = [
         GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0,
         GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
+        GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
     ];
     let Some((&first, rest)) = data.split_first() else { return };
     let ty = TYPES[first as usize % TYPES.len()];
@@ -82,6 +84,12 @@ pub fn gguf_blocks(data: &[u8]) {
     let whole = rest.len() / block_bytes * block_bytes;
     let values = quants::dequantize(ty, &rest[..whole]);
     assert_eq!(values.len(), whole / block_bytes * block);
+    if block > 1 && whole > 0 {
+        let n = values.len();
+        let w = llm_core::quant::GgmlWeight::new("fuzz", ty, 1, n, rest[..whole].to_vec()).expect("whole blocks");
+        let x: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 3.0).collect();
+        assert_eq!(w.matmul(&x, 1).len(), 1);
+    }
 }
 
 /// The same bytes as `config.json` (then the model built lazily), `generation_config.json`,

@@ -123,7 +123,7 @@ fn smollm2_runs_from_its_blocks_as_it_runs_dequantized() {
     assert!(blocks.layers[0].self_attn.query.quantized_weight().is_some(), "q_proj stays in blocks");
     assert!(floats.layers[0].self_attn.query.quantized_weight().is_none(), "ggml_blocks: false is dense");
     let ids: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314, 253, 1345, 28, 47];
-    let a = to_vec(blocks.forward(ids_tensor::<burn::backend::Flex>(&[ids.clone()], &device)));
+    let a = to_vec(blocks.forward(ids_tensor::<burn::backend::Flex>(std::slice::from_ref(&ids), &device)));
     let b = to_vec(floats.forward(ids_tensor::<burn::backend::Flex>(&[ids], &device)));
     let vocab = blocks.config.vocab_size;
     let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
@@ -132,4 +132,21 @@ fn smollm2_runs_from_its_blocks_as_it_runs_dequantized() {
         let argmax = |v: &[f32]| v.iter().enumerate().max_by(|p, q| p.1.total_cmp(q.1)).unwrap().0;
         assert_eq!(argmax(&a[t * vocab..(t + 1) * vocab]), argmax(&b[t * vocab..(t + 1) * vocab]), "position {t}");
     }
+}
+
+/// The README's chat command, greedy, from the blocks: the same answer as the dequantized path.
+#[test]
+fn the_readme_chat_answer_holds_from_the_blocks() {
+    use llm_core::chat::Message;
+    use llm_core::generate::{GenerationConfig, Generator};
+    use llm_core::tokenizer::Tokenizer;
+    use llm_core::weights::GgufFile;
+    let path = smollm2_gguf();
+    let tok = Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
+    let model = load_model::<burn::backend::Flex>(&path, LoadOptions::default(), &Default::default()).unwrap();
+    let prompt = tok.apply_chat_template(&[Message::new("user", "What is the capital of France?")], true).unwrap();
+    let ids = tok.encode(&prompt, false).unwrap().ids;
+    let out = Generator::new(&model, GenerationConfig::greedy(12)).unwrap().generate(&[ids]).unwrap();
+    let text = tok.decode(&out.sequences[0], true).unwrap();
+    assert!(text.starts_with("The capital of France is Paris."), "{text:?}");
 }
