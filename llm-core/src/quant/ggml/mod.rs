@@ -81,7 +81,14 @@ impl GgmlWeight {
     }
 
     /// `x · Wᵀ` through the integer dot products. x: `[rows, d_in]` -> `[rows, d_out]`.
+    ///
+    /// # Panics
+    /// If `x.len() != rows * d_in` (a caller's bug; [`crate::quant::QuantLinear`] checks shapes).
     pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        assert_eq!(x.len(), rows * self.d_in, "x must be [rows, d_in]");
+        if rows == 0 || self.d_out == 0 {
+            return vec![0f32; rows * self.d_out];
+        }
         let acts: Vec<ActRow> = x
             .chunks_exact(self.d_in)
             .map(|row| {
