@@ -249,13 +249,13 @@ impl<B: Backend> Loader<'_, B> {
         let bias = if id.has_bias(self.config) { Some(self.tensor(&format!("{prefix}.bias"))?) } else { None };
         let name = format!("{prefix}.weight");
         // Under autodiff the layers stay dense parameters, as a fine-tune of a GGUF expects.
-        let blocks = self.options.ggml_blocks && !B::ad_enabled(self.device);
-        if let Some(blocks) = self.source.read_blocks(&name).filter(|_| blocks) {
+        let keep_blocks = self.options.ggml_blocks && !B::ad_enabled(self.device);
+        if let Some(blocks) = keep_blocks.then(|| self.source.read_blocks(&name)).flatten() {
             let q = QuantizedWeight::Ggml(blocks?);
             return Ok(Linear::quantized_as(q, bias, self.options.quant_execution, self.options.dtype, self.device));
         }
         match CheckpointLayout::detect(self.source, &prefix) {
-            CheckpointLayout::Dense => Ok(Linear::new(self.tensor(&format!("{prefix}.weight"))?, bias)),
+            CheckpointLayout::Dense => Ok(Linear::new(self.tensor(&name)?, bias)),
             layout => {
                 let [d_out, d_in] = id.shape(self.config);
                 let q = read_quantized(self.source, layout, &prefix, d_out, d_in, self.config.quantization.as_ref())?;

@@ -21,9 +21,16 @@ fn idot16(c: &[i8], x: &[i8]) -> i32 {
     s
 }
 
+/// `(Σ over values 0..16, Σ over values 16..32)` of `c[k]·x[k]`: the two 16-value sub-blocks.
+#[inline(always)]
+fn idot_halves(c: &[i8; 32], x: &[i8]) -> (i32, i32) {
+    (idot16(&c[..16], &x[..16]), idot16(&c[16..], &x[16..32]))
+}
+
 #[inline(always)]
 fn idot32(c: &[i8; 32], x: &[i8]) -> i32 {
-    idot16(&c[..16], &x[..16]) + idot16(&c[16..], &x[16..32])
+    let (lo, hi) = idot_halves(c, x);
+    lo + hi
 }
 
 #[inline(always)]
@@ -117,8 +124,7 @@ fn q2_k(w: &[u8], a: &ActRow) -> f32 {
                 c[k] = ((qs[32 * h + k] >> (2 * j)) & 3) as i8;
             }
             let b = sb * 8 + u;
-            let x = &a.qs[QA * b..QA * b + QA];
-            let (lo, hi) = (idot16(&c[..16], &x[..16]), idot16(&c[16..], &x[16..]));
+            let (lo, hi) = idot_halves(&c, &a.qs[QA * b..QA * b + QA]);
             let (s0, s1) = (scales[2 * u], scales[2 * u + 1]);
             let isc = i32::from(s0 & 0xF) * lo + i32::from(s1 & 0xF) * hi;
             let imin = i32::from(s0 >> 4) * a.sums[2 * b] + i32::from(s1 >> 4) * a.sums[2 * b + 1];
@@ -145,8 +151,7 @@ fn q3_k(w: &[u8], a: &ActRow) -> f32 {
                 c[k] = low - 4 * clear;
             }
             let b = sb * 8 + u;
-            let x = &a.qs[QA * b..QA * b + QA];
-            let (lo, hi) = (idot16(&c[..16], &x[..16]), idot16(&c[16..], &x[16..]));
+            let (lo, hi) = idot_halves(&c, &a.qs[QA * b..QA * b + QA]);
             let isc = i32::from(scales[2 * u]) * lo + i32::from(scales[2 * u + 1]) * hi;
             acc += a.d[b] * d * isc as f32;
         }
@@ -202,8 +207,7 @@ fn q6_k(w: &[u8], a: &ActRow) -> f32 {
                 c[k] = (l | hb << 4) as i8 - 32;
             }
             let b = sb * 8 + u;
-            let x = &a.qs[QA * b..QA * b + QA];
-            let (lo, hi) = (idot16(&c[..16], &x[..16]), idot16(&c[16..], &x[16..]));
+            let (lo, hi) = idot_halves(&c, &a.qs[QA * b..QA * b + QA]);
             let isc = i32::from(scales[2 * u] as i8) * lo + i32::from(scales[2 * u + 1] as i8) * hi;
             acc += a.d[b] * d * isc as f32;
         }

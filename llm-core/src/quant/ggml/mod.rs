@@ -70,11 +70,6 @@ impl GgmlWeight {
         quants::dequantize(self.ty, &self.data)
     }
 
-    /// Row `r` dequantized: `[d_in]` (an embedding lookup).
-    pub fn dequantize_row(&self, r: usize) -> Vec<f32> {
-        quants::dequantize(self.ty, self.row(r))
-    }
-
     /// Bytes of the blocks.
     pub fn storage_bytes(&self) -> usize {
         self.data.len()
@@ -114,7 +109,7 @@ impl GgmlWeight {
     fn matmul_quantized(&self, acts: &[ActRow]) -> Vec<f32> {
         let rows = acts.len();
         let mut out = vec![0f32; self.d_out * rows];
-        out.par_chunks_mut(ROWS_PER_TASK * rows.max(1)).enumerate().for_each(|(task, chunk)| {
+        out.par_chunks_mut(ROWS_PER_TASK * rows).enumerate().for_each(|(task, chunk)| {
             let first = task * ROWS_PER_TASK;
             rows_dot(self.ty, &self.data, self.row_bytes, first, acts, chunk);
         });

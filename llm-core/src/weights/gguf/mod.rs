@@ -150,16 +150,10 @@ pub fn unpermute_rows(values: &[f32], shape: &[usize], n_heads: usize) -> Vec<f3
     let rows = shape[0];
     let cols: usize = shape[1..].iter().product();
     let head_dim = rows / n_heads;
-    let half = head_dim / 2;
     let mut out = vec![0.0; values.len()];
-    for h in 0..n_heads {
-        for i in 0..half {
-            for a in 0..2 {
-                let src = h * head_dim + 2 * i + a;
-                let dst = h * head_dim + a * half + i;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
-            }
-        }
+    for (dst, row) in out.chunks_exact_mut(cols).enumerate() {
+        let src = unpermuted_source(dst, head_dim);
+        row.copy_from_slice(&values[src * cols..(src + 1) * cols]);
     }
     out
 }
