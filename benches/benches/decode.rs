@@ -1,14 +1,18 @@
-//! Prefill (128 tokens) and per-token decode of SmolLM2-135M-Instruct on the default backend,
-//! against candle on the same GGUF in the same run:
-//! - `candle-f32`: candle's quantized llama with every weight dequantised to f32
-//!   (`CANDLE_DEQUANTIZE_ALL`): the same arithmetic and bytes as ours;
-//! - `candle-q4_1`: candle's Q4_1 kernels (4.5 bits/weight, int8 activations): the speed a
-//!   llama.cpp-style engine gets, for reference.
+//! Prefill (128 and 512 tokens) and per-token decode of SmolLM2-135M-Instruct on the default
+//! backend, ours against llama.cpp and candle on the same GGUF in the same run:
+//! - `llm-core-blocks`: our default, linear weights and the tied head kept in their GGML blocks
+//!   (integer-dot kernels, activations quantized to 8 bits per 32, as llama.cpp's CPU backend);
+//! - `llm-core-f32`: the same file dequantized to f32 at load (`ggml_blocks: false`);
+//! - `candle-f32` / `candle-q4_1`: candle's quantized llama with every weight dequantized
+//!   (`CANDLE_DEQUANTIZE_ALL`) or on its Q4_1 kernels;
+//! - llama.cpp (llama-cpp-python built by `scripts/fetch-llama-cpp.sh`), run as a subprocess by
+//!   `scripts/llama_cpp_bench.py` on the same prompt ids, token counts and thread count; skipped
+//!   with a note when its venv is missing.
 //!
-//! Prints tokens/s, the ratio to candle, and the memory-bandwidth bound of decode.
+//! Prints tokens/s, the ratios, and the memory-bandwidth bound of decode.
 //!
 //! ```text
-//! scripts/fetch-models.sh && cargo bench -p llm-benches --bench decode
+//! scripts/fetch-models.sh && scripts/fetch-llama-cpp.sh && cargo bench -p llm-benches --bench decode
 //! ```
 
 use std::time::{Duration, Instant};
@@ -22,7 +26,9 @@ use llm_core::CausalLm;
 
 type B = burn::backend::Flex;
 
-const PREFILL: usize = 128;
+/// Prompt lengths of the prefill benches; decode runs after the first.
+const PREFILLS: [usize; 2] = [128, 512];
+const PREFILL: usize = PREFILLS[0];
 /// Decode steps timed after each (untimed) prefill.
 const DECODE_CHUNK: u64 = 32;
 
@@ -51,45 +57,54 @@ fn candle_step(model: &mut ModelWeights, ids: &[u32], pos: usize) -> u32 {
 
 fn bench(c: &mut Criterion) {
     let device = Default::default();
-    let ours = load_model::<B>(smollm2_gguf(), LoadOptions::default(), &device).expect("SmolLM2 loads");
+    let path = smollm2_gguf();
+    let blocks = load_model::<B>(&path, LoadOptions::default(), &device).expect("SmolLM2 loads");
+    let floats = load_model::<B>(&path, LoadOptions { ggml_blocks: false, ..Default::default() }, &device).expect("SmolLM2 loads");
+    let ours = [("llm-core-blocks", &blocks), ("llm-core-f32", &floats)];
     let candle = [("candle-f32", load_candle(true)), ("candle-q4_1", load_candle(false))];
-    let prompt = prompt_ids(PREFILL, ours.config.vocab_size);
+    let longest = prompt_ids(PREFILLS[1], blocks.config.vocab_size);
 
-    let mut group = c.benchmark_group("smollm2_prefill_128");
-    group.sample_size(10).measurement_time(Duration::from_secs(20)).throughput(Throughput::Elements(PREFILL as u64));
-    group.bench_function("llm-core-f32", |b| {
-        b.iter(|| {
-            let mut cache = ours.new_cache(1, PREFILL);
-            greedy_step(&ours, &mut cache, &prompt)
-        })
-    });
-    for (name, model) in &candle {
-        group.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter(|| candle_step(&mut model.clone(), &prompt, 0))
+    for n in PREFILLS {
+        let prompt = &longest[..n];
+        let mut group = c.benchmark_group(format!("smollm2_prefill_{n}"));
+        group.sample_size(10).measurement_time(Duration::from_secs(15)).throughput(Throughput::Elements(n as u64));
+        for (name, model) in ours {
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    let mut cache = model.new_cache(1, n);
+                    greedy_step(model, &mut cache, prompt)
+                })
+            });
+        }
+        for (name, model) in &candle {
+            group.bench_function(BenchmarkId::from_parameter(name), |b| b.iter(|| candle_step(&mut model.clone(), prompt, 0)));
+        }
+        group.finish();
+    }
+
+    let prompt = &longest[..PREFILL];
+    let mut group = c.benchmark_group("smollm2_decode");
+    group.sample_size(10).measurement_time(Duration::from_secs(15)).throughput(Throughput::Elements(1));
+    for (name, model) in ours {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(DECODE_CHUNK);
+                    let mut cache = model.new_cache(1, PREFILL + DECODE_CHUNK as usize);
+                    let mut next = greedy_step(model, &mut cache, prompt);
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        next = greedy_step(model, &mut cache, &[next]);
+                    }
+                    total += start.elapsed();
+                    left -= n;
+                }
+                total
+            })
         });
     }
-    group.finish();
-
-    let mut group = c.benchmark_group("smollm2_decode");
-    group.sample_size(10).measurement_time(Duration::from_secs(20)).throughput(Throughput::Elements(1));
-    group.bench_function("llm-core-f32", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(DECODE_CHUNK);
-                let mut cache = ours.new_cache(1, PREFILL + DECODE_CHUNK as usize);
-                let mut next = greedy_step(&ours, &mut cache, &prompt);
-                let start = Instant::now();
-                for _ in 0..n {
-                    next = greedy_step(&ours, &mut cache, &[next]);
-                }
-                total += start.elapsed();
-                left -= n;
-            }
-            total
-        })
-    });
     for (name, model) in &candle {
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter_custom(|iters| {
@@ -98,7 +113,7 @@ fn bench(c: &mut Criterion) {
                 while left > 0 {
                     let n = left.min(DECODE_CHUNK);
                     let mut m = model.clone();
-                    let mut next = candle_step(&mut m, &prompt, 0);
+                    let mut next = candle_step(&mut m, prompt, 0);
                     let start = Instant::now();
                     for i in 0..n as usize {
                         next = candle_step(&mut m, &[next], PREFILL + i);
@@ -111,10 +126,89 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
-    summary(&ours);
+    let llama = llama_cpp(&path, &longest);
+    summary(&blocks, llama.as_ref());
+    variants(c, &longest);
 }
 
-fn summary(ours: &CausalLm<B>) {
+/// Decode of the Q8_0 and Q4_K_M variants made by llama.cpp's quantizer (scripts/
+/// llama_cpp_quantize.py), where present: ours from the blocks against llama.cpp.
+fn variants(c: &mut Criterion, ids: &[u32]) {
+    let device = Default::default();
+    let mut rows = vec![];
+    for kind in ["Q8_0", "Q4_K_M"] {
+        let path = llm_core::weights::cache_dir().join(format!("SmolLM2-135M-Instruct.{kind}.gguf"));
+        if !path.exists() {
+            println!("{}: missing (make it with scripts/llama_cpp_quantize.py)", path.display());
+            continue;
+        }
+        let model = load_model::<B>(&path, LoadOptions::default(), &device).expect("variant loads");
+        let group_name = format!("smollm2_{}_decode", kind.to_lowercase());
+        let mut group = c.benchmark_group(&group_name);
+        group.sample_size(10).measurement_time(Duration::from_secs(10)).throughput(Throughput::Elements(1));
+        group.bench_function("llm-core-blocks", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(DECODE_CHUNK);
+                    let mut cache = model.new_cache(1, PREFILL + DECODE_CHUNK as usize);
+                    let mut next = greedy_step(&model, &mut cache, &ids[..PREFILL]);
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        next = greedy_step(&model, &mut cache, &[next]);
+                    }
+                    total += start.elapsed();
+                    left -= n;
+                }
+                total
+            })
+        });
+        group.finish();
+        let ours = criterion_mean_s(&group_name, "llm-core-blocks").map(|s| 1.0 / s);
+        let theirs = llama_cpp(&path, ids).and_then(|l| l["decode_tok_s"].as_f64());
+        rows.push((kind, ours, theirs));
+    }
+    println!("| SmolLM2 decode, tokens/s | llm-core-blocks | llama.cpp | ratio |");
+    println!("|---|---|---|---|");
+    for (kind, ours, theirs) in rows {
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        let ratio = ours.zip(theirs).map_or("-".into(), |(a, b)| format!("{:.2}x", a / b));
+        println!("| {kind} | {} | {} | {ratio} |", cell(ours), cell(theirs));
+    }
+}
+
+/// llama.cpp on the same file and ids, or `None` (with the reason printed).
+fn llama_cpp(path: &std::path::Path, ids: &[u32]) -> Option<serde_json::Value> {
+    let python = llm_core::weights::cache_dir().join("llama-cpp-venv/bin/python");
+    if !python.exists() {
+        println!("llama.cpp: {} is missing; run scripts/fetch-llama-cpp.sh to compare with it", python.display());
+        return None;
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/llama_cpp_bench.py");
+    let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let prefills: Vec<String> = PREFILLS.iter().map(usize::to_string).collect();
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(path)
+        .args(["--prompt-ids", &ids.join(","), "--prefill", &prefills.join(","), "--decode", &DECODE_CHUNK.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).map_err(|e| println!("llama.cpp: unreadable output: {e}")).ok(),
+        Ok(o) => {
+            println!("llama.cpp failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr));
+            None
+        }
+        Err(e) => {
+            println!("llama.cpp: could not start {}: {e}", python.display());
+            None
+        }
+    }
+}
+
+fn summary(ours: &CausalLm<B>, llama: Option<&serde_json::Value>) {
     let c = &ours.config;
     // Weights read per decoded token: every layer and the (tied) head; one embedding row.
     let per_layer = c.d_model * (c.n_heads + 2 * c.n_kv_heads) * c.head_dim
@@ -125,19 +219,39 @@ fn summary(ours: &CausalLm<B>) {
     let bytes_f32 = params_read as f64 * 4.0;
     let bandwidth = read_bandwidth_gbs();
     let bound = bandwidth * 1e9 / bytes_f32;
-    println!("\nSmolLM2-135M on {} threads; read bandwidth {bandwidth:.1} GB/s", std::thread::available_parallelism().map_or(1, |n| n.get()));
-    println!("f32 weights read per token: {:.0} MB -> decode bound {bound:.1} tokens/s", bytes_f32 / 1e6);
-    for (group, tokens) in [("smollm2_prefill_128", PREFILL as f64), ("smollm2_decode", 1.0)] {
-        let Some(ours_s) = criterion_mean_s(group, "llm-core-f32") else { continue };
-        println!("{group}: llm-core-f32 {:.1} tokens/s", tokens / ours_s);
-        for peer in ["candle-f32", "candle-q4_1"] {
-            if let Some(s) = criterion_mean_s(group, peer) {
-                println!("  {peer}: {:.1} tokens/s; llm-core / {peer} = {:.2}x", tokens / s, s / ours_s);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("\nSmolLM2-135M on {threads} threads; read bandwidth {bandwidth:.1} GB/s");
+    println!("f32 weights read per token: {:.0} MB -> f32 decode bound {bound:.1} tokens/s", bytes_f32 / 1e6);
+    let mut groups: Vec<(String, f64, Option<f64>)> = PREFILLS
+        .iter()
+        .map(|&n| (format!("smollm2_prefill_{n}"), n as f64, llama.and_then(|l| l["prefill_tok_s"][n.to_string()].as_f64())))
+        .collect();
+    groups.push(("smollm2_decode".into(), 1.0, llama.and_then(|l| l["decode_tok_s"].as_f64())));
+    println!("| | llm-core-blocks | llm-core-f32 | candle-f32 | candle-q4_1 | llama.cpp | blocks / llama.cpp |");
+    println!("|---|---|---|---|---|---|---|");
+    for (group, tokens, llama_tok_s) in groups {
+        let rate = |id: &str| criterion_mean_s(&group, id).map(|s| tokens / s);
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        let ratio = match (rate("llm-core-blocks"), llama_tok_s) {
+            (Some(a), Some(b)) => format!("{:.2}x", a / b),
+            _ => "-".into(),
+        };
+        println!(
+            "| {group}, tokens/s | {} | {} | {} | {} | {} | {ratio} |",
+            cell(rate("llm-core-blocks")),
+            cell(rate("llm-core-f32")),
+            cell(rate("candle-f32")),
+            cell(rate("candle-q4_1")),
+            cell(llama_tok_s)
+        );
+        if group == "smollm2_decode" {
+            if let Some(f) = rate("llm-core-f32") {
+                println!("llm-core-f32 decode reaches {:.0}% of the f32 bandwidth bound", 100.0 * f / bound);
             }
         }
-        if group == "smollm2_decode" {
-            println!("  llm-core-f32 reaches {:.0}% of the bandwidth bound", 100.0 * (1.0 / ours_s) / bound);
-        }
+    }
+    if let Some(l) = llama {
+        println!("llama.cpp {}: load {:.2} s, peak RSS {:.0} MB", l["llama_cpp"], l["load_s"].as_f64().unwrap_or(0.0), l["peak_rss_mb"].as_f64().unwrap_or(0.0));
     }
 }
 

@@ -13,7 +13,7 @@ use clap::Parser;
 use llm_core::backend::BackendTask;
 use llm_examples::run_on;
 use llm_core::chat::{BuiltinTemplate, Message};
-use llm_core::generate::Generator;
+use llm_core::generate::{Generator, Timings};
 use llm_examples::{ModelArgs, SamplingArgs};
 
 /// Chat with a model on the command line.
@@ -33,9 +33,9 @@ struct Cli {
     /// Template for models without one: chatml, llama3, mistral, alpaca, zephyr.
     #[arg(long)]
     template: Option<String>,
-    /// Print decode speed after each answer.
-    #[arg(long)]
-    stats: bool,
+    /// Print load time, prompt and decode tokens/s after each answer (as llama.cpp does).
+    #[arg(long, alias = "stats")]
+    timings: bool,
 }
 
 struct Chat(Cli);
@@ -45,7 +45,9 @@ impl BackendTask for Chat {
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let cli = self.0;
+        let started = std::time::Instant::now();
         let mut bundle = cli.model.load_bundle::<B>(&device)?;
+        let load = started.elapsed();
         if let Some(name) = &cli.template {
             let t = BuiltinTemplate::from_name(name).with_context(|| format!("unknown template `{name}`"))?;
             bundle.tokenizer.set_chat_template(t.compile()?);
@@ -57,14 +59,11 @@ impl BackendTask for Chat {
             messages.push(Message::new("user", user));
             let prompt = bundle.tokenizer.apply_chat_template(messages, true)?;
             let ids = bundle.tokenizer.encode(&prompt, false)?.ids;
-            let (mut reply, mut steps, mut decode_s) = (String::new(), 0usize, 0.0f64);
+            let (mut reply, mut steps) = (String::new(), vec![]);
             let mut out = std::io::stdout().lock();
-            for (i, delta) in generator.stream(&ids)?.enumerate() {
+            for delta in generator.stream(&ids)? {
                 let delta = delta?;
-                if i > 0 {
-                    steps += 1;
-                    decode_s += delta.elapsed.as_secs_f64();
-                }
+                steps.push(delta.elapsed);
                 if delta.stop != Some(llm_core::generate::StopReason::Eos) || !delta.text.is_empty() {
                     write!(out, "{}", delta.text)?;
                     out.flush()?;
@@ -72,8 +71,8 @@ impl BackendTask for Chat {
                 reply += &delta.text;
             }
             writeln!(out)?;
-            if cli.stats && steps > 0 {
-                eprintln!("[{steps} tokens after the first, {:.1} tokens/s]", steps as f64 / decode_s);
+            if cli.timings {
+                eprint!("{}", Timings::from_steps(Some(load), ids.len(), steps).report());
             }
             messages.push(Message::new("assistant", reply.trim().to_string()));
             Ok(())

@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use clap::Parser;
 use llm_core::backend::BackendTask;
 use llm_examples::run_on;
-use llm_core::generate::Generator;
+use llm_core::generate::{Generator, Timings};
 use llm_examples::{ModelArgs, SamplingArgs};
 use serde_json::json;
 
@@ -26,6 +26,9 @@ struct Cli {
     /// Print `{"text": ..., "token_ids": [...]}` (new tokens only) instead of streaming text.
     #[arg(long)]
     json: bool,
+    /// Print load time, prompt and decode tokens/s to stderr (as llama.cpp does).
+    #[arg(long)]
+    timings: bool,
 }
 
 struct Generate(Cli);
@@ -35,7 +38,9 @@ impl BackendTask for Generate {
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let cli = self.0;
+        let started = std::time::Instant::now();
         let bundle = cli.model.load_bundle::<B>(&device)?;
+        let load = started.elapsed();
         let config = cli.sampling.apply(bundle.generation.clone());
         let generator = Generator::new(&bundle.model, config)?.with_tokenizer(&bundle.tokenizer);
         let ids = bundle.tokenizer.encode(&cli.prompt, true)?.ids;
@@ -52,15 +57,24 @@ impl BackendTask for Generate {
             let new = &out.sequences[0];
             let text = bundle.tokenizer.decode(new, true)?;
             println!("{}", json!({ "text": text, "token_ids": new }));
+            if cli.timings {
+                eprint!("{}", Timings { load: Some(load), ..out.timings() }.report());
+            }
         } else {
             use std::io::Write;
             let mut stdout = std::io::stdout().lock();
             write!(stdout, "{}", cli.prompt)?;
+            let mut steps = vec![];
             for delta in generator.stream(&ids)? {
-                write!(stdout, "{}", delta?.text)?;
+                let delta = delta?;
+                steps.push(delta.elapsed);
+                write!(stdout, "{}", delta.text)?;
                 stdout.flush()?;
             }
             writeln!(stdout)?;
+            if cli.timings {
+                eprint!("{}", Timings::from_steps(Some(load), ids.len(), steps).report());
+            }
         }
         Ok(())
     }

@@ -112,7 +112,7 @@ fn save<B: Backend>(
 /// each linear layer through the format writer of its weight kind.
 fn collect_tensors<B: Backend>(model: &CausalLm<B>, affine: AffineFormat) -> Result<Vec<OwnedTensor>> {
     let mut out = vec![];
-    let (shape, v) = host_f32(model.embed_tokens.val());
+    let (shape, v) = host_f32(model.embed_tokens.dense());
     out.push(OwnedTensor::f32(arch::EMBED.0, shape, &v));
     for (name, norm) in model.norms() {
         let (shape, v) = host_f32(norm.weight.val());

@@ -6,6 +6,7 @@ mod config;
 pub mod processors;
 mod sampler;
 mod stream;
+mod timings;
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ pub use config::GenerationConfig;
 pub use processors::{processors_for, LogitsProcessor};
 pub use sampler::{argmax, Sampler};
 pub use stream::{TextDelta, TextStream};
+pub use timings::Timings;
 
 use crate::error::{LlmError, Result};
 use crate::model::{CausalLm, ModelInput};
@@ -44,9 +46,22 @@ pub struct GenerationOutput {
     pub prefill: Duration,
     /// Time of each later decode step (one token per row).
     pub decode_steps: Vec<Duration>,
+    /// Prompt tokens of the prefill, all rows (padding excluded).
+    pub prompt_tokens: usize,
 }
 
 impl GenerationOutput {
+    /// Load (unknown here), prompt and decode timings, as llama.cpp reports them.
+    pub fn timings(&self) -> Timings {
+        Timings {
+            load: None,
+            prompt_tokens: self.prompt_tokens,
+            prefill: self.prefill,
+            decode_steps: self.decode_steps.len(),
+            decode: self.decode_steps.iter().sum(),
+        }
+    }
+
     /// Decode throughput over the steps after the prefill, tokens/s per row.
     pub fn decode_tokens_per_s(&self) -> f64 {
         let total: Duration = self.decode_steps.iter().sum();
@@ -105,6 +120,7 @@ impl<'a, B: Backend> Generator<'a, B> {
             stop_reasons: state.stop.iter().map(|s| s.unwrap_or(StopReason::Length)).collect(),
             prefill,
             decode_steps,
+            prompt_tokens: prompts.iter().map(Vec::len).sum(),
         })
     }
 

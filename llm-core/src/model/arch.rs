@@ -438,6 +438,7 @@ mod tests {
     fn burn_paths_map_to_hugging_face_names() {
         let cases = [
             ("embed_tokens", "model.embed_tokens.weight"),
+            ("embed_tokens.Dense", "model.embed_tokens.weight"),
             ("norm.weight", "model.norm.weight"),
             ("lm_head.weight.Dense", "lm_head.weight"),
             ("layers.0.input_layernorm.weight", "model.layers.0.input_layernorm.weight"),

@@ -1,13 +1,12 @@
 //! The decoder-only causal LM: embeddings, decoder layers, final norm, LM head.
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::tensor::{backend::Backend, DType, Int, Tensor};
 
 use super::{DecoderLayer, LayerContext};
 use crate::config::ModelConfig;
 use crate::error::{LlmError, Result};
-use crate::nn::linear::linear_forward;
-use crate::nn::{KvCache, Linear, MaskSpec, RmsNorm, RotaryEmbedding};
+use crate::nn::{KvCache, Linear, MaskSpec, RmsNorm, RotaryEmbedding, TokenEmbedding};
 
 /// A Llama-family causal LM (Llama, Mistral, Qwen2, Mixtral).
 ///
@@ -15,8 +14,8 @@ use crate::nn::{KvCache, Linear, MaskSpec, RmsNorm, RotaryEmbedding};
 /// or [`CausalLm::forward_with`] (padding, explicit positions, KV cache, hidden states).
 #[derive(Module, Debug)]
 pub struct CausalLm<B: Backend> {
-    /// `[vocab_size, d_model]`
-    pub embed_tokens: Param<Tensor<B, 2>>,
+    /// `[vocab_size, d_model]`, float or (from a GGUF file) quantized.
+    pub embed_tokens: TokenEmbedding<B>,
     /// Decoder layers, bottom to top.
     pub layers: Vec<DecoderLayer<B>>,
     /// Final norm.
@@ -120,7 +119,7 @@ impl<B: Backend> CausalLm<B> {
     pub fn logits<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let logits = match &self.lm_head {
             Some(head) => head.forward(x),
-            None => linear_forward(x, self.embed_tokens.val(), None),
+            None => self.embed_tokens.head(x),
         };
         logits.cast(DType::F32)
     }
@@ -133,7 +132,7 @@ impl<B: Backend> CausalLm<B> {
             c.grow_for(seq);
         }
         let ctx = self.input_context(&input, cache.as_deref(), past_len)?;
-        let mut x = self.embed(input.input_ids);
+        let mut x = self.embed(input.input_ids)?;
         let mut hidden_states = Vec::new();
         let mut router_logits = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
@@ -172,17 +171,17 @@ impl<B: Backend> CausalLm<B> {
     /// A cache for `batch` rows of up to `capacity` positions, in the model's dtype.
     pub fn new_cache(&self, batch: usize, capacity: usize) -> KvCache<B> {
         let c = &self.config;
-        KvCache::new(c.n_layers, batch, c.n_kv_heads, capacity, c.head_dim, self.dtype(), &self.embed_tokens.device())
+        KvCache::new(c.n_layers, batch, c.n_kv_heads, capacity, c.head_dim, self.dtype(), &self.device())
     }
 
     /// The float dtype the weights are held in.
     pub fn dtype(&self) -> DType {
-        self.embed_tokens.val().dtype()
+        self.embed_tokens.dtype()
     }
 
     /// The device holding the weights (without materializing a lazily built embedding).
     pub fn device(&self) -> B::Device {
-        self.embed_tokens.lazy_device()
+        self.embed_tokens.device()
     }
 
     fn check_input(&self, input: &ModelInput<B>, batch: usize, seq: usize, past_len: usize) -> Result<()> {

@@ -9,7 +9,7 @@ use super::arch::{self, LinearId, NormSlot};
 use super::{CausalLm, DecoderLayer, FeedForward};
 use crate::config::ModelConfig;
 use crate::nn::linear::LinearWeight;
-use crate::nn::{Attention, Linear, Mlp, RmsNorm, RotaryEmbedding, SparseMoe};
+use crate::nn::{Attention, Linear, Mlp, RmsNorm, RotaryEmbedding, SparseMoe, TokenEmbedding};
 use crate::weights::random::random_values;
 use crate::weights::LoadOptions;
 
@@ -39,7 +39,7 @@ impl ModelConfig {
         let layers = (0..self.n_layers).map(|i| init.layer(self, i, options)).collect();
         let lm_head = (!self.tie_word_embeddings).then(|| init.linear(self, LinearId::LmHead));
         CausalLm {
-            embed_tokens: init.param(arch::EMBED.0, [self.vocab_size, self.d_model]),
+            embed_tokens: TokenEmbedding::Dense(init.param(arch::EMBED.0, [self.vocab_size, self.d_model])),
             layers,
             norm: init.norm(arch::FINAL_NORM.0, self),
             lm_head,

@@ -2,7 +2,7 @@
 //! weight surgery need — the embedded input, the per-layer rotary tables and masks, and the
 //! linear layers by Hugging Face name.
 
-use burn::tensor::{backend::Backend, module::embedding, Bool, Int, Tensor};
+use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
 use super::arch::{self, LinearId, NormSlot};
 use super::{CausalLm, DecoderLayer, FeedForward};
@@ -28,9 +28,12 @@ impl<B: Backend> LayerContext<B> {
 }
 
 impl<B: Backend> CausalLm<B> {
-    /// input_ids: `[batch, seq]` -> `[batch, seq, d_model]`, the input of layer 0.
-    pub fn embed(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        embedding(self.embed_tokens.val(), input_ids)
+    /// input_ids: `[batch, seq]` -> `[batch, seq, d_model]`, the input of layer 0. An id
+    /// outside the vocabulary is an error from a quantized table (see [`TokenEmbedding::lookup`]).
+    ///
+    /// [`TokenEmbedding::lookup`]: crate::nn::TokenEmbedding::lookup
+    pub fn embed(&self, input_ids: Tensor<B, 2, Int>) -> crate::Result<Tensor<B, 3>> {
+        self.embed_tokens.lookup(input_ids)
     }
 
     /// Tables and masks for `batch` plain sequences of `seq` tokens.

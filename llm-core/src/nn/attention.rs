@@ -72,9 +72,12 @@ impl<B: Backend> Attention<B> {
         let (h, kv, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
         // [b, s, h*d] -> [b, h, s, d]
         let split = |t: Tensor<B, 3>, heads: usize| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
-        let q = apply_rotary(split(self.query.forward(x.clone()), h), rope);
-        let k = apply_rotary(split(self.key.forward(x.clone()), kv), rope);
-        let v = split(self.value.forward(x), kv);
+        let [q, k, v]: [Tensor<B, 3>; 3] = Linear::forward_group(&[&self.query, &self.key, &self.value], x)
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one output per layer"));
+        let q = apply_rotary(split(q, h), rope);
+        let k = apply_rotary(split(k, kv), rope);
+        let v = split(v, kv);
         let (k, v) = match cache {
             Some((layer, past_len)) => layer.append(past_len, k, v),
             None => (k, v),

@@ -1,10 +1,10 @@
 //! A linear layer stored the way checkpoints store it.
 
 use burn::module::{Module, Param};
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 use super::lora::LoraAdapter;
-use crate::quant::{QuantExecution, QuantLinear, QuantizedWeight};
+use crate::quant::{GgmlWeight, QuantExecution, QuantLinear, QuantizedWeight};
 
 /// The weight of a [`Linear`]: dense, or held in a quantized format.
 #[derive(Module, Debug)]
@@ -84,6 +84,56 @@ impl<B: Backend> Linear<B> {
         match delta {
             Some(d) => y + d,
             None => y,
+        }
+    }
+
+    /// Several layers on the same input: `[layer.forward(x) for layer in layers]`. When every
+    /// layer holds GGML blocks, runs the fused host kernel for this many rows and has no active
+    /// LoRA (a CPU decode step's Q/K/V or gate/up), the input is quantized once and the layers
+    /// share one parallel region ([`crate::quant::ggml::matmul_group`]); the numbers are those
+    /// of the layers run one by one.
+    ///
+    /// x: `[..., d_in]` -> one `[..., d_out_i]` per layer.
+    pub fn forward_group<const D: usize>(layers: &[&Self], x: Tensor<B, D>) -> Vec<Tensor<B, D>> {
+        let dims = x.dims();
+        let rows: usize = dims[..D - 1].iter().product();
+        let blocks: Option<Vec<&GgmlWeight>> = layers.iter().map(|l| l.fused_blocks(rows)).collect();
+        let Some(weights) = blocks.filter(|w| w.len() > 1) else {
+            return layers.iter().map(|l| l.forward(x.clone())).collect();
+        };
+        let (device, dtype) = (x.device(), x.dtype());
+        let d_in = dims[D - 1];
+        let host = x.reshape([rows, d_in]).into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32 above");
+        let outs = crate::quant::ggml::matmul_group(&weights, &host, rows);
+        layers
+            .iter()
+            .zip(outs)
+            .map(|(layer, y)| {
+                let d_out = y.len() / rows;
+                let y = Tensor::<B, 2>::from_data(TensorData::new(y, [rows, d_out]), (&device, dtype));
+                let y = match &layer.bias {
+                    Some(b) => y + b.val().unsqueeze::<2>(),
+                    None => y,
+                };
+                let mut out = dims;
+                out[D - 1] = d_out;
+                y.reshape(out)
+            })
+            .collect()
+    }
+
+    /// The GGML blocks of this layer when its forward on `rows` rows is the fused host kernel
+    /// and no LoRA adds to it.
+    fn fused_blocks(&self, rows: usize) -> Option<&GgmlWeight> {
+        if self.lora.as_ref().is_some_and(|l| l.enabled) {
+            return None;
+        }
+        match &self.weight {
+            LinearWeight::Quantized(q) if q.fused_for(rows) => match &*q.weight {
+                QuantizedWeight::Ggml(g) => Some(g),
+                _ => None,
+            },
+            _ => None,
         }
     }
 

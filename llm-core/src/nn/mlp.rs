@@ -25,8 +25,10 @@ impl<B: Backend> Mlp<B> {
 
     /// The input `down` sees. x: `[..., d_model]` -> `[..., d_ff]`
     pub fn hidden<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let gate = silu(self.gate.forward(x.clone()));
-        gate * self.up.forward(x)
+        let mut both = Linear::forward_group(&[&self.gate, &self.up], x);
+        let up = both.pop().expect("two outputs");
+        let gate = both.pop().expect("two outputs");
+        silu(gate) * up
     }
 
     /// The projection in `slot` (Gate, Up or Down).

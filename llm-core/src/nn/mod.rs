@@ -1,6 +1,7 @@
 //! Transformer building blocks, one module each, generic over the backend.
 
 pub mod attention;
+pub mod embedding;
 pub mod kv_cache;
 pub mod linear;
 pub mod lora;
@@ -11,6 +12,7 @@ pub mod rms_norm;
 pub mod rope;
 
 pub use attention::{Attention, AttentionKernel};
+pub use embedding::TokenEmbedding;
 pub use kv_cache::KvCache;
 pub use linear::Linear;
 pub use lora::LoraAdapter;

@@ -81,6 +81,16 @@ impl<B: Backend> QuantLinear<B> {
         }
     }
 
+    /// Whether [`Self::forward`] on `rows` input rows runs the fused host kernel.
+    pub fn fused_for(&self, rows: usize) -> bool {
+        self.dense.is_none()
+            && match self.execution {
+                QuantExecution::Fused => true,
+                QuantExecution::Auto => rows <= FUSED_MAX_ROWS || matches!(*self.weight, QuantizedWeight::OutlierInt8(_)),
+                _ => false,
+            }
+    }
+
     /// x: `[..., d_in]` -> `[..., d_out]`.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>, bias: Option<Tensor<B, 1>>) -> Tensor<B, D> {
         if let Some(w) = &self.dense {
@@ -89,12 +99,7 @@ impl<B: Backend> QuantLinear<B> {
         let dims = x.dims();
         let rows: usize = dims[..D - 1].iter().product();
         let device = x.device();
-        let fused = match self.execution {
-            QuantExecution::Fused => true,
-            QuantExecution::Auto => rows <= FUSED_MAX_ROWS || matches!(*self.weight, QuantizedWeight::OutlierInt8(_)),
-            _ => false,
-        };
-        if !fused {
+        if !self.fused_for(rows) {
             let w = dequantized(&self.weight, x.dtype(), &device);
             return linear_forward(x, w, bias);
         }

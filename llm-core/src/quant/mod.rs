@@ -81,6 +81,18 @@ impl QuantizedWeight {
         }
     }
 
+    /// The exact float values of rows `rows` (each `< d_out`): `[rows.len(), d_in]` row-major.
+    /// GGML blocks dequantize only those rows (an embedding lookup); the other formats
+    /// dequantize the whole weight first.
+    pub fn dequantize_rows(&self, rows: &[usize]) -> Vec<f32> {
+        if let Self::Ggml(w) = self {
+            return rows.iter().flat_map(|&r| w.dequantize_row(r)).collect();
+        }
+        let (_, d_in) = self.dims();
+        let all = self.dequantize();
+        rows.iter().flat_map(|&r| all[r * d_in..(r + 1) * d_in].iter().copied()).collect()
+    }
+
     /// Bytes the format occupies in memory (codes and statistics).
     pub fn storage_bytes(&self) -> usize {
         match self {

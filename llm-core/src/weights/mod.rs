@@ -23,8 +23,8 @@ use crate::config::ModelConfig;
 use crate::error::{LlmError, Result};
 use crate::model::arch::{self, LinearId, NormSlot};
 use crate::model::CausalLm;
-use crate::nn::{AttentionKernel, Linear};
-use crate::quant::{QuantExecution, QuantizedWeight};
+use crate::nn::{AttentionKernel, Linear, TokenEmbedding};
+use crate::quant::{QuantExecution, QuantLinear, QuantizedWeight};
 
 /// Where `scripts/fetch-models.sh` caches checkpoints: `$LLM_CACHE_DIR`, else `~/.cache/llm-rs`.
 pub fn cache_dir() -> std::path::PathBuf {
@@ -132,13 +132,13 @@ pub fn load_into<B: Backend>(model: &mut CausalLm<B>, source: &dyn TensorSource,
 /// [`load_into`] after its checks.
 fn fill<B: Backend>(model: &mut CausalLm<B>, source: &dyn TensorSource, options: &LoadOptions) -> Result<()> {
     let started = std::time::Instant::now();
-    let device = model.embed_tokens.lazy_device();
+    let device = model.embed_tokens.device();
     let loader = Loader { source, device: &device, options, config: &model.config };
     let mut linears = vec![];
     for id in arch::linear_ids(&model.config) {
         linears.push((id, loader.linear(id)?));
     }
-    let embed = loader.tensor(arch::EMBED.0)?;
+    let embed = loader.embedding()?;
     let norm = loader.tensor(arch::FINAL_NORM.0)?;
     let mut norms = vec![];
     for i in 0..model.config.n_layers {
@@ -149,7 +149,7 @@ fn fill<B: Backend>(model: &mut CausalLm<B>, source: &dyn TensorSource, options:
         let slot = model.linear_at_mut(id).ok_or_else(|| LlmError::config("model", format!("{} is not a layer of the built model", id.hf())))?;
         *slot = linear;
     }
-    model.embed_tokens = Param::from_tensor(embed);
+    model.embed_tokens = embed;
     model.norm.weight = Param::from_tensor(norm);
     for (layer, [input, post]) in model.layers.iter_mut().zip(norms) {
         layer.input_layernorm.weight = Param::from_tensor(input);
@@ -244,13 +244,28 @@ impl<B: Backend> Loader<'_, B> {
         Ok(Tensor::from_data(data, (self.device, self.options.dtype)))
     }
 
+    /// Whether GGML blocks stay as stored (never under autodiff: the layers stay trainable).
+    fn keep_blocks(&self) -> bool {
+        self.options.ggml_blocks && !B::ad_enabled(self.device)
+    }
+
+    /// The token table: GGML blocks kept as stored (rows dequantized on lookup, a tied head
+    /// run from them), else floats.
+    fn embedding(&self) -> Result<TokenEmbedding<B>> {
+        let name = arch::EMBED.0;
+        if let Some(blocks) = self.keep_blocks().then(|| self.source.read_blocks(name)).flatten() {
+            let q = QuantLinear::new(QuantizedWeight::Ggml(blocks?), self.options.quant_execution, self.options.dtype, self.device);
+            return Ok(TokenEmbedding::Quantized(q));
+        }
+        Ok(TokenEmbedding::dense_table(self.tensor(name)?))
+    }
+
     fn linear(&self, id: LinearId) -> Result<Linear<B>> {
         let prefix = id.hf();
         let bias = if id.has_bias(self.config) { Some(self.tensor(&format!("{prefix}.bias"))?) } else { None };
         let name = format!("{prefix}.weight");
         // Under autodiff the layers stay dense parameters, as a fine-tune of a GGUF expects.
-        let keep_blocks = self.options.ggml_blocks && !B::ad_enabled(self.device);
-        if let Some(blocks) = keep_blocks.then(|| self.source.read_blocks(&name)).flatten() {
+        if let Some(blocks) = self.keep_blocks().then(|| self.source.read_blocks(&name)).flatten() {
             let q = QuantizedWeight::Ggml(blocks?);
             return Ok(Linear::quantized_as(q, bias, self.options.quant_execution, self.options.dtype, self.device));
         }

@@ -85,12 +85,73 @@ fn matmul_of_several_rows_is_each_row_dot() {
         let w = weight(ty, name);
         let rows = 3;
         let x: Vec<f32> = (0..rows).flat_map(|r| input(w.d_in, r as u32)).collect();
-        let y = QuantizedWeight::Ggml(w.clone()).matmul(&x, rows);
+        let y = QuantizedWeight::Ggml(w.clone().portable()).matmul(&x, rows);
         for r in 0..rows {
             let mut a = ActRow::default();
             a.quantize(&x[r * w.d_in..(r + 1) * w.d_in]);
             for o in 0..w.d_out {
                 assert_eq!(y[r * w.d_out + o], row_dot(ty, w.row(o), &a), "{name} [{r}, {o}]");
+            }
+        }
+    }
+}
+
+/// Byte offsets of the f16 scales (and minimums) inside one block of each type.
+fn f16_fields(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q6_K => &[208],
+        _ => unreachable!(),
+    }
+}
+
+/// `[d_out, d_in]` of random blocks: every code, sub-block scale and high-bit pattern occurs
+/// (Q8_0's -128, Q6_K's ±127 scales among them), the f16 fields set to finite values.
+fn random_weight(ty: GgmlType, d_out: usize, d_in: usize, seed: u64) -> GgmlWeight {
+    let (block, size) = ty.block_layout().unwrap();
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    let mut data: Vec<u8> = (0..d_out * d_in / block * size).map(|_| next() as u8).collect();
+    for blk in data.chunks_exact_mut(size) {
+        for &at in f16_fields(ty) {
+            let v = half::f16::from_f32((next() % 2000) as f32 / 1000.0 - 1.0) * half::f16::from_f32(0.05);
+            blk[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    GgmlWeight::new("random", ty, d_out, d_in, data).unwrap()
+}
+
+/// The SIMD kernels (AVX2 where the CPU has it) against the portable ones on random blocks of
+/// every type: the integer sums per block are exact in both, so they differ only in the order
+/// of the per-block f32 products: 1e-5 of `Σ|w·x|` (a few ulp of each term at 1,024 values).
+/// Both are also held to the f64 product of the dequantized weight and activations.
+#[test]
+fn simd_kernels_match_the_portable_kernels_on_random_blocks() {
+    for (ty, name) in TYPES {
+        let (d_out, d_in) = (37, 1024);
+        let w = random_weight(ty, d_out, d_in, u64::from(ty.0));
+        let dense = w.dequantize();
+        let rows = 2;
+        let x: Vec<f32> = (0..rows).flat_map(|r| input(d_in, 5 + r as u32)).collect();
+        let fast = QuantizedWeight::Ggml(w.clone()).matmul(&x, rows);
+        let portable = QuantizedWeight::Ggml(w.portable()).matmul(&x, rows);
+        for r in 0..rows {
+            let mut a = ActRow::default();
+            a.quantize(&x[r * d_in..(r + 1) * d_in]);
+            let xq = a.dequantize();
+            for o in 0..d_out {
+                let row = &dense[o * d_in..(o + 1) * d_in];
+                let exact: f64 = row.iter().zip(&xq).map(|(&p, &q)| p as f64 * q as f64).sum();
+                let scale: f64 = row.iter().zip(&xq).map(|(&p, &q)| (p as f64 * q as f64).abs()).sum();
+                let (f, p) = (fast[r * d_out + o] as f64, portable[r * d_out + o] as f64);
+                assert!((f - p).abs() <= 1e-5 * scale, "{name} [{r}, {o}]: simd {f} vs portable {p} (scale {scale})");
+                assert!((f - exact).abs() <= 1e-5 * scale, "{name} [{r}, {o}]: simd {f} vs exact {exact} (scale {scale})");
             }
         }
     }
@@ -149,4 +210,70 @@ fn the_readme_chat_answer_holds_from_the_blocks() {
     let out = Generator::new(&model, GenerationConfig::greedy(12)).unwrap().generate(&[ids]).unwrap();
     let text = tok.decode(&out.sequences[0], true).unwrap();
     assert!(text.starts_with("The capital of France is Paris."), "{text:?}");
+}
+
+/// The token table (Q8_0 in this file) stays in its blocks: a lookup dequantizes just the rows
+/// asked for, exactly the rows the float load reads, and an id past the vocabulary is an error
+/// naming `input_ids` rather than a panic. The tied LM head runs on the same blocks.
+#[test]
+fn the_token_table_stays_in_blocks_and_rows_dequantize_on_lookup() {
+    use llm_core::nn::TokenEmbedding;
+    type F = burn::backend::Flex;
+    let path = smollm2_gguf();
+    let device = Default::default();
+    let blocks = load_model::<F>(&path, LoadOptions::default(), &device).unwrap();
+    let floats = load_model::<F>(&path, LoadOptions { ggml_blocks: false, ..Default::default() }, &device).unwrap();
+    let TokenEmbedding::Quantized(q) = &blocks.embed_tokens else { panic!("the token table was dequantized at load") };
+    assert!(q.weight.describe().contains("q8_0"), "{}", q.weight.describe());
+    assert!(matches!(floats.embed_tokens, TokenEmbedding::Dense(_)));
+    assert!(blocks.lm_head.is_none(), "SmolLM2 ties its head to the table");
+    let vocab = blocks.config.vocab_size as u32;
+    let ids = vec![0, 5, 1000, vocab - 1];
+    let got = to_vec(blocks.embed(ids_tensor::<F>(std::slice::from_ref(&ids), &device)).unwrap());
+    let want = to_vec(floats.embed(ids_tensor::<F>(&[ids], &device)).unwrap());
+    assert!(got == want, "looked-up rows differ from the float table");
+    let err = blocks.embed(ids_tensor::<F>(&[vec![vocab]], &device)).unwrap_err().to_string();
+    assert!(err.contains("input_ids") && err.contains(&vocab.to_string()), "{err}");
+}
+
+/// Q/K/V (or gate/up) run as a group: one quantization of the input, one parallel region, and
+/// every output exactly what each weight's own matmul gives (the same kernel per output row).
+#[test]
+fn a_group_of_weights_gives_each_weights_own_matmul() {
+    use llm_core::quant::ggml::matmul_group;
+    let shapes = [(GgmlType::Q4_1, 640), (GgmlType::Q8_0, 64), (GgmlType::Q6_K, 300)];
+    let weights: Vec<GgmlWeight> = shapes.iter().map(|&(ty, d_out)| random_weight(ty, d_out, 512, u64::from(ty.0))).collect();
+    let refs: Vec<&GgmlWeight> = weights.iter().collect();
+    for rows in [1, 3] {
+        let x: Vec<f32> = (0..rows).flat_map(|r| input(512, 40 + r as u32)).collect();
+        let grouped = matmul_group(&refs, &x, rows);
+        for (w, got) in weights.iter().zip(&grouped) {
+            assert!(*got == QuantizedWeight::Ggml(w.clone()).matmul(&x, rows), "{} rows {rows}", w.ty.name());
+        }
+    }
+}
+
+/// The head's float-input path: Q8_0 codes widened to f32, the input unrounded, so against the
+/// f64 product of the dequantized weight and the float input only f32 summation differs
+/// (1e-5 of `Σ|w·x|`); SIMD and portable agree to the same bound. Other types decline.
+#[test]
+fn q8_0_with_a_float_input_is_the_dequantized_product() {
+    let (d_out, d_in, rows) = (45, 576, 2);
+    let w = random_weight(GgmlType::Q8_0, d_out, d_in, 3);
+    let dense = w.dequantize();
+    let x: Vec<f32> = (0..rows).flat_map(|r| input(d_in, 70 + r as u32)).collect();
+    let fast = w.matmul_f32_input(&x, rows).unwrap();
+    let portable = w.clone().portable().matmul_f32_input(&x, rows).unwrap();
+    for r in 0..rows {
+        for o in 0..d_out {
+            let row = &dense[o * d_in..(o + 1) * d_in];
+            let xr = &x[r * d_in..(r + 1) * d_in];
+            let exact: f64 = row.iter().zip(xr).map(|(&p, &q)| p as f64 * q as f64).sum();
+            let scale: f64 = row.iter().zip(xr).map(|(&p, &q)| (p as f64 * q as f64).abs()).sum();
+            for (name, got) in [("simd", fast[r * d_out + o]), ("portable", portable[r * d_out + o])] {
+                assert!((got as f64 - exact).abs() <= 1e-5 * scale, "{name} [{r}, {o}]: {got} vs {exact}");
+            }
+        }
+    }
+    assert!(random_weight(GgmlType::Q4_K, 2, 256, 1).matmul_f32_input(&input(256, 1), 1).is_none());
 }

@@ -126,7 +126,7 @@ pub fn quantize_gptq<B: Backend>(
             Tensor::from_data(TensorData::new(flat, [chunk.len(), seq]), &device)
         })
         .collect();
-    let mut hidden: Vec<Tensor<B, 3>> = batches.into_iter().map(|ids| model.embed(ids)).collect();
+    let mut hidden: Vec<Tensor<B, 3>> = batches.into_iter().map(|ids| model.embed(ids)).collect::<llm_core::Result<_>>()?;
     let mut report = GptqReport::default();
     for i in 0..model.layers.len() {
         let stages: Vec<Vec<LinearInput>> = if config.true_sequential {
