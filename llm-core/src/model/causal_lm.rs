@@ -98,6 +98,16 @@ impl<B: Backend> CausalLm<B> {
     /// With a cache, the new tokens are appended after the positions it holds and attend to
     /// them; `attention_mask` then covers past and new positions.
     pub fn forward_with(&self, input: ModelInput<B>, cache: Option<&mut KvCache<B>>) -> Result<ModelOutput<B>> {
+        // On the CPU the pass runs on a thread of the pool its kernels split work on: called from
+        // outside the pool, each parallel op would hand its work to the pool and put this thread
+        // to sleep until it is done, two context switches per op and hundreds of ops per token.
+        if crate::quant::host_backend::<B>(&self.device()) && rayon::current_thread_index().is_none() {
+            return rayon::scope(|_| self.forward_in_place(input, cache));
+        }
+        self.forward_in_place(input, cache)
+    }
+
+    fn forward_in_place(&self, input: ModelInput<B>, cache: Option<&mut KvCache<B>>) -> Result<ModelOutput<B>> {
         let (last_only, want_hidden) = (input.last_logits_only, input.output_hidden_states);
         let mut out = self.forward_body(input, cache)?;
         let x = out.last;

@@ -23,6 +23,7 @@ pub use affine::AffineWeight;
 pub use fp4::{DoubleQuantState, Fp4Kind, Fp4Weight};
 pub use ggml::GgmlWeight;
 pub use linear::{QuantExecution, QuantLinear};
+pub(crate) use linear::host_backend;
 pub use outlier::{is_outlier, outlier_columns, OutlierInt8Weight};
 pub use crate::weights::quantized::{pack_stream, unpack_stream, v1_zero_offset_word};
 
