@@ -90,9 +90,9 @@ impl<B: Backend> TokenEmbedding<B> {
                 Some(i) => rows.push(i),
                 None => {
                     return Err(LlmError::Shape {
-                        what: "input_ids".into(),
+                        what: format!("input_ids (id {id})"),
                         expected: format!("ids in 0..{vocab} (vocab_size)"),
-                        got: vec![id.max(0) as usize],
+                        got: vec![batch, seq],
                     })
                 }
             }

@@ -97,12 +97,12 @@ impl<B: Backend> Linear<B> {
     pub fn forward_group<const D: usize>(layers: &[&Self], x: Tensor<B, D>) -> Vec<Tensor<B, D>> {
         let dims = x.dims();
         let rows: usize = dims[..D - 1].iter().product();
+        let d_in = dims[D - 1];
         let blocks: Option<Vec<&GgmlWeight>> = layers.iter().map(|l| l.fused_blocks(rows)).collect();
-        let Some(weights) = blocks.filter(|w| w.len() > 1) else {
+        let Some(weights) = blocks.filter(|w| rows > 0 && w.len() > 1 && w.iter().all(|w| w.d_in == d_in)) else {
             return layers.iter().map(|l| l.forward(x.clone())).collect();
         };
         let (device, dtype) = (x.device(), x.dtype());
-        let d_in = dims[D - 1];
         let host = x.reshape([rows, d_in]).into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32 above");
         let outs = crate::quant::ggml::matmul_group(&weights, &host, rows);
         layers
