@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use candle_core::quantized::gguf_file;
 use candle_transformers::models::quantized_llama::ModelWeights;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use llm_benches::{criterion_mean_s, greedy_step, prompt_ids, read_bandwidth_gbs, smollm2_gguf};
+use llm_benches::{criterion_mean_s, greedy_step, prompt_ids, read_bandwidth_gbs, smollm2_gguf, timed_decode};
 use llm_core::weights::{load_model, LoadOptions};
 use llm_core::CausalLm;
 
@@ -88,22 +88,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(15)).throughput(Throughput::Elements(1));
     for (name, model) in ours {
         group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(DECODE_CHUNK);
-                    let mut cache = model.new_cache(1, PREFILL + DECODE_CHUNK as usize);
-                    let mut next = greedy_step(model, &mut cache, prompt);
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        next = greedy_step(model, &mut cache, &[next]);
-                    }
-                    total += start.elapsed();
-                    left -= n;
-                }
-                total
-            })
+            b.iter_custom(|iters| timed_decode(model, prompt, iters, DECODE_CHUNK))
         });
     }
     for (name, model) in &candle {
@@ -148,22 +133,7 @@ fn variants(c: &mut Criterion, ids: &[u32]) {
         let mut group = c.benchmark_group(&group_name);
         group.sample_size(10).measurement_time(Duration::from_secs(10)).throughput(Throughput::Elements(1));
         group.bench_function("llm-core-blocks", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(DECODE_CHUNK);
-                    let mut cache = model.new_cache(1, PREFILL + DECODE_CHUNK as usize);
-                    let mut next = greedy_step(&model, &mut cache, &ids[..PREFILL]);
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        next = greedy_step(&model, &mut cache, &[next]);
-                    }
-                    total += start.elapsed();
-                    left -= n;
-                }
-                total
-            })
+            b.iter_custom(|iters| timed_decode(&model, &ids[..PREFILL], iters, DECODE_CHUNK))
         });
         group.finish();
         let ours = criterion_mean_s(&group_name, "llm-core-blocks").map(|s| 1.0 / s);

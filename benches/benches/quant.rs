@@ -12,11 +12,11 @@
 //! scripts/fetch-models.sh && cargo bench -p llm-benches --bench quant
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::tensor::{Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use llm_benches::{greedy_step, prompt_ids, smollm2_gguf};
+use llm_benches::{prompt_ids, smollm2_gguf, timed_decode};
 use llm_core::nn::Linear;
 use llm_core::quant::QuantExecution;
 use llm_core::weights::{load_model, LoadOptions};
@@ -88,22 +88,7 @@ fn decode(c: &mut Criterion) {
     for (name, model) in &models {
         println!("{name}: decoder linear weights {:.1} MB", linear_bytes(model) as f64 / 1e6);
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(CHUNK);
-                    let mut cache = model.new_cache(1, PROMPT + CHUNK as usize);
-                    let mut next = greedy_step(model, &mut cache, &prompt);
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        next = greedy_step(model, &mut cache, &[next]);
-                    }
-                    total += start.elapsed();
-                    left -= n;
-                }
-                total
-            })
+            b.iter_custom(|iters| timed_decode(model, &prompt, iters, CHUNK))
         });
     }
     group.finish();

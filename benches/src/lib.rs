@@ -61,3 +61,28 @@ pub fn greedy_step<B: burn::tensor::backend::Backend>(
     let logits = model.forward_with(input, Some(cache)).expect("cache has room").logits;
     logits.argmax(2).into_data().iter::<i64>().next().unwrap_or(0) as u32
 }
+
+/// The time of `iters` greedy decode steps of `model` after `prompt`, for criterion's
+/// `iter_custom`: in runs of at most `chunk` steps, each after a fresh cache and an untimed
+/// prefill of `prompt`.
+pub fn timed_decode<B: burn::tensor::backend::Backend>(
+    model: &llm_core::CausalLm<B>,
+    prompt: &[u32],
+    iters: u64,
+    chunk: u64,
+) -> std::time::Duration {
+    let mut total = std::time::Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(chunk);
+        let mut cache = model.new_cache(1, prompt.len() + chunk as usize);
+        let mut next = greedy_step(model, &mut cache, prompt);
+        let start = Instant::now();
+        for _ in 0..n {
+            next = greedy_step(model, &mut cache, &[next]);
+        }
+        total += start.elapsed();
+        left -= n;
+    }
+    total
+}
