@@ -139,6 +139,16 @@ pub enum LlmError {
         context: usize,
     },
 
+    /// A generation constraint (JSON Schema, regex, grammar) does not compile, or the engine
+    /// failed while following it.
+    #[error("{kind} constraint: {message}")]
+    Constraint {
+        /// `json_schema`, `regex`, `lark grammar`, `gbnf grammar`...
+        kind: String,
+        /// The engine's message, naming the construct.
+        message: String,
+    },
+
     /// A backend was requested that this build does not include, or has no device.
     #[error("backend `{name}` is not available: {message}")]
     Backend {

@@ -3,8 +3,10 @@
 
 mod beam;
 mod config;
+pub mod constraint;
 pub mod processors;
 mod sampler;
+pub mod speculative;
 mod stream;
 mod timings;
 
@@ -14,8 +16,10 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
 pub use beam::BeamOutput;
 pub use config::GenerationConfig;
+pub use constraint::{CompiledConstraint, Constraint, ConstraintEngine, TokenMatcher};
 pub use processors::{processors_for, LogitsProcessor};
 pub use sampler::{argmax, Sampler};
+pub use speculative::{Drafter, SpeculationStats, SpeculativeConfig};
 pub use stream::{TextDelta, TextStream};
 pub use timings::Timings;
 
@@ -33,6 +37,11 @@ pub enum StopReason {
     StopString,
     /// `max_new_tokens` or the model's context was reached.
     Length,
+    /// The constraint's output is complete and nothing may follow it.
+    Constraint,
+    /// The constraint allows no token the model can give (every allowed one has `-inf`
+    /// score after the penalties and bans): the output so far is all there is.
+    NoAllowedToken,
 }
 
 /// The result of [`Generator::generate`].
@@ -79,6 +88,7 @@ pub struct Generator<'a, B: Backend> {
     config: GenerationConfig,
     processors: Vec<Box<dyn LogitsProcessor>>,
     tokenizer: Option<&'a Tokenizer>,
+    constraint: Option<CompiledConstraint>,
 }
 
 impl<'a, B: Backend> Generator<'a, B> {
@@ -86,7 +96,23 @@ impl<'a, B: Backend> Generator<'a, B> {
     pub fn new(model: &'a CausalLm<B>, config: GenerationConfig) -> Result<Self> {
         config.validate()?;
         let processors = processors_for(&config);
-        Ok(Self { model, config, processors, tokenizer: None })
+        Ok(Self { model, config, processors, tokenizer: None, constraint: None })
+    }
+
+    /// Every generated sequence must match `constraint` (see [`constraint`]): tokens it
+    /// forbids are masked before the logits processors run.
+    pub fn with_constraint(mut self, constraint: CompiledConstraint) -> Self {
+        self.constraint = Some(constraint);
+        self
+    }
+
+    /// Compiles `constraint` for `tokenizer` (with the configuration's EOS ids) and applies
+    /// it, as [`Self::with_constraint`]; build a [`ConstraintEngine`] once instead when many
+    /// constraints share a tokenizer.
+    pub fn constrained(self, tokenizer: &Tokenizer, constraint: &Constraint) -> Result<Self> {
+        let engine = ConstraintEngine::new(tokenizer, self.model.config.vocab_size, &self.config.eos_token_id)?;
+        let compiled = engine.compile(constraint)?;
+        Ok(self.with_constraint(compiled))
     }
 
     /// A tokenizer, needed for stop strings and streaming text.
@@ -127,6 +153,9 @@ impl<'a, B: Backend> Generator<'a, B> {
     /// Beam search (`num_beams > 1`) on each prompt; `num_return_sequences` hypotheses per
     /// prompt with transformers' scores.
     pub fn beam_search(&self, prompts: &[Vec<u32>]) -> Result<Vec<BeamOutput>> {
+        if self.constraint.is_some() {
+            return Err(LlmError::config("num_beams", "constrained beam search is not supported; use num_beams = 1"));
+        }
         prompts
             .iter()
             .map(|p| {
@@ -183,6 +212,8 @@ pub(crate) struct DecodeState<'g, 'a, B: Backend> {
     padded: bool,
     stop: Vec<Option<StopReason>>,
     sampler: Sampler,
+    /// Per row, when the generator has a constraint.
+    matchers: Vec<TokenMatcher>,
     new_tokens: usize,
     max_new: usize,
     pad_id: u32,
@@ -215,6 +246,7 @@ impl<'g, 'a, B: Backend> DecodeState<'g, 'a, B> {
             mask,
             stop: vec![if max_new == 0 { Some(StopReason::Length) } else { None }; prompts.len()],
             sampler: Sampler::new(generator.config.seed),
+            matchers: generator.constraint.iter().flat_map(|c| prompts.iter().map(|_| c.matcher())).collect(),
             new_tokens: 0,
             max_new,
             pad_id,
@@ -259,6 +291,13 @@ impl<'g, 'a, B: Backend> DecodeState<'g, 'a, B> {
             if self.stop[row].is_some() {
                 continue;
             }
+            let Some(id) = id else {
+                self.stop[row] = Some(StopReason::NoAllowedToken);
+                continue;
+            };
+            if let Some(m) = self.matchers.get_mut(row) {
+                m.consume(id)?;
+            }
             self.ids[row].push(id);
             out[row] = Some(id);
             self.stop[row] = self.stop_reason(row, id)?;
@@ -266,22 +305,40 @@ impl<'g, 'a, B: Backend> DecodeState<'g, 'a, B> {
         Ok(out)
     }
 
-    /// logits: `[batch, 1, vocab]` -> one id per row.
-    fn choose(&mut self, logits: Tensor<B, 3>) -> Result<Vec<u32>> {
+    /// logits: `[batch, 1, vocab]` -> one id per row (`None`: the constraint allows no token).
+    fn choose(&mut self, logits: Tensor<B, 3>) -> Result<Vec<Option<u32>>> {
         let g = self.generator;
-        if !g.config.do_sample && g.processors.is_empty() {
+        let plain_greedy = !g.config.do_sample && g.processors.is_empty();
+        if plain_greedy && self.matchers.is_empty() {
             // Greedy: only the ids leave the device.
-            return Ok(logits.argmax(2).into_data().iter::<i64>().map(|i| i as u32).collect());
+            return Ok(logits.argmax(2).into_data().iter::<i64>().map(|i| Some(i as u32)).collect());
         }
         let [batch, _, vocab] = logits.dims();
         let all: Vec<f32> = logits.into_data().iter::<f32>().collect();
         let mut out = Vec::with_capacity(batch);
         for (row, scores) in all.chunks(vocab).enumerate() {
             let mut scores = scores.to_vec();
+            if let Some(m) = self.matchers.get_mut(row).filter(|_| self.stop[row].is_none()) {
+                // Greedy's choice stands when the constraint allows it: one token checked
+                // instead of a mask over the vocabulary.
+                if plain_greedy && m.allows(argmax(&scores))? {
+                    out.push(Some(argmax(&scores)));
+                    continue;
+                }
+                if m.mask(&mut scores)? == constraint::MaskOutcome::NoToken {
+                    out.push(None);
+                    continue;
+                }
+            }
             for p in &g.processors {
                 p.process(&self.ids[row], self.prompt_lens[row], &mut scores);
             }
-            out.push(if g.config.do_sample { self.sampler.sample(&scores) } else { argmax(&scores) });
+            if !self.matchers.is_empty() && scores.iter().all(|s| *s == f32::NEG_INFINITY) {
+                // Bans and penalties removed every token the constraint allowed.
+                out.push(None);
+                continue;
+            }
+            out.push(Some(if g.config.do_sample { self.sampler.sample(&scores) } else { argmax(&scores) }));
         }
         Ok(out)
     }
@@ -290,6 +347,9 @@ impl<'g, 'a, B: Backend> DecodeState<'g, 'a, B> {
         let g = self.generator;
         if g.config.eos_token_id.contains(&id) {
             return Ok(Some(StopReason::Eos));
+        }
+        if self.matchers.get(row).is_some_and(TokenMatcher::is_complete) {
+            return Ok(Some(StopReason::Constraint));
         }
         if !g.config.stop_strings.is_empty() {
             if let Some(tok) = g.tokenizer {

@@ -15,6 +15,11 @@ impl Sampler {
         Self { rng: StdRng::seed_from_u64(seed) }
     }
 
+    /// A uniform draw in [0, 1) from the same stream.
+    pub fn uniform(&mut self) -> f64 {
+        self.rng.random::<f64>()
+    }
+
     /// Draws one id; `-inf` entries have probability zero.
     pub fn sample(&mut self, scores: &[f32]) -> u32 {
         let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);

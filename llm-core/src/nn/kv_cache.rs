@@ -79,6 +79,12 @@ impl<B: Backend> KvCache<B> {
         self.batch
     }
 
+    /// Keeps the first `len` positions and forgets the rest (speculative decoding's rejected
+    /// drafts); the next forward overwrites them in place.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// Forgets every stored position; buffers are kept for reuse.
     pub fn reset(&mut self) {
         self.len = 0;

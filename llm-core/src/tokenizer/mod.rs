@@ -3,6 +3,7 @@
 //! `tokenizer.ggml.*` metadata of a GGUF file; batches with padding and truncation; a
 //! streaming decoder that never emits broken UTF-8.
 
+mod bytes;
 mod checks;
 mod gguf;
 mod stream;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub use bytes::SPECIAL_TOKEN_MARKER;
 pub use stream::StreamDecoder;
 
 use crate::chat::ChatTemplate;
