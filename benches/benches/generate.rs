@@ -1,4 +1,6 @@
-//! Sampler cost per token on SmolLM2's 49152-entry vocabulary, and streaming decode speed.
+//! Sampler and constraint-mask cost per token on SmolLM2's 49152-entry vocabulary, streaming
+//! decode speed, constrained decode against free decode, and speculative decoding (a Q4_1
+//! draft for the f32 target, prompt lookup) against plain decoding, in one run.
 //!
 //! ```text
 //! scripts/fetch-models.sh && cargo bench -p llm-benches --bench generate
@@ -8,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use llm_benches::{criterion_mean_s, smollm2_gguf};
-use llm_core::generate::{processors_for, GenerationConfig, Generator, Sampler};
+use llm_core::chat::Message;
+use llm_core::generate::{processors_for, Constraint, ConstraintEngine, Drafter, GenerationConfig, Generator, Sampler, SpeculativeConfig};
 use llm_core::weights::{GgufFile, LoadOptions};
 use llm_core::{ModelBundle, Tokenizer};
 
@@ -75,11 +78,106 @@ fn stream(c: &mut Criterion) {
     group.finish();
 }
 
+/// A schema of the kind a RAG judge or an extraction task asks for.
+fn judge_schema() -> serde_json::Value {
+    serde_json::json!({"type": "object", "additionalProperties": false, "required": ["verdict", "score", "reason"],
+        "properties": {"verdict": {"enum": ["supported", "unsupported"]}, "score": {"type": "integer", "minimum": 1, "maximum": 5},
+            "reason": {"type": "string", "maxLength": 200}}})
+}
+
+/// Mask time per token along a valid output: mask, then consume the output's next token.
+fn constraint_mask(tok: &Tokenizer) -> f64 {
+    let engine = ConstraintEngine::new(tok, VOCAB, &[2]).expect("engine");
+    let compiled = engine.compile(&Constraint::JsonSchema(judge_schema())).expect("schema compiles");
+    let text = r#"{"verdict": "supported", "score": 4, "reason": "The passage states that about 500 residents left Hill Top for Mittagong as the fire approached."}"#;
+    let ids = tok.encode(text, false).expect("encode").ids;
+    let mut scores = logits();
+    let (mut total, mut n) = (Duration::ZERO, 0);
+    for _ in 0..5 {
+        let mut m = compiled.matcher();
+        for &id in &ids {
+            let start = Instant::now();
+            m.mask(&mut scores).expect("mask");
+            total += start.elapsed();
+            n += 1;
+            m.consume(id).expect("the text follows the schema");
+        }
+    }
+    total.as_secs_f64() / n as f64
+}
+
+/// One generation's new tokens per second of decode (prefill excluded) and its text length.
+fn decode_rate(generator: &Generator<'_, B>, prompt: &[u32]) -> (f64, usize) {
+    let out = generator.generate(&[prompt.to_vec()]).expect("generate");
+    (out.decode_tokens_per_s(), out.sequences[0].len())
+}
+
+/// Constrained against free decoding on SmolLM2 Q4_1, greedy and sampled.
+fn constrained_decode(bundle: &ModelBundle<B>) -> Vec<String> {
+    let tok = &bundle.tokenizer;
+    let question = "Passage: An estimated 500 residents have left their homes for nearby Mittagong.\nClaim: Residents left for Mittagong.\nJudge the claim as JSON with verdict, score and reason.";
+    let prompt = tok.encode(&tok.apply_chat_template(&[Message::new("user", question)], true).expect("template"), false).expect("encode").ids;
+    let engine = ConstraintEngine::new(tok, bundle.model.config.vocab_size, &bundle.generation.eos_token_id).expect("engine");
+    let compiled = engine.compile(&Constraint::JsonSchema(judge_schema())).expect("compiles");
+    let mut lines = vec![];
+    for (label, sample) in [("greedy", false), ("sampled t=0.8", true)] {
+        let config = GenerationConfig { max_new_tokens: 48, do_sample: sample, temperature: 0.8, top_k: 0, seed: 1, eos_token_id: vec![], ..GenerationConfig::default() };
+        let free = Generator::new(&bundle.model, config.clone()).expect("config");
+        let constrained = Generator::new(&bundle.model, GenerationConfig { eos_token_id: bundle.generation.eos_token_id.clone(), ..config })
+            .expect("config")
+            .with_constraint(compiled.clone());
+        decode_rate(&free, &prompt); // warm-up
+        let (f, _) = decode_rate(&free, &prompt);
+        let (c, n) = decode_rate(&constrained, &prompt);
+        lines.push(format!("constrained {label}: {c:.1} tokens/s ({n} tokens) vs free {f:.1} tokens/s: {:.3}x", c / f));
+    }
+    lines
+}
+
+/// Speculative decoding against plain greedy: an f32 target (SmolLM2 dequantized) with its
+/// Q4_1 blocks as the draft, and prompt lookup on the Q4_1 model summarising a passage.
+fn speculative(path: &std::path::Path, bundle: &ModelBundle<B>) -> Vec<String> {
+    let tok = &bundle.tokenizer;
+    let passage = std::fs::read_to_string(llm_benches::repo_file("fixtures/i_generate/smollm2_ppl_text.txt")).expect("passage");
+    let passage: String = passage.split_whitespace().take(220).collect::<Vec<_>>().join(" ");
+    let ask = format!("Summarise the passage in three sentences, using its own words.\n\n{passage}");
+    let prompt = tok.encode(&tok.apply_chat_template(&[Message::new("user", ask)], true).expect("template"), false).expect("encode").ids;
+    let f32_options = LoadOptions { ggml_blocks: false, ..LoadOptions::default() };
+    let target = llm_core::weights::load_model::<B>(path, f32_options, &Default::default()).expect("f32 SmolLM2");
+    let config = GenerationConfig { max_new_tokens: 96, eos_token_id: bundle.generation.eos_token_id.clone(), ..GenerationConfig::default() };
+    let mut lines = vec![];
+    for (label, model, drafter) in [
+        ("f32 target, Q4_1 draft", &target, Drafter::Model(&bundle.model)),
+        ("Q4_1, prompt lookup (n<=3)", &bundle.model, Drafter::PromptLookup { max_ngram: 3 }),
+    ] {
+        let generator = Generator::new(model, config.clone()).expect("config");
+        decode_rate(&generator, &prompt); // warm-up
+        let plain = generator.generate(&[prompt.clone()]).expect("generate");
+        let start = Instant::now();
+        let (out, stats) = generator.generate_speculative(&prompt, drafter, SpeculativeConfig::default()).expect("speculate");
+        let spec_rate = (out.sequences[0].len() - 1) as f64 / (start.elapsed() - out.prefill).as_secs_f64();
+        let plain_rate = plain.decode_tokens_per_s();
+        assert_eq!(out.sequences, plain.sequences, "{label}: speculative greedy must equal plain greedy");
+        lines.push(format!(
+            "speculative {label}: {spec_rate:.1} tokens/s vs plain {plain_rate:.1}: {:.2}x; acceptance {:.1}%, {:.2} tokens per target forward",
+            spec_rate / plain_rate,
+            100.0 * stats.acceptance_rate(),
+            stats.tokens_per_forward()
+        ));
+    }
+    lines
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     sampler(&mut c);
     stream(&mut c);
     c.final_summary();
+    let path = smollm2_gguf();
+    let bundle = ModelBundle::<B>::load(&path, LoadOptions::default(), &Default::default()).expect("SmolLM2 loads");
+    let mask_s = constraint_mask(&bundle.tokenizer);
+    let mut report = constrained_decode(&bundle);
+    report.extend(speculative(&path, &bundle));
     if let Some(step) = criterion_mean_s("smollm2_stream", "greedy_text_deltas") {
         println!("\nstreaming greedy decode: {:.1} tokens/s ({:.1} ms/token)", 1.0 / step, step * 1e3);
         for name in ["chain_t0.7_k50_p0.9_rep1.1", "top_p0.9_only", "min_p0.05_only"] {
@@ -87,5 +185,9 @@ fn main() {
                 println!("sampler {name}: {:.3} ms/token = {:.1}% of a decode step", s * 1e3, 100.0 * s / step);
             }
         }
+        println!("JSON-schema mask: {:.3} ms/token = {:.1}% of a decode step", mask_s * 1e3, 100.0 * mask_s / step);
+    }
+    for line in report {
+        println!("{line}");
     }
 }

@@ -10,6 +10,11 @@ pub fn smollm2_gguf() -> PathBuf {
     path
 }
 
+/// A file of this repository, by its path from the root.
+pub fn repo_file(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
 /// A fixed, model-independent prompt of `n` ids below `vocab`.
 pub fn prompt_ids(n: usize, vocab: usize) -> Vec<u32> {
     (0..n).map(|i| ((i * 7919 + 13) % vocab) as u32).collect()

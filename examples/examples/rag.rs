@@ -146,7 +146,7 @@ fn rag<B: Backend>(cli: Cli, device: B::Device) -> anyhow::Result<()> {
         let mut generation = b.generation.clone();
         generation.do_sample = false;
         generation.max_new_tokens = 120;
-        ChatLlm { model: &b.model, tokenizer: &b.tokenizer, generation }
+        ChatLlm::new(&b.model, &b.tokenizer, generation)
     });
     let by_id: BTreeMap<&str, &Record> = index.records.iter().map(|r| (r.id.as_str(), r)).collect();
     let hit = |id: &str, score: f64| {

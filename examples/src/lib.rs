@@ -236,3 +236,72 @@ impl SamplingArgs {
         config
     }
 }
+
+/// `--json-schema`, `--json-object`, `--regex`, `--grammar`: what the output must match.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConstraintArgs {
+    /// A JSON Schema file the output must validate against.
+    #[arg(long, value_name = "FILE")]
+    pub json_schema: Option<PathBuf>,
+    /// The output is one JSON object.
+    #[arg(long)]
+    pub json_object: bool,
+    /// A regular expression the whole output matches.
+    #[arg(long, value_name = "REGEX")]
+    pub regex: Option<String>,
+    /// A grammar file: GBNF (llama.cpp, `.gbnf`) or Lark (anything else).
+    #[arg(long, value_name = "FILE")]
+    pub grammar: Option<PathBuf>,
+}
+
+impl ConstraintArgs {
+    /// The constraint the flags ask for (at most one).
+    pub fn constraint(&self) -> anyhow::Result<Option<llm_core::generate::Constraint>> {
+        use llm_core::generate::Constraint;
+        let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+        let mut out = vec![];
+        if let Some(p) = &self.json_schema {
+            let schema = serde_json::from_str(&read(p)?).with_context(|| format!("{} is not JSON", p.display()))?;
+            out.push(Constraint::JsonSchema(schema));
+        }
+        if self.json_object {
+            out.push(Constraint::JsonObject);
+        }
+        if let Some(r) = &self.regex {
+            out.push(Constraint::Regex(r.clone()));
+        }
+        if let Some(p) = &self.grammar {
+            let text = read(p)?;
+            out.push(if p.extension().is_some_and(|e| e == "gbnf") { Constraint::Gbnf(text) } else { Constraint::Lark(text) });
+        }
+        anyhow::ensure!(out.len() <= 1, "give one of --json-schema, --json-object, --regex, --grammar");
+        Ok(out.pop())
+    }
+}
+
+/// `--draft-model`, `--prompt-lookup`, `--draft-tokens`: speculative decoding.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SpeculationArgs {
+    /// A draft model (directory or .gguf) with the target's vocabulary.
+    #[arg(long, value_name = "PATH")]
+    pub draft_model: Option<PathBuf>,
+    /// Prompt lookup decoding, matching n-grams up to this size in the prompt and output.
+    #[arg(long, value_name = "N")]
+    pub prompt_lookup: Option<usize>,
+    /// Draft tokens per target forward at the start (adapted as it goes).
+    #[arg(long, default_value_t = 5)]
+    pub draft_tokens: usize,
+}
+
+impl SpeculationArgs {
+    /// Whether speculation was asked for.
+    pub fn enabled(&self) -> bool {
+        self.draft_model.is_some() || self.prompt_lookup.is_some()
+    }
+
+    /// Draft lengths for [`llm_core::generate::Generator::generate_speculative`].
+    pub fn config(&self) -> llm_core::generate::SpeculativeConfig {
+        let max = self.draft_tokens.max(16);
+        llm_core::generate::SpeculativeConfig { draft_tokens: self.draft_tokens, max_draft_tokens: max, adaptive: true }
+    }
+}

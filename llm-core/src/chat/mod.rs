@@ -16,11 +16,13 @@
 //! engine could stop.
 
 mod builtin;
+pub mod tools;
 
 use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
 use serde::{Deserialize, Serialize};
 
 pub use builtin::BuiltinTemplate;
+pub use tools::{ParsedReply, Tool, ToolCall, ToolFormat};
 
 use crate::error::{LlmError, Result};
 
@@ -31,12 +33,22 @@ pub struct Message {
     pub role: String,
     /// The text.
     pub content: String,
+    /// An assistant turn's calls, `[{"type": "function", "function": {"name", "arguments"}}]`
+    /// as HF templates read them ([`tools::ToolCall::assistant_message`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<serde_json::Value>>,
+    /// A `tool` message's tool name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A `tool` message's call id (OpenAI's `tool_call_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl Message {
     /// A message with a role.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self { role: role.into(), content: content.into() }
+        Self { role: role.into(), content: content.into(), tool_calls: None, name: None, tool_call_id: None }
     }
 }
 

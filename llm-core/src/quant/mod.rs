@@ -41,6 +41,15 @@ pub enum QuantizedWeight {
 }
 
 impl QuantizedWeight {
+    /// Input rows up to which the fused kernel beats dequantize-then-matmul under
+    /// [`QuantExecution::Auto`].
+    pub fn fused_max_rows(&self) -> usize {
+        match self {
+            Self::Ggml(_) => linear::GGML_FUSED_MAX_ROWS,
+            _ => linear::FUSED_MAX_ROWS,
+        }
+    }
+
     /// `(d_out, d_in)`.
     pub fn dims(&self) -> (usize, usize) {
         match self {

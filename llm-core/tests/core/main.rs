@@ -17,4 +17,5 @@ mod speculative;
 mod template_limits;
 mod throughput;
 mod tiny_llama_parity;
+mod tool_calls;
 mod tokenizer_parity;

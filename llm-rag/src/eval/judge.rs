@@ -4,7 +4,8 @@
 use serde_json::json;
 
 use super::parse::{parse_question, parse_statements, parse_verdict, parse_verdicts, sentences};
-use super::prompts::{prompt, NLI, PRECISION, RECALL, RELEVANCY, STATEMENTS};
+use super::prompts::{prompt, PromptSpec, NLI, PRECISION, RECALL, RELEVANCY, STATEMENTS};
+use llm_core::generate::Constraint;
 use crate::embed::{cosine, Embedder};
 use crate::error::Result;
 use crate::retrieve::query::Llm;
@@ -144,10 +145,13 @@ impl<'a> RagasJudge<'a> {
         Self { llm, embedder, strictness: 3 }
     }
 
-    /// Asks `prompt`, and once more when `parse` reads nothing from the reply.
-    fn ask<T>(&self, prompt: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>> {
+    /// Asks `spec` with `input`, the reply constrained to the spec's schema for `n` items
+    /// where the judge can be constrained, and once more when `parse` reads nothing from it.
+    fn ask<T>(&self, spec: &PromptSpec, input: serde_json::Value, n: usize, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>> {
+        let text = prompt(spec, input);
+        let schema = Constraint::JsonSchema((spec.schema)(n));
         for _ in 0..2 {
-            if let Some(t) = parse(&self.llm.complete(prompt)?) {
+            if let Some(t) = parse(&self.llm.complete_constrained(&text, &schema)?) {
                 return Ok(Some(t));
             }
         }
@@ -160,7 +164,7 @@ impl<'a> RagasJudge<'a> {
         let (mut verdicts, mut unparsed) = (vec![], 0);
         for context in &sample.contexts {
             let input = json!({"question": sample.question, "context": context, "answer": sample.reference});
-            let verdict = self.ask(&prompt(&PRECISION, input), parse_verdict)?;
+            let verdict = self.ask(&PRECISION, input, 1, parse_verdict)?;
             unparsed += usize::from(verdict.is_none());
             verdicts.push(verdict.unwrap_or(false));
         }
@@ -176,7 +180,7 @@ impl<'a> RagasJudge<'a> {
             return Ok(Score::of(0.0, 0, 0));
         }
         let input = json!({"question": sample.question, "context": sample.contexts.join("\n"), "statements": statements});
-        let verdicts = self.ask(&prompt(&RECALL, input), |r| parse_verdicts(r, statements.len()))?;
+        let verdicts = self.ask(&RECALL, input, statements.len(), |r| parse_verdicts(r, statements.len()))?;
         Ok(Score::fraction(verdicts, statements.len()))
     }
 
@@ -187,13 +191,13 @@ impl<'a> RagasJudge<'a> {
             vec![]
         } else {
             let input = json!({"question": sample.question, "answer": sample.answer});
-            self.ask(&prompt(&STATEMENTS, input), parse_statements)?.unwrap_or_default()
+            self.ask(&STATEMENTS, input, 0, parse_statements)?.unwrap_or_default()
         };
         if statements.is_empty() {
             return Ok(Score::of(0.0, 0, 0));
         }
         let input = json!({"context": sample.contexts.join("\n"), "statements": statements});
-        let verdicts = self.ask(&prompt(&NLI, input), |r| parse_verdicts(r, statements.len()))?;
+        let verdicts = self.ask(&NLI, input, statements.len(), |r| parse_verdicts(r, statements.len()))?;
         Ok(Score::fraction(verdicts, statements.len()))
     }
 
@@ -203,7 +207,7 @@ impl<'a> RagasJudge<'a> {
     pub fn answer_relevancy(&self, sample: &RagasSample) -> Result<Score> {
         let mut generated = vec![];
         for _ in 0..self.strictness {
-            generated.push(self.ask(&prompt(&RELEVANCY, json!({"response": sample.answer})), parse_question)?);
+            generated.push(self.ask(&RELEVANCY, json!({"response": sample.answer}), 1, parse_question)?);
         }
         let parsed: Vec<&(String, bool)> = generated.iter().flatten().collect();
         let unparsed = self.strictness - parsed.len();

@@ -3,7 +3,7 @@
 
 use burn::tensor::backend::Backend;
 use llm_core::chat::Message;
-use llm_core::generate::{GenerationConfig, Generator};
+use llm_core::generate::{Constraint, ConstraintEngine, GenerationConfig, Generator};
 use llm_core::{CausalLm, Tokenizer};
 
 use crate::embed::cosine;
@@ -15,6 +15,14 @@ use crate::store::Hit;
 pub trait Llm {
     /// The model's reply to one user message.
     fn complete(&self, prompt: &str) -> Result<String>;
+
+    /// The reply, constrained to match `constraint` where the model can be constrained (a
+    /// local model; the default, for closures and remote APIs, is [`Self::complete`], whose
+    /// reply the caller reads leniently and asks again for when it does not parse).
+    fn complete_constrained(&self, prompt: &str, constraint: &Constraint) -> Result<String> {
+        let _ = constraint;
+        self.complete(prompt)
+    }
 }
 
 /// Any closure is an [`Llm`] (tests, remote APIs).
@@ -26,7 +34,8 @@ impl<F: Fn(&str) -> Result<String>> Llm for FnLlm<F> {
     }
 }
 
-/// An llm-core chat model: the prompt as one user turn through the chat template.
+/// An llm-core chat model: the prompt as one user turn through the chat template; constrained
+/// replies (JSON verdicts, grades) follow their schema or pattern by construction.
 pub struct ChatLlm<'a, B: Backend> {
     /// The model.
     pub model: &'a CausalLm<B>,
@@ -34,14 +43,42 @@ pub struct ChatLlm<'a, B: Backend> {
     pub tokenizer: &'a Tokenizer,
     /// Decoding settings.
     pub generation: GenerationConfig,
+    /// The tokenizer's vocabulary compiled for constraints, built on first use.
+    engine: std::sync::OnceLock<ConstraintEngine>,
+}
+
+impl<'a, B: Backend> ChatLlm<'a, B> {
+    /// A chat model with its decoding settings.
+    pub fn new(model: &'a CausalLm<B>, tokenizer: &'a Tokenizer, generation: GenerationConfig) -> Self {
+        Self { model, tokenizer, generation, engine: Default::default() }
+    }
+
+    fn reply(&self, prompt: &str, constraint: Option<&Constraint>) -> Result<String> {
+        let text = self.tokenizer.apply_chat_template(&[Message::new("user", prompt)], true)?;
+        let ids = self.tokenizer.encode(&text, false)?.ids;
+        let mut generator = Generator::new(self.model, self.generation.clone())?.with_tokenizer(self.tokenizer);
+        if let Some(c) = constraint {
+            let engine = match self.engine.get() {
+                Some(e) => e,
+                None => {
+                    let e = ConstraintEngine::new(self.tokenizer, self.model.config.vocab_size, &self.generation.eos_token_id)?;
+                    self.engine.get_or_init(|| e)
+                }
+            };
+            generator = generator.with_constraint(engine.compile(c)?);
+        }
+        let out = generator.generate(&[ids])?;
+        Ok(self.tokenizer.decode(&out.sequences[0], true)?.trim().to_string())
+    }
 }
 
 impl<B: Backend> Llm for ChatLlm<'_, B> {
     fn complete(&self, prompt: &str) -> Result<String> {
-        let text = self.tokenizer.apply_chat_template(&[Message::new("user", prompt)], true)?;
-        let ids = self.tokenizer.encode(&text, false)?.ids;
-        let out = Generator::new(self.model, self.generation.clone())?.with_tokenizer(self.tokenizer).generate(&[ids])?;
-        Ok(self.tokenizer.decode(&out.sequences[0], true)?.trim().to_string())
+        self.reply(prompt, None)
+    }
+
+    fn complete_constrained(&self, prompt: &str, constraint: &Constraint) -> Result<String> {
+        self.reply(prompt, Some(constraint))
     }
 }
 
@@ -114,7 +151,8 @@ pub trait Reranker {
 }
 
 /// Asks an [`Llm`] to grade each passage 0-10 and sorts by the grade (ties keep the retrieval
-/// order). A reply without a grade is asked once more, then counted in `malformed` and
+/// order). The reply is constrained to an integer 0-10 where the model can be constrained;
+/// otherwise a reply without a grade is asked once more, then counted in `malformed` and
 /// graded 0: never a NaN.
 pub struct LlmReranker<'a> {
     /// The judge.
@@ -139,9 +177,10 @@ impl Reranker for LlmReranker<'_> {
                 "On a scale of 0 to 10, how relevant is the passage to the question? Answer with the number only.\n\nQuestion: {query}\n\nPassage: {}",
                 h.text
             );
-            let mut grade = parse_grade(&self.llm.complete(&prompt)?);
+            let grade_only = Constraint::Regex("10|[0-9]".into());
+            let mut grade = parse_grade(&self.llm.complete_constrained(&prompt, &grade_only)?);
             if grade.is_none() {
-                grade = parse_grade(&self.llm.complete(&prompt)?);
+                grade = parse_grade(&self.llm.complete_constrained(&prompt, &grade_only)?);
             }
             if grade.is_none() {
                 self.malformed.set(self.malformed.get() + 1);

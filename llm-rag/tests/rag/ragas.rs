@@ -227,3 +227,30 @@ fn judge_replies_are_read_leniently() {
     assert_eq!(parse_statements(r#"[{"sentence_index": 0, "simpler_statements": ["A.", "B."]}]"#), Some(vec!["A.".to_string(), "B.".to_string()]));
     assert_eq!(parse_statements(""), None);
 }
+
+/// A local judge is constrained to each prompt's JSON Schema: even the random tiny Llama (which
+/// never writes JSON by itself) gives judgements that all parse, and a re-ranker grade always
+/// parses too.
+#[test]
+fn a_constrained_local_judge_never_gives_a_malformed_judgement() {
+    use llm_core::generate::GenerationConfig;
+    use llm_core::weights::{load_model, LoadOptions};
+    use llm_rag::query::{ChatLlm, LlmReranker, Reranker};
+    use llm_rag::store::Hit;
+    use llm_testkit::{fixture, TestBackend};
+    let model = load_model::<TestBackend>(fixture("a_tiny_llama/llama"), LoadOptions::default(), &Default::default()).unwrap();
+    let tok = llm_core::Tokenizer::from_dir(fixture("b_tokenizer/bytelevel_bpe512")).unwrap();
+    let generation = GenerationConfig { eos_token_id: vec![2], ..GenerationConfig::greedy(1024) };
+    let llm = ChatLlm::new(&model, &tok, generation);
+    let mut judge = RagasJudge::new(&llm, &NO_VECTORS);
+    judge.strictness = 1;
+    let s = sample(&["Paris is the capital of France."], "Paris is the capital.", "It is Paris.");
+    let scores = judge.score(&s).unwrap();
+    for (metric, score) in ["context_precision", "context_recall", "faithfulness", "answer_relevancy"].iter().zip(scores.all()) {
+        assert_eq!(score.unparsed, 0, "{metric}: {score:?}");
+    }
+    let hit = |id: &str| Hit { id: id.into(), score: 0.0, text: format!("passage {id}"), metadata: Default::default() };
+    let reranker = LlmReranker { llm: &llm, malformed: Default::default() };
+    reranker.rerank("Which?", vec![hit("a"), hit("b")]).unwrap();
+    assert_eq!(reranker.malformed.get(), 0);
+}
