@@ -106,10 +106,12 @@ fn constraint_mask(tok: &Tokenizer) -> f64 {
     total.as_secs_f64() / n as f64
 }
 
-/// One generation's new tokens per second of decode (prefill excluded) and its text length.
-fn decode_rate(generator: &Generator<'_, B>, prompt: &[u32]) -> (f64, usize) {
+/// One generation's new tokens per second of decode (prefill excluded), its length, and the
+/// share of its time spent in the constraint.
+fn decode_rate(generator: &Generator<'_, B>, prompt: &[u32]) -> (f64, usize, f64) {
     let out = generator.generate(&[prompt.to_vec()]).expect("generate");
-    (out.decode_tokens_per_s(), out.sequences[0].len())
+    let total = out.prefill + out.decode_steps.iter().sum::<Duration>();
+    (out.decode_tokens_per_s(), out.sequences[0].len(), out.constraint_time.as_secs_f64() / total.as_secs_f64())
 }
 
 /// Constrained against free decoding on SmolLM2 Q4_1, greedy and sampled.
@@ -127,9 +129,13 @@ fn constrained_decode(bundle: &ModelBundle<B>) -> Vec<String> {
             .expect("config")
             .with_constraint(compiled.clone());
         decode_rate(&free, &prompt); // warm-up
-        let (f, _) = decode_rate(&free, &prompt);
-        let (c, n) = decode_rate(&constrained, &prompt);
-        lines.push(format!("constrained {label}: {c:.1} tokens/s ({n} tokens) vs free {f:.1} tokens/s: {:.3}x", c / f));
+        let (f, _, _) = decode_rate(&free, &prompt);
+        let (c, n, share) = decode_rate(&constrained, &prompt);
+        lines.push(format!(
+            "constrained {label}: {c:.1} tokens/s ({n} tokens, {:.1}% of the time in the constraint) vs free {f:.1} tokens/s: {:.3}x",
+            100.0 * share,
+            c / f
+        ));
     }
     lines
 }
@@ -146,23 +152,28 @@ fn speculative(path: &std::path::Path, bundle: &ModelBundle<B>) -> Vec<String> {
     let target = llm_core::weights::load_model::<B>(path, f32_options, &Default::default()).expect("f32 SmolLM2");
     let config = GenerationConfig { max_new_tokens: 96, eos_token_id: bundle.generation.eos_token_id.clone(), ..GenerationConfig::default() };
     let mut lines = vec![];
-    for (label, model, drafter) in [
-        ("f32 target, Q4_1 draft", &target, Drafter::Model(&bundle.model)),
-        ("Q4_1, prompt lookup (n<=3)", &bundle.model, Drafter::PromptLookup { max_ngram: 3 }),
+    let up_to = |max: usize| SpeculativeConfig { max_draft_tokens: max, ..SpeculativeConfig::default() };
+    for (label, model, drafter, spec) in [
+        ("f32 target, Q4_1 draft, k<=16", &target, Drafter::Model(&bundle.model), up_to(16)),
+        ("f32 target, Q4_1 draft, k<=8", &target, Drafter::Model(&bundle.model), up_to(8)),
+        ("Q4_1, prompt lookup (n<=3), k<=16", &bundle.model, Drafter::PromptLookup { max_ngram: 3 }, up_to(16)),
+        ("Q4_1, prompt lookup (n<=3), k<=8", &bundle.model, Drafter::PromptLookup { max_ngram: 3 }, up_to(8)),
     ] {
         let generator = Generator::new(model, config.clone()).expect("config");
         decode_rate(&generator, &prompt); // warm-up
         let plain = generator.generate(&[prompt.clone()]).expect("generate");
         let start = Instant::now();
-        let (out, stats) = generator.generate_speculative(&prompt, drafter, SpeculativeConfig::default()).expect("speculate");
+        let (out, stats) = generator.generate_speculative(&prompt, drafter, spec).expect("speculate");
         let spec_rate = (out.sequences[0].len() - 1) as f64 / (start.elapsed() - out.prefill).as_secs_f64();
         let plain_rate = plain.decode_tokens_per_s();
         assert_eq!(out.sequences, plain.sequences, "{label}: speculative greedy must equal plain greedy");
         lines.push(format!(
-            "speculative {label}: {spec_rate:.1} tokens/s vs plain {plain_rate:.1}: {:.2}x; acceptance {:.1}%, {:.2} tokens per target forward",
+            "speculative {label}: {spec_rate:.1} tokens/s vs plain {plain_rate:.1}: {:.2}x; acceptance {:.1}%, {:.2} tokens per target forward; drafting {:.0} ms, verifying {:.0} ms",
             spec_rate / plain_rate,
             100.0 * stats.acceptance_rate(),
-            stats.tokens_per_forward()
+            stats.tokens_per_forward(),
+            stats.draft_time.as_secs_f64() * 1e3,
+            stats.verify_time.as_secs_f64() * 1e3
         ));
     }
     lines

@@ -120,11 +120,13 @@ fn speculate<B: Backend>(
         println!("{}{text}", cli.prompt);
     }
     eprintln!(
-        "speculation: {} drafted, {} accepted ({:.1}%), {:.2} tokens per target forward",
+        "speculation: {} drafted, {} accepted ({:.1}%), {:.2} tokens per target forward; drafting {:.0} ms, verifying {:.0} ms",
         stats.drafted,
         stats.accepted,
         100.0 * stats.acceptance_rate(),
-        stats.tokens_per_forward()
+        stats.tokens_per_forward(),
+        stats.draft_time.as_secs_f64() * 1e3,
+        stats.verify_time.as_secs_f64() * 1e3
     );
     if cli.timings {
         eprint!("{}", Timings { load: Some(load), ..out.timings() }.report());

@@ -2,7 +2,9 @@
 //! sections, JSON/JSONL, PDF pages; `--glob` filters) or a corpus file, one document per
 //! line: split, embed (all-MiniLM-L6-v2), index (exact vectors + BM25), retrieve (dense, BM25
 //! hybrid, MMR, or with the LLM multi-query, HyDE, RAG-fusion; `--rerank` for an LLM judge),
-//! answer with SmolLM2 citing numbered sources; `--eval FILE` scores retrieval.
+//! answer with SmolLM2 citing numbered sources; `--eval FILE` scores retrieval, and with
+//! `--ragas N` the answers to its first N questions are judged by SmolLM2 (Ragas' metrics,
+//! the judge constrained to each prompt's JSON Schema) with the count of malformed judgements.
 //!
 //! ```text
 //! scripts/fetch-models.sh
@@ -10,6 +12,8 @@
 //!     --question "How did the America's Cup sailor Sir Peter Blake die?"
 //! cargo run --release --example rag -- --docs ~/.cache/llm-rs/lee_background.cor --lines \
 //!     --eval examples/data/lee_questions.jsonl
+//! cargo run --release --example rag -- --docs ~/.cache/llm-rs/lee_background.cor --lines \
+//!     --eval examples/data/lee_questions.jsonl --ragas 8
 //! ```
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -24,7 +28,7 @@ use llm_examples::run_on;
 use llm_examples::ModelArgs;
 use llm_rag::load::{load_lines, DirLoader, Document};
 use llm_rag::embed::{default_model_dir, Embedder, SentenceTransformer};
-use llm_rag::eval::retrieval_metrics;
+use llm_rag::eval::{retrieval_metrics, RagasJudge, RagasSample};
 use llm_core::generate::GenerationConfig;
 use llm_rag::answer::pipeline::answer;
 use llm_rag::retrieve::query::{hyde_passage, mmr, multi_query, rag_fusion, ChatLlm, LlmReranker, Reranker};
@@ -77,6 +81,10 @@ struct Cli {
     /// Labelled questions (JSONL `{"question", "sources": [doc ids]}`): prints retrieval metrics.
     #[arg(long)]
     eval: Option<PathBuf>,
+    /// With --eval: answer its first N questions and judge them (Ragas' metrics, SmolLM2 as
+    /// the constrained judge); prints the means and the malformed judgements.
+    #[arg(long)]
+    ragas: Option<usize>,
     /// dense, bm25 or hybrid.
     #[arg(long, value_enum, default_value = "hybrid")]
     retriever: Retriever,
@@ -139,6 +147,7 @@ fn rag<B: Backend>(cli: Cli, device: B::Device) -> anyhow::Result<()> {
         .context("loading the embedding model (run scripts/fetch-models.sh)")?;
     let index = build_index(&cli, &docs, &embedder)?;
     let needs_llm = cli.question.is_some()
+        || cli.ragas.is_some()
         || cli.rerank
         || matches!(cli.retriever, Retriever::MultiQuery | Retriever::Hyde | Retriever::Fusion);
     let bundle = if needs_llm { Some(cli.model.load_bundle::<B>(&device)?) } else { None };
@@ -185,6 +194,29 @@ fn rag<B: Backend>(cli: Cli, device: B::Device) -> anyhow::Result<()> {
     };
     if let Some(path) = &cli.eval {
         evaluate(path, &index, &search)?;
+        if let (Some(n), Some(llm)) = (cli.ragas, &llm) {
+            let questions: Vec<String> = std::fs::read_to_string(path)?
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|v| v["question"].as_str().map(String::from))
+                .take(n)
+                .collect();
+            // Judgements are JSON of up to a few hundred tokens: a budget that fits them.
+            let judge_llm = ChatLlm::new(llm.model, llm.tokenizer, GenerationConfig { max_new_tokens: 768, ..llm.generation.clone() });
+            let judge = RagasJudge::new(&judge_llm, &embedder);
+            let mut samples = vec![];
+            for q in &questions {
+                let hits = search(q, cli.retriever, cli.k)?;
+                let a = answer(llm.model, llm.tokenizer, GenerationConfig { max_new_tokens: 200, ..llm.generation.clone() }, q, &hits, cli.budget)?;
+                samples.push(RagasSample { question: q.clone(), answer: a.text, contexts: hits.iter().map(|h| h.text.clone()).collect(), reference: String::new() });
+            }
+            let report = judge.evaluate(&samples)?;
+            let m = report.mean;
+            println!(
+                "ragas over {} answers: context precision {:.3}, faithfulness {:.3}, answer relevancy {:.3}; malformed judgements: {}",
+                samples.len(), m.context_precision, m.faithfulness, m.answer_relevancy, report.unparsed
+            );
+        }
     }
     if let (Some(q), Some(llm)) = (&cli.question, &llm) {
         let mut hits = search(q, cli.retriever, cli.k)?;

@@ -57,6 +57,8 @@ pub struct GenerationOutput {
     pub decode_steps: Vec<Duration>,
     /// Prompt tokens of the prefill, all rows (padding excluded).
     pub prompt_tokens: usize,
+    /// Time spent in the constraint's masks and checks, all rows and steps (zero without one).
+    pub constraint_time: Duration,
 }
 
 impl GenerationOutput {
@@ -147,6 +149,7 @@ impl<'a, B: Backend> Generator<'a, B> {
             prefill,
             decode_steps,
             prompt_tokens: prompts.iter().map(Vec::len).sum(),
+            constraint_time: state.constraint_time,
         })
     }
 
@@ -214,6 +217,7 @@ pub(crate) struct DecodeState<'g, 'a, B: Backend> {
     sampler: Sampler,
     /// Per row, when the generator has a constraint.
     matchers: Vec<TokenMatcher>,
+    constraint_time: Duration,
     new_tokens: usize,
     max_new: usize,
     pad_id: u32,
@@ -247,6 +251,7 @@ impl<'g, 'a, B: Backend> DecodeState<'g, 'a, B> {
             stop: vec![if max_new == 0 { Some(StopReason::Length) } else { None }; prompts.len()],
             sampler: Sampler::new(generator.config.seed),
             matchers: generator.constraint.iter().flat_map(|c| prompts.iter().map(|_| c.matcher())).collect(),
+            constraint_time: Duration::ZERO,
             new_tokens: 0,
             max_new,
             pad_id,
@@ -296,7 +301,9 @@ impl<'g, 'a, B: Backend> DecodeState<'g, 'a, B> {
                 continue;
             };
             if let Some(m) = self.matchers.get_mut(row) {
+                let started = Instant::now();
                 m.consume(id)?;
+                self.constraint_time += started.elapsed();
             }
             self.ids[row].push(id);
             out[row] = Some(id);
@@ -319,13 +326,17 @@ impl<'g, 'a, B: Backend> DecodeState<'g, 'a, B> {
         for (row, scores) in all.chunks(vocab).enumerate() {
             let mut scores = scores.to_vec();
             if let Some(m) = self.matchers.get_mut(row).filter(|_| self.stop[row].is_none()) {
+                let started = Instant::now();
                 // Greedy's choice stands when the constraint allows it: one token checked
                 // instead of a mask over the vocabulary.
-                if plain_greedy && m.allows(argmax(&scores))? {
+                let greedy_allowed = plain_greedy && m.allows(argmax(&scores))?;
+                let outcome = if greedy_allowed { constraint::MaskOutcome::Allowed } else { m.mask(&mut scores)? };
+                self.constraint_time += started.elapsed();
+                if greedy_allowed {
                     out.push(Some(argmax(&scores)));
                     continue;
                 }
-                if m.mask(&mut scores)? == constraint::MaskOutcome::NoToken {
+                if outcome == constraint::MaskOutcome::NoToken {
                     out.push(None);
                     continue;
                 }

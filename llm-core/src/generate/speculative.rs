@@ -55,6 +55,10 @@ impl Default for SpeculativeConfig {
 /// What speculation did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SpeculationStats {
+    /// Time spent drafting (the draft model's forwards, or the n-gram search).
+    pub draft_time: std::time::Duration,
+    /// Time spent in the target's verifying forwards (the prefill excluded).
+    pub verify_time: std::time::Duration,
     /// Draft tokens proposed.
     pub drafted: usize,
     /// Draft tokens the target kept.
@@ -125,7 +129,10 @@ impl<'a, B: Backend> Generator<'a, B> {
             let t = Instant::now();
             let remaining = max_new - run.generated();
             let drafts = run.draft(&drafter, k.min(remaining - 1))?;
+            let verifying = Instant::now();
+            run.stats.draft_time += verifying - t;
             let (drafted, kept, produced) = run.verify(drafts)?;
+            run.stats.verify_time += verifying.elapsed();
             if spec.adaptive && drafted > 0 {
                 k = if kept == drafted { (k + 2).min(spec.max_draft_tokens) } else { k.saturating_sub(1).max(1) };
             }
@@ -139,6 +146,7 @@ impl<'a, B: Backend> Generator<'a, B> {
             prefill,
             decode_steps,
             prompt_tokens: prompt.len(),
+            constraint_time: std::time::Duration::ZERO,
         };
         Ok((out, stats))
     }

@@ -150,3 +150,27 @@ fn speculative_sampling_end_to_end_matches_the_targets_joint_distribution() {
     let (stat, df) = chi2(&counts, &want, runs);
     assert!(stat < chi2_crit(df), "chi-square {stat:.1} with {df} df over {runs} runs");
 }
+
+/// SmolLM2: the f32 target (the Q4_1 file dequantized at load) with its own Q4_1 blocks as the
+/// draft, and prompt lookup on the blocks model, give plain greedy's tokens.
+#[test]
+fn smollm2_speculative_greedy_equals_plain_greedy() {
+    let path = smollm2_gguf();
+    let device = Default::default();
+    let blocks: CausalLm<TestBackend> = load_model(&path, LoadOptions::default(), &device).unwrap();
+    let dense: CausalLm<TestBackend> = load_model(&path, LoadOptions { ggml_blocks: false, ..LoadOptions::default() }, &device).unwrap();
+    let tok = llm_core::Tokenizer::from_gguf(&llm_core::weights::GgufFile::open(&path).unwrap()).unwrap();
+    let text = "The cat sat on the mat. The dog sat on the log. The cat sat on the";
+    let prompt = tok.encode(text, false).unwrap().ids;
+    let config = GenerationConfig::greedy(20);
+    for (name, target, drafter) in [
+        ("f32 target, Q4_1 draft", &dense, Drafter::Model(&blocks)),
+        ("Q4_1, prompt lookup", &blocks, Drafter::PromptLookup { max_ngram: 3 }),
+    ] {
+        let gen = Generator::new(target, config.clone()).unwrap();
+        let plain = gen.generate(std::slice::from_ref(&prompt)).unwrap();
+        let (out, stats) = gen.generate_speculative(&prompt, drafter, SpeculativeConfig::default()).unwrap();
+        assert_eq!(out.sequences, plain.sequences, "{name}");
+        assert!(stats.accepted > 0, "{name}: {stats:?}");
+    }
+}
