@@ -5,7 +5,7 @@
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
 use super::processors::log_softmax;
-use super::{GenerationConfig, LogitsProcessor};
+use super::{CompiledConstraint, GenerationConfig, LogitsProcessor, TokenMatcher};
 use crate::error::Result;
 use crate::model::{CausalLm, ModelInput};
 
@@ -27,13 +27,17 @@ struct Hyp {
     finished: bool,
 }
 
-/// Runs beam search on one prompt.
+/// Runs beam search on one prompt. With a constraint every beam has its own matcher: tokens
+/// it forbids get `-inf` after the log-softmax and the processors (where transformers applies
+/// `prefix_allowed_tokens_fn`), and a beam whose output the constraint completes finishes as
+/// on EOS.
 pub fn beam_search<B: Backend>(
     model: &CausalLm<B>,
     prompt: &[u32],
     config: &GenerationConfig,
     processors: &[Box<dyn LogitsProcessor>],
     max_new: usize,
+    constraint: Option<&CompiledConstraint>,
 ) -> Result<BeamOutput> {
     let nb = config.num_beams;
     let prompt_len = prompt.len();
@@ -49,6 +53,7 @@ pub fn beam_search<B: Backend>(
     logits = logits.into_iter().cycle().take(nb).collect();
 
     let mut running: Vec<Vec<u32>> = vec![prompt.to_vec(); nb];
+    let mut matchers: Option<Vec<TokenMatcher>> = constraint.map(|c| vec![c.matcher(); nb]);
     // Only the first beam is live at the start, as transformers initialises it.
     let mut running_scores: Vec<f32> = (0..nb).map(|b| if b == 0 { 0.0 } else { NEG }).collect();
     let mut finished: Vec<Hyp> = vec![Hyp { ids: vec![], score: NEG, finished: false }; nb];
@@ -63,17 +68,34 @@ pub fn beam_search<B: Backend>(
             for p in processors {
                 p.process(&running[b], prompt_len, &mut lps);
             }
+            if let Some(m) = matchers.as_mut() {
+                m[b].mask(&mut lps)?;
+            }
             acc.extend(lps.into_iter().map(|l| l + running_scores[b]));
         }
         let top = top_indices(&acc, keep);
+        // Each candidate's matcher: its beam's, past the token (a forbidden, -inf candidate
+        // keeps its beam's state: it never runs again).
+        let mut next_matchers = vec![];
         let candidates: Vec<(usize, u32, f32, bool)> = top
             .iter()
             .map(|&i| {
-                let tok = (i % vocab) as u32;
-                let hits = eos.contains(&tok) || cur_len + 1 >= max_len;
-                (i / vocab, tok, acc[i], hits)
+                let (beam, tok) = (i / vocab, (i % vocab) as u32);
+                let mut complete = false;
+                if let Some(m) = matchers.as_ref() {
+                    let mut m = m[beam].clone();
+                    // A beam whose output is complete (kept running with a -1e9 score when too
+                    // few others are left) takes nothing more.
+                    if acc[i] > f32::NEG_INFINITY && !m.is_complete() {
+                        m.consume(tok)?;
+                    }
+                    complete = m.is_complete();
+                    next_matchers.push(m);
+                }
+                let hits = eos.contains(&tok) || complete || cur_len + 1 >= max_len;
+                Ok((beam, tok, acc[i], hits))
             })
-            .collect();
+            .collect::<Result<_>>()?;
 
         // Next running beams: the best candidates that did not stop.
         let running_vals: Vec<f32> = candidates.iter().map(|c| c.2 + if c.3 { NEG } else { 0.0 }).collect();
@@ -82,6 +104,9 @@ pub fn beam_search<B: Backend>(
         let new_running: Vec<Vec<u32>> =
             next.iter().map(|&k| [running[candidates[k].0].clone(), vec![candidates[k].1]].concat()).collect();
         let new_scores: Vec<f32> = next.iter().map(|&k| running_vals[k]).collect();
+        if let Some(m) = matchers.as_mut() {
+            *m = next.iter().map(|&k| next_matchers[k].clone()).collect();
+        }
 
         // Finished hypotheses: merge those just completed among the top nb candidates.
         let all_full = finished.iter().all(|h| h.finished) && config.early_stopping;

@@ -156,9 +156,6 @@ impl<'a, B: Backend> Generator<'a, B> {
     /// Beam search (`num_beams > 1`) on each prompt; `num_return_sequences` hypotheses per
     /// prompt with transformers' scores.
     pub fn beam_search(&self, prompts: &[Vec<u32>]) -> Result<Vec<BeamOutput>> {
-        if self.constraint.is_some() {
-            return Err(LlmError::config("num_beams", "constrained beam search is not supported; use num_beams = 1"));
-        }
         prompts
             .iter()
             .map(|p| {
@@ -166,7 +163,7 @@ impl<'a, B: Backend> Generator<'a, B> {
                     return Err(LlmError::Shape { what: "prompts".into(), expected: "non-empty prompts".into(), got: vec![0] });
                 }
                 let max_new = self.new_token_budget(p.len())?;
-                beam::beam_search(self.model, p, &self.config, &self.processors, max_new)
+                beam::beam_search(self.model, p, &self.config, &self.processors, max_new, self.constraint.as_ref())
             })
             .collect()
     }

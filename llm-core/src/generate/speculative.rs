@@ -11,14 +11,17 @@
 //!
 //! Both KV caches roll back past rejected tokens ([`KvCache::truncate`]). The draft length
 //! adapts as transformers' `heuristic` schedule does: +2 after a fully accepted draft, -1
-//! (at least 1) otherwise.
+//! (at least 1) otherwise. A constraint ([`Generator::with_constraint`]) masks the draft's
+//! and the target's distributions alike (prompt-lookup drafts are cut where it stops allowing
+//! them), so constrained speculative output is constrained output, exactly.
 
 use std::time::Instant;
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
 use super::processors::log_softmax;
-use super::{argmax, GenerationOutput, Generator, Sampler, StopReason};
+use super::constraint::MaskOutcome;
+use super::{argmax, GenerationOutput, Generator, Sampler, StopReason, TokenMatcher};
 use crate::error::{LlmError, Result};
 use crate::model::{CausalLm, ModelInput};
 use crate::nn::KvCache;
@@ -117,6 +120,7 @@ impl<'a, B: Backend> Generator<'a, B> {
             stats: SpeculationStats::default(),
             stop: if max_new == 0 { Some(StopReason::Length) } else { None },
             max_new,
+            matcher: self.constraint.as_ref().map(|c| c.matcher()),
         };
         let start = Instant::now();
         if run.stop.is_none() {
@@ -159,8 +163,8 @@ impl<'a, B: Backend> Generator<'a, B> {
         if let Some(&bad) = prompt.iter().find(|&&id| id as usize >= vocab) {
             return Err(LlmError::Shape { what: "prompt ids".into(), expected: format!("ids < vocab_size {vocab}"), got: vec![bad as usize] });
         }
-        if self.config.num_beams > 1 || self.constraint.is_some() {
-            return Err(LlmError::config("num_beams", "speculative decoding runs without beams or constraints"));
+        if self.config.num_beams > 1 {
+            return Err(LlmError::config("num_beams", "speculative decoding runs without beams"));
         }
         if spec.draft_tokens == 0 || spec.max_draft_tokens < spec.draft_tokens {
             return Err(LlmError::config(
@@ -190,6 +194,8 @@ struct Speculation<'g, 'a, B: Backend> {
     stats: SpeculationStats,
     stop: Option<StopReason>,
     max_new: usize,
+    /// The constraint's state after `ids`.
+    matcher: Option<TokenMatcher>,
 }
 
 impl<B: Backend> Speculation<'_, '_, B> {
@@ -202,10 +208,19 @@ impl<B: Backend> Speculation<'_, '_, B> {
         let prompt = self.ids.clone();
         let rows = forward_rows(self.g.model, &mut self.target, &prompt, true)?;
         self.stats.target_forwards += 1;
-        let scores = self.processed(&rows[0], &prompt);
-        let id = if self.g.config.do_sample { self.sampler.sample(&scores) } else { argmax(&scores) };
-        self.push(id)?;
-        Ok(())
+        let mut matcher = self.matcher.take();
+        let scores = scores_for(self.g, &rows[0], &prompt, self.prompt_len, matcher.as_mut())?;
+        self.matcher = matcher;
+        match scores {
+            Some(scores) => {
+                let id = if self.g.config.do_sample { self.sampler.sample(&scores) } else { argmax(&scores) };
+                self.push(id)
+            }
+            None => {
+                self.stop = Some(StopReason::NoAllowedToken);
+                Ok(())
+            }
+        }
     }
 
     /// Up to `k` draft tokens continuing `ids`.
@@ -214,21 +229,31 @@ impl<B: Backend> Speculation<'_, '_, B> {
             return Ok(vec![]);
         }
         match drafter {
-            Drafter::PromptLookup { max_ngram } => Ok(prompt_lookup(&self.ids, *max_ngram, k)
-                .into_iter()
-                .map(|token| Draft { token, q: None })
-                .collect()),
+            Drafter::PromptLookup { max_ngram } => {
+                let mut tokens = prompt_lookup(&self.ids, *max_ngram, k);
+                if let Some(m) = &mut self.matcher {
+                    tokens.truncate(m.valid_prefix(&tokens)?);
+                }
+                Ok(tokens.into_iter().map(|token| Draft { token, q: None }).collect())
+            }
             Drafter::Model(model) => {
                 let cache = self.draft.as_mut().expect("a model drafter has a cache");
                 let mut context = self.ids.clone();
+                let mut matcher = self.matcher.clone();
                 let mut out = Vec::with_capacity(k);
                 for _ in 0..k {
                     let feed = context[cache.len()..].to_vec();
                     let rows = forward_rows(model, cache, &feed, true)?;
-                    let scores = processed(self.g, &rows[0], &context, self.prompt_len);
+                    let Some(scores) = scores_for(self.g, &rows[0], &context, self.prompt_len, matcher.as_mut())? else { break };
                     let token = if self.g.config.do_sample { self.sampler.sample(&scores) } else { argmax(&scores) };
                     context.push(token);
                     out.push(Draft { token, q: self.g.config.do_sample.then(|| softmax(&scores)) });
+                    if let Some(m) = &mut matcher {
+                        m.consume(token)?;
+                        if m.is_complete() {
+                            break;
+                        }
+                    }
                 }
                 Ok(out)
             }
@@ -246,7 +271,13 @@ impl<B: Backend> Speculation<'_, '_, B> {
         self.stats.drafted += drafts.len();
         let mut kept = 0;
         for (i, row) in rows.iter().enumerate() {
-            let scores = self.processed(row, &self.ids.clone());
+            let mut matcher = self.matcher.take();
+            let scores = scores_for(self.g, row, &self.ids, self.prompt_len, matcher.as_mut())?;
+            self.matcher = matcher;
+            let Some(scores) = scores else {
+                self.stop = Some(StopReason::NoAllowedToken);
+                break;
+            };
             let next = match drafts.get(i) {
                 Some(d) => self.judge(&scores, d),
                 None => Judged::Bonus(if self.g.config.do_sample { self.sampler.sample(&scores) } else { argmax(&scores) }),
@@ -288,16 +319,17 @@ impl<B: Backend> Speculation<'_, '_, B> {
         }
     }
 
-    fn processed(&self, logits: &[f32], context: &[u32]) -> Vec<f32> {
-        processed(self.g, logits, context, self.prompt_len)
-    }
-
-    /// Appends a token and sets the stop reason it causes.
+    /// Appends a token (the constraint follows it) and sets the stop reason it causes.
     fn push(&mut self, id: u32) -> Result<()> {
         self.ids.push(id);
+        if let Some(m) = &mut self.matcher {
+            m.consume(id)?;
+        }
         let g = self.g;
         self.stop = if g.config.eos_token_id.contains(&id) {
             Some(StopReason::Eos)
+        } else if self.matcher.as_ref().is_some_and(TokenMatcher::is_complete) {
+            Some(StopReason::Constraint)
         } else if self.stop_string()? {
             Some(StopReason::StopString)
         } else if self.generated() >= self.max_new {
@@ -342,13 +374,25 @@ pub fn accept_or_residual(p: &[f32], q: Option<&[f32]>, d: u32, u: f64) -> (bool
     (false, residual.iter().map(|&r| if r > 0.0 { r.ln() } else { f32::NEG_INFINITY }).collect())
 }
 
-/// Processors of `g` applied to a row of logits given the ids before it.
-fn processed<B: Backend>(g: &Generator<'_, B>, logits: &[f32], context: &[u32], prompt_len: usize) -> Vec<f32> {
+/// A row of logits given the ids before it, masked by the constraint's state (as the plain
+/// decode loop masks, before the processors) and processed; `None` when no token is left.
+fn scores_for<B: Backend>(
+    g: &Generator<'_, B>,
+    logits: &[f32],
+    context: &[u32],
+    prompt_len: usize,
+    matcher: Option<&mut TokenMatcher>,
+) -> Result<Option<Vec<f32>>> {
     let mut scores = logits.to_vec();
+    if let Some(m) = matcher {
+        if m.mask(&mut scores)? == MaskOutcome::NoToken {
+            return Ok(None);
+        }
+    }
     for p in &g.processors {
         p.process(context, prompt_len, &mut scores);
     }
-    scores
+    Ok(scores.iter().any(|s| *s > f32::NEG_INFINITY).then_some(scores))
 }
 
 fn softmax(scores: &[f32]) -> Vec<f32> {

@@ -286,3 +286,47 @@ fn greedy_under_a_regex_stops_when_the_match_is_complete() {
         assert!(matches!(stop, StopReason::Constraint | StopReason::Eos), "{stop:?}");
     }
 }
+
+#[test]
+fn constrained_speculative_decoding_is_constrained_decoding() {
+    use llm_core::generate::{Drafter, SpeculativeConfig};
+    let (model, tok) = (tiny(), tokenizer());
+    let other: CausalLm<TestBackend> = load_model(fixture("a_tiny_llama/llama_rope_llama3"), LoadOptions::default(), &Default::default()).unwrap();
+    let engine = ConstraintEngine::new(&tok, model.config.vocab_size, &[2]).unwrap();
+    let prompt = tok.encode("The answer: the answer: the", true).unwrap().ids;
+    for (name, constraint, check) in cases().into_iter().filter(|(n, ..)| ["person", "nested", "sql gbnf", "email regex"].contains(n)) {
+        let compiled = engine.compile(&constraint).unwrap();
+        for sample in [false, true] {
+            let config = GenerationConfig { do_sample: sample, top_k: 0, seed: 5, eos_token_id: vec![2], ..GenerationConfig::greedy(160) };
+            let gen = Generator::new(&model, config).unwrap().with_constraint(compiled.clone());
+            let plain = gen.generate(std::slice::from_ref(&prompt)).unwrap();
+            for drafter in [Drafter::Model(&model), Drafter::Model(&other), Drafter::PromptLookup { max_ngram: 2 }] {
+                let (out, _) = gen.generate_speculative(&prompt, drafter, SpeculativeConfig::default()).unwrap();
+                let ids: Vec<u32> = out.sequences[0].iter().copied().filter(|&i| i != 2).collect();
+                let text = tok.decode(&ids, false).unwrap();
+                assert!(passes(&check, &text), "{name} (sampled: {sample}): {text:?}");
+                if !sample {
+                    assert_eq!(out.sequences, plain.sequences, "{name}: constrained greedy, speculative vs plain");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn constrained_beam_search_returns_only_valid_hypotheses() {
+    let (model, tok) = (tiny(), tokenizer());
+    let engine = ConstraintEngine::new(&tok, model.config.vocab_size, &[2]).unwrap();
+    let prompt = tok.encode("The answer:", true).unwrap().ids;
+    for (name, constraint, check) in cases().into_iter().filter(|(n, ..)| ["person", "enum", "csv gbnf", "date regex"].contains(n)) {
+        let config = GenerationConfig { num_beams: 4, num_return_sequences: 3, eos_token_id: vec![2], ..GenerationConfig::greedy(120) };
+        let gen = Generator::new(&model, config).unwrap().with_constraint(engine.compile(&constraint).unwrap());
+        let out = gen.beam_search(std::slice::from_ref(&prompt)).unwrap().remove(0);
+        assert_eq!(out.sequences.len(), 3);
+        for (ids, score) in out.sequences.iter().zip(&out.scores) {
+            let ids: Vec<u32> = ids.iter().copied().filter(|&i| i != 2).collect();
+            let text = tok.decode(&ids, false).unwrap();
+            assert!(score.is_finite() && passes(&check, &text), "{name}: {text:?} ({score})");
+        }
+    }
+}

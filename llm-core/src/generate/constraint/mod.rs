@@ -155,6 +155,7 @@ impl CompiledConstraint {
 }
 
 /// Where one sequence is in the constraint's language.
+#[derive(Clone)]
 pub struct TokenMatcher {
     kind: &'static str,
     inner: Matcher,
@@ -187,6 +188,11 @@ impl TokenMatcher {
     /// Whether `token` may come next (cheaper than a whole mask).
     pub fn allows(&mut self, token: u32) -> Result<bool> {
         Ok(self.inner.validate_tokens(&[token]).map_err(|e| self.error(e))? == 1)
+    }
+
+    /// How many of `tokens`, from the first, the constraint allows in a row (state unchanged).
+    pub fn valid_prefix(&mut self, tokens: &[u32]) -> Result<usize> {
+        self.inner.validate_tokens(tokens).map_err(|e| self.error(e))
     }
 
     /// Advances past a generated token (one the mask allowed).
