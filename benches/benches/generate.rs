@@ -161,7 +161,7 @@ fn speculative(path: &std::path::Path, bundle: &ModelBundle<B>) -> Vec<String> {
     ] {
         let generator = Generator::new(model, config.clone()).expect("config");
         decode_rate(&generator, &prompt); // warm-up
-        let plain = generator.generate(&[prompt.clone()]).expect("generate");
+        let plain = generator.generate(std::slice::from_ref(&prompt)).expect("generate");
         let start = Instant::now();
         let (out, stats) = generator.generate_speculative(&prompt, drafter, spec).expect("speculate");
         let spec_rate = (out.sequences[0].len() - 1) as f64 / (start.elapsed() - out.prefill).as_secs_f64();

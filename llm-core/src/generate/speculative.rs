@@ -106,7 +106,7 @@ impl<'a, B: Backend> Generator<'a, B> {
     ) -> Result<(GenerationOutput, SpeculationStats)> {
         self.check_speculation(prompt, &drafter, spec)?;
         let max_new = self.new_token_budget(prompt.len())?;
-        let room = prompt.len() + max_new + spec.max_draft_tokens + 1;
+        let room = prompt.len().saturating_add(max_new).saturating_add(spec.max_draft_tokens).saturating_add(1);
         let mut run = Speculation {
             g: self,
             ids: prompt.to_vec(),

@@ -330,3 +330,32 @@ fn constrained_beam_search_returns_only_valid_hypotheses() {
         }
     }
 }
+
+/// The same 13 constraints x 16 seeds on SmolLM2-135M-Instruct (Q4_1 GGUF), sampled at
+/// temperature 1 through its chat template. Minutes at the test profile's optimisation, so
+/// run by hand: `cargo test --release -p llm-core --test core -- --ignored smollm2_constrained`.
+#[test]
+#[ignore]
+fn smollm2_constrained_sampling_always_validates() {
+    let path = smollm2_gguf();
+    let model: CausalLm<TestBackend> = load_model(&path, LoadOptions::default(), &Default::default()).unwrap();
+    let tok = Tokenizer::from_gguf(&llm_core::weights::GgufFile::open(&path).unwrap()).unwrap();
+    let eos = vec![tok.eos_token_id().unwrap()];
+    let engine = ConstraintEngine::new(&tok, model.config.vocab_size, &eos).unwrap();
+    let ask = llm_core::chat::Message::new("user", "Give an example answer in the requested format.");
+    let prompt = tok.encode(&tok.apply_chat_template(&[ask], true).unwrap(), false).unwrap().ids;
+    let (mut total, start) = (0, std::time::Instant::now());
+    for (name, constraint, check) in cases() {
+        let compiled = engine.compile(&constraint).unwrap();
+        for seed in 0..16 {
+            let config = GenerationConfig { do_sample: true, top_k: 0, seed, eos_token_id: eos.clone(), ..GenerationConfig::greedy(256) };
+            let gen = Generator::new(&model, config).unwrap().with_constraint(compiled.clone());
+            let out = gen.generate(std::slice::from_ref(&prompt)).unwrap();
+            let ids: Vec<u32> = out.sequences[0].iter().copied().filter(|i| !eos.contains(i)).collect();
+            let text = tok.decode(&ids, false).unwrap();
+            assert!(passes(&check, &text), "{name} seed {seed}: {text:?} ({:?})", out.stop_reasons[0]);
+            total += 1;
+        }
+    }
+    eprintln!("{total} SmolLM2 generations validated in {:.0} s", start.elapsed().as_secs_f64());
+}
