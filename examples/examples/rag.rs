@@ -201,8 +201,9 @@ fn rag<B: Backend>(cli: Cli, device: B::Device) -> anyhow::Result<()> {
                 .filter_map(|v| v["question"].as_str().map(String::from))
                 .take(n)
                 .collect();
-            // Judgements are JSON of up to a few hundred tokens: a budget that fits them.
-            let judge_llm = ChatLlm::new(llm.model, llm.tokenizer, GenerationConfig { max_new_tokens: 768, ..llm.generation.clone() });
+            // Judgements are JSON of up to ~1,000 tokens: a budget that fits them (a reply cut
+            // short does not parse).
+            let judge_llm = ChatLlm::new(llm.model, llm.tokenizer, GenerationConfig { max_new_tokens: 2048, ..llm.generation.clone() });
             let judge = RagasJudge::new(&judge_llm, &embedder);
             let mut samples = vec![];
             for q in &questions {
@@ -211,6 +212,11 @@ fn rag<B: Backend>(cli: Cli, device: B::Device) -> anyhow::Result<()> {
                 samples.push(RagasSample { question: q.clone(), answer: a.text, contexts: hits.iter().map(|h| h.text.clone()).collect(), reference: String::new() });
             }
             let report = judge.evaluate(&samples)?;
+            let unparsed = |pick: fn(&llm_rag::eval::RagasScores) -> llm_rag::eval::Score| report.samples.iter().map(|s| pick(s).unparsed).sum::<usize>();
+            eprintln!(
+                "malformed per metric: context precision {}, context recall {}, faithfulness {}, answer relevancy {}",
+                unparsed(|s| s.context_precision), unparsed(|s| s.context_recall), unparsed(|s| s.faithfulness), unparsed(|s| s.answer_relevancy)
+            );
             let m = report.mean;
             println!(
                 "ragas over {} answers: context precision {:.3}, faithfulness {:.3}, answer relevancy {:.3}; malformed judgements: {}",

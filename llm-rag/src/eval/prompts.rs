@@ -13,11 +13,17 @@ pub(super) struct PromptSpec {
     pub(super) schema: fn(usize) -> Value,
 }
 
-/// Longest reason or statement a constrained judge may write, in characters.
-const TEXT_MAX: usize = 300;
+/// Longest reason or statement a constrained judge may write, in characters: with at most
+/// [`STATEMENTS_MAX`] items a judgement stays under ~1,000 tokens, which the judge's
+/// `max_new_tokens` must allow (a reply cut short does not parse).
+const TEXT_MAX: usize = 200;
 
+/// Statements a constrained judge may split an answer into.
+const STATEMENTS_MAX: usize = 8;
+
+/// A non-empty string (the parsers skip empty ones, so an empty one would read as malformed).
 fn text() -> Value {
-    json!({"type": "string", "maxLength": TEXT_MAX})
+    json!({"type": "string", "minLength": 1, "maxLength": TEXT_MAX})
 }
 
 fn object(props: Value) -> Value {
@@ -69,7 +75,7 @@ sentence into one or more fully understandable statements. Ensure that no pronou
     shape: r#"{"statements": [string]}"#,
     example_input: r#"{"question": "Who was Albert Einstein and what is he best known for?", "answer": "He was a German-born theoretical physicist. He was best known for developing the theory of relativity."}"#,
     example_output: r#"{"statements": ["Albert Einstein was a German-born theoretical physicist.", "Albert Einstein was best known for developing the theory of relativity."]}"#,
-    schema: |_| object(json!({"statements": {"type": "array", "items": text(), "minItems": 1, "maxItems": 12}})),
+    schema: |_| object(json!({"statements": {"type": "array", "items": text(), "minItems": 1, "maxItems": STATEMENTS_MAX}})),
 };
 
 pub(super) const NLI: PromptSpec = PromptSpec {
