@@ -326,15 +326,15 @@ impl<'g, 'a, B: Backend> DecodeState<'g, 'a, B> {
                 let started = Instant::now();
                 // Greedy's choice stands when the constraint allows it: one token checked
                 // instead of a mask over the vocabulary.
-                let greedy_allowed = plain_greedy && m.allows(argmax(&scores))?;
-                let outcome = if greedy_allowed { constraint::MaskOutcome::Allowed } else { m.mask(&mut scores)? };
+                let best = argmax(&scores);
+                let choice = if plain_greedy && m.allows(best)? {
+                    Some(Some(best))
+                } else {
+                    (m.mask(&mut scores)? == constraint::MaskOutcome::NoToken).then_some(None)
+                };
                 self.constraint_time += started.elapsed();
-                if greedy_allowed {
-                    out.push(Some(argmax(&scores)));
-                    continue;
-                }
-                if outcome == constraint::MaskOutcome::NoToken {
-                    out.push(None);
+                if let Some(choice) = choice {
+                    out.push(choice);
                     continue;
                 }
             }
@@ -346,31 +346,44 @@ impl<'g, 'a, B: Backend> DecodeState<'g, 'a, B> {
                 out.push(None);
                 continue;
             }
-            out.push(Some(if g.config.do_sample { self.sampler.sample(&scores) } else { argmax(&scores) }));
+            out.push(Some(g.pick(&mut self.sampler, &scores)));
         }
         Ok(out)
     }
 
     fn stop_reason(&self, row: usize, id: u32) -> Result<Option<StopReason>> {
-        let g = self.generator;
-        if g.config.eos_token_id.contains(&id) {
+        let complete = self.matchers.get(row).is_some_and(TokenMatcher::is_complete);
+        let generated = &self.ids[row][self.prompt_lens[row]..];
+        self.generator.stop_reason(generated, id, complete, self.new_tokens >= self.max_new)
+    }
+}
+
+impl<B: Backend> Generator<'_, B> {
+    /// Why a sequence stops after `id` (the last of `generated`, its new tokens), if it does:
+    /// EOS, a complete constraint, a stop string, then the token budget (`at_budget`).
+    fn stop_reason(&self, generated: &[u32], id: u32, complete: bool, at_budget: bool) -> Result<Option<StopReason>> {
+        if self.config.eos_token_id.contains(&id) {
             return Ok(Some(StopReason::Eos));
         }
-        if self.matchers.get(row).is_some_and(TokenMatcher::is_complete) {
+        if complete {
             return Ok(Some(StopReason::Constraint));
         }
-        if !g.config.stop_strings.is_empty() {
-            if let Some(tok) = g.tokenizer {
-                let text = tok.decode(&self.ids[row][self.prompt_lens[row]..], false)?;
-                if g.config.stop_strings.iter().any(|s| text.contains(s.as_str())) {
-                    return Ok(Some(StopReason::StopString));
-                }
+        if let (false, Some(tok)) = (self.config.stop_strings.is_empty(), self.tokenizer) {
+            let text = tok.decode(generated, false)?;
+            if self.config.stop_strings.iter().any(|s| text.contains(s.as_str())) {
+                return Ok(Some(StopReason::StopString));
             }
         }
-        if self.new_tokens >= self.max_new {
-            return Ok(Some(StopReason::Length));
+        Ok(at_budget.then_some(StopReason::Length))
+    }
+
+    /// The next token from processed scores: a draw when sampling, else the argmax.
+    fn pick(&self, sampler: &mut Sampler, scores: &[f32]) -> u32 {
+        if self.config.do_sample {
+            sampler.sample(scores)
+        } else {
+            argmax(scores)
         }
-        Ok(None)
     }
 }
 

@@ -205,15 +205,11 @@ impl<B: Backend> Speculation<'_, '_, B> {
 
     /// The prefill: the prompt through the target, the first token from its last position.
     fn first_token(&mut self) -> Result<()> {
-        let prompt = self.ids.clone();
-        let rows = forward_rows(self.g.model, &mut self.target, &prompt, true)?;
+        let mut rows = forward_rows(self.g.model, &mut self.target, &self.ids, true)?;
         self.stats.target_forwards += 1;
-        let mut matcher = self.matcher.take();
-        let scores = scores_for(self.g, &rows[0], &prompt, self.prompt_len, matcher.as_mut())?;
-        self.matcher = matcher;
-        match scores {
+        match scores_for(self.g, rows.remove(0), &self.ids, self.prompt_len, self.matcher.as_mut())? {
             Some(scores) => {
-                let id = if self.g.config.do_sample { self.sampler.sample(&scores) } else { argmax(&scores) };
+                let id = self.g.pick(&mut self.sampler, &scores);
                 self.push(id)
             }
             None => {
@@ -243,9 +239,9 @@ impl<B: Backend> Speculation<'_, '_, B> {
                 let mut out = Vec::with_capacity(k);
                 for _ in 0..k {
                     let feed = context[cache.len()..].to_vec();
-                    let rows = forward_rows(model, cache, &feed, true)?;
-                    let Some(scores) = scores_for(self.g, &rows[0], &context, self.prompt_len, matcher.as_mut())? else { break };
-                    let token = if self.g.config.do_sample { self.sampler.sample(&scores) } else { argmax(&scores) };
+                    let mut rows = forward_rows(model, cache, &feed, true)?;
+                    let Some(scores) = scores_for(self.g, rows.remove(0), &context, self.prompt_len, matcher.as_mut())? else { break };
+                    let token = self.g.pick(&mut self.sampler, &scores);
                     context.push(token);
                     out.push(Draft { token, q: self.g.config.do_sample.then(|| softmax(&scores)) });
                     if let Some(m) = &mut matcher {
@@ -270,17 +266,14 @@ impl<B: Backend> Speculation<'_, '_, B> {
         self.stats.target_forwards += 1;
         self.stats.drafted += drafts.len();
         let mut kept = 0;
-        for (i, row) in rows.iter().enumerate() {
-            let mut matcher = self.matcher.take();
-            let scores = scores_for(self.g, row, &self.ids, self.prompt_len, matcher.as_mut())?;
-            self.matcher = matcher;
-            let Some(scores) = scores else {
+        for (i, row) in rows.into_iter().enumerate() {
+            let Some(scores) = scores_for(self.g, row, &self.ids, self.prompt_len, self.matcher.as_mut())? else {
                 self.stop = Some(StopReason::NoAllowedToken);
                 break;
             };
             let next = match drafts.get(i) {
                 Some(d) => self.judge(&scores, d),
-                None => Judged::Bonus(if self.g.config.do_sample { self.sampler.sample(&scores) } else { argmax(&scores) }),
+                None => Judged::Bonus(self.g.pick(&mut self.sampler, &scores)),
             };
             match next {
                 Judged::Accept(id) => {
@@ -325,28 +318,10 @@ impl<B: Backend> Speculation<'_, '_, B> {
         if let Some(m) = &mut self.matcher {
             m.consume(id)?;
         }
-        let g = self.g;
-        self.stop = if g.config.eos_token_id.contains(&id) {
-            Some(StopReason::Eos)
-        } else if self.matcher.as_ref().is_some_and(TokenMatcher::is_complete) {
-            Some(StopReason::Constraint)
-        } else if self.stop_string()? {
-            Some(StopReason::StopString)
-        } else if self.generated() >= self.max_new {
-            Some(StopReason::Length)
-        } else {
-            None
-        };
+        let complete = self.matcher.as_ref().is_some_and(TokenMatcher::is_complete);
+        let at_budget = self.generated() >= self.max_new;
+        self.stop = self.g.stop_reason(&self.ids[self.prompt_len..], id, complete, at_budget)?;
         Ok(())
-    }
-
-    fn stop_string(&self) -> Result<bool> {
-        let (strings, Some(tok)) = (&self.g.config.stop_strings, self.g.tokenizer) else { return Ok(false) };
-        if strings.is_empty() {
-            return Ok(false);
-        }
-        let text = tok.decode(&self.ids[self.prompt_len..], false)?;
-        Ok(strings.iter().any(|s| text.contains(s.as_str())))
     }
 }
 
@@ -378,12 +353,11 @@ pub fn accept_or_residual(p: &[f32], q: Option<&[f32]>, d: u32, u: f64) -> (bool
 /// decode loop masks, before the processors) and processed; `None` when no token is left.
 fn scores_for<B: Backend>(
     g: &Generator<'_, B>,
-    logits: &[f32],
+    mut scores: Vec<f32>,
     context: &[u32],
     prompt_len: usize,
     matcher: Option<&mut TokenMatcher>,
 ) -> Result<Option<Vec<f32>>> {
-    let mut scores = logits.to_vec();
     if let Some(m) = matcher {
         if m.mask(&mut scores)? == MaskOutcome::NoToken {
             return Ok(None);
