@@ -5,8 +5,10 @@ mod causal_lm;
 mod decoder;
 pub(crate) mod init;
 mod layers;
+mod packed;
 
 pub use causal_lm::{CausalLm, ModelInput, ModelOutput};
 pub use arch::{LinearId, LinearInput, LinearSlot};
 pub use decoder::{DecoderLayer, FeedForward};
 pub use layers::LayerContext;
+pub use packed::PackedSequence;

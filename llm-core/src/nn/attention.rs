@@ -20,6 +20,21 @@ pub enum AttentionKernel {
     Plain,
 }
 
+/// One sequence of [`Attention::heads_packed`]: where its tokens sit in the packed row, its
+/// rotary tables and mask (for `len` new positions after what its cache holds), its cache.
+pub struct PackedAttention<'a, B: Backend> {
+    /// First packed position of the sequence.
+    pub offset: usize,
+    /// New positions of the sequence.
+    pub len: usize,
+    /// Rotary tables for its positions.
+    pub rope: &'a RopeTables<B>,
+    /// `[1, 1, len, past + len]` (true = hidden); `None` when nothing is hidden.
+    pub mask: Option<Tensor<B, 4, Bool>>,
+    /// Its layer cache and the positions it holds.
+    pub cache: (&'a mut LayerCache<B>, usize),
+}
+
 /// Self-attention of one decoder layer.
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
@@ -75,16 +90,52 @@ impl<B: Backend> Attention<B> {
         let [q, k, v]: [Tensor<B, 3>; 3] = Linear::forward_group(&[&self.query, &self.key, &self.value], x)
             .try_into()
             .unwrap_or_else(|_| unreachable!("one output per layer"));
-        let q = apply_rotary(split(q, h), rope);
-        let k = apply_rotary(split(k, kv), rope);
-        let v = split(v, kv);
+        self.rotate_attend([split(q, h), split(k, kv), split(v, kv)], rope, mask, cache)
+    }
+
+    /// [`Self::heads`] of several sequences packed into one row, each with its own positions,
+    /// mask and cache (continuous batching): the projections run once over every token, the
+    /// attention per sequence.
+    ///
+    /// x: `[1, total, d_model]` -> `[1, total, n_heads * head_dim]`, sequences in `segments` order
+    pub fn heads_packed(&self, x: Tensor<B, 3>, segments: Vec<PackedAttention<'_, B>>) -> Tensor<B, 3> {
+        let (h, kv, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let [q, k, v]: [Tensor<B, 3>; 3] = Linear::forward_group(&[&self.query, &self.key, &self.value], x)
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one output per layer"));
+        let outs: Vec<Tensor<B, 3>> = segments
+            .into_iter()
+            .map(|s| {
+                // [1, total, heads*d] -> [1, heads, len, d] of this sequence
+                let split = |t: &Tensor<B, 3>, heads: usize| {
+                    t.clone().narrow(1, s.offset, s.len).reshape([1, s.len, heads, d]).swap_dims(1, 2)
+                };
+                self.rotate_attend([split(&q, h), split(&k, kv), split(&v, kv)], s.rope, s.mask, Some(s.cache))
+            })
+            .collect();
+        Tensor::cat(outs, 1)
+    }
+
+    /// Rotary embedding, cache append and attention of split heads.
+    ///
+    /// q: `[b, h, s, d]`, k/v: `[b, kv, s, d]` -> `[b, s, h*d]`
+    fn rotate_attend(
+        &self,
+        [q, k, v]: [Tensor<B, 4>; 3],
+        rope: &RopeTables<B>,
+        mask: Option<Tensor<B, 4, Bool>>,
+        cache: Option<(&mut LayerCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
+        let [batch, _, seq, _] = q.dims();
+        let q = apply_rotary(q, rope);
+        let k = apply_rotary(k, rope);
         let (k, v) = match cache {
             Some((layer, past_len)) => layer.append(past_len, k, v),
             None => (k, v),
         };
         let out = self.attend(q, k, v, mask);
         // [b, h, s, d] -> [b, s, h*d]
-        out.swap_dims(1, 2).reshape([batch, seq, h * d])
+        out.swap_dims(1, 2).reshape([batch, seq, self.n_heads * self.head_dim])
     }
 
     /// q: `[b, h, s, d]`, k/v: `[b, kv, t, d]`, mask `[b, 1, s, t]` -> `[b, h, s, d]`

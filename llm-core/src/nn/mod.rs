@@ -11,7 +11,7 @@ pub mod moe;
 pub mod rms_norm;
 pub mod rope;
 
-pub use attention::{Attention, AttentionKernel};
+pub use attention::{Attention, AttentionKernel, PackedAttention};
 pub use embedding::TokenEmbedding;
 pub use kv_cache::KvCache;
 pub use linear::Linear;

@@ -11,6 +11,7 @@ mod context_length;
 mod generate_parity;
 mod ggml_blocks;
 mod lora_adapter;
+mod packed_forward;
 mod quantized_checkpoints;
 mod smollm2_gguf_parity;
 mod speculative;
