@@ -8,7 +8,7 @@
 set -euo pipefail
 
 version=0.3.36
-build=2  # bumped when the build flags change
+build=3  # bumped when the build flags change
 gguf_version=0.19.0
 cache="${LLM_CACHE_DIR:-$HOME/.cache/llm-rs}"
 venv="$cache/llama-cpp-venv"
@@ -22,11 +22,14 @@ mkdir -p "$cache"
 rm -rf "$venv"
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check "numpy<3" "gguf==$gguf_version" psutil
-# The instruction sets our kernels select at run time (AVX2, FMA, F16C, AVX-VNNI, AVX-512 with
-# VNNI), named rather than GGML_NATIVE: a native build on these Xeons adds AMX, whose kernels
-# crash (SIGSEGV in llama_decode) on this sandbox.
-flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX_VNNI=ON"
-flags="$flags -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF"
+# The instruction sets our kernels select at run time, named rather than GGML_NATIVE (a native
+# build on Intel Xeons adds AMX, whose kernels crash in llama_decode on this sandbox), each only
+# where this CPU has it: AVX-VNNI on an AMD EPYC with AVX-512 VNNI alone is SIGILL at the first
+# decode.
+has() { grep -qw "$1" /proc/cpuinfo && echo ON || echo OFF; }
+flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=$(has avx2) -DGGML_FMA=$(has fma) -DGGML_F16C=$(has f16c)"
+flags="$flags -DGGML_AVX_VNNI=$(has avx_vnni) -DGGML_AVX512=$(has avx512f) -DGGML_AVX512_VNNI=$(has avx512_vnni)"
+flags="$flags -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF"
 CMAKE_ARGS="$flags" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir "llama-cpp-python==$version"
 "$venv/bin/python" -c "import llama_cpp, gguf; print('llama.cpp', llama_cpp.__version__)"

@@ -149,6 +149,15 @@ pub enum LlmError {
         message: String,
     },
 
+    /// The HTTP server could not start or stopped on an error (bind, runtime).
+    #[error("server {what}: {message}")]
+    Serve {
+        /// What failed (`bind 127.0.0.1:8080`, `runtime`).
+        what: String,
+        /// Why.
+        message: String,
+    },
+
     /// A backend was requested that this build does not include, or has no device.
     #[error("backend `{name}` is not available: {message}")]
     Backend {

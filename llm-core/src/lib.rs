@@ -26,6 +26,7 @@ pub mod backend;
 pub mod bundle;
 pub mod chat;
 pub mod config;
+pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod generate;
@@ -33,6 +34,8 @@ pub mod io;
 pub mod model;
 pub mod nn;
 pub mod quant;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod tokenizer;
 pub mod weights;
 

@@ -153,6 +153,12 @@ impl ToolFormat {
     /// this format, each call's arguments valid against its tool's schema; at most 8 calls per
     /// reply (Llama 3's format has one).
     pub fn constraint(self, tools: &[Tool], required: bool) -> Result<Constraint> {
+        self.constraint_with(tools, required, true)
+    }
+
+    /// [`Self::constraint`]; with `parallel` false at most one call (OpenAI's
+    /// `parallel_tool_calls: false`, or a `tool_choice` naming one function).
+    pub fn constraint_with(self, tools: &[Tool], required: bool, parallel: bool) -> Result<Constraint> {
         if tools.is_empty() {
             return Err(LlmError::config("tools", "constraining tool calls needs at least one tool"));
         }
@@ -162,7 +168,8 @@ impl ToolFormat {
             "properties": {"name": {"const": t.name}, args_key: t.parameters}
         })).collect::<Vec<_>>()});
         let (calls, text) = match self {
-            Self::Hermes => ("calls: call (\"\\n\" call){0,7}\ncall: \"<tool_call>\\n\" body \"\\n</tool_call>\"\n", r"/[^<](.|\n)*/"),
+            Self::Hermes if parallel => ("calls: call (\"\\n\" call){0,7}\ncall: \"<tool_call>\\n\" body \"\\n</tool_call>\"\n", r"/[^<](.|\n)*/"),
+            Self::Hermes => ("calls: \"<tool_call>\\n\" body \"\\n</tool_call>\"\n", r"/[^<](.|\n)*/"),
             Self::Llama3 => ("calls: body\n", r"/[^{<](.|\n)*/"),
             Self::Mistral => {
                 return Err(LlmError::config("tools", "constrained Mistral tool calls are not supported ([TOOL_CALLS] is a special token); parse them instead"))

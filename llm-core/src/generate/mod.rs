@@ -198,7 +198,7 @@ impl<'a, B: Backend> Generator<'a, B> {
 }
 
 /// New-token positions allocated with the prompt's; more are allocated by doubling.
-pub(crate) const FIRST_ROOM: usize = 256;
+pub const FIRST_ROOM: usize = 256;
 
 /// The decode loop's state: cache, ids, padding, stop flags.
 pub(crate) struct DecodeState<'g, 'a, B: Backend> {

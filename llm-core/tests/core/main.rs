@@ -13,6 +13,7 @@ mod ggml_blocks;
 mod lora_adapter;
 mod packed_forward;
 mod quantized_checkpoints;
+mod serve;
 mod smollm2_gguf_parity;
 mod speculative;
 mod template_limits;

@@ -197,3 +197,20 @@ impl<B: Backend> Embedder for SentenceTransformer<B> {
         Ok(out)
     }
 }
+
+/// What llm-core's server runs behind `/v1/embeddings`.
+impl<B: Backend> llm_core::embed::TextEmbedder for SentenceTransformer<B> {
+    fn dim(&self) -> usize {
+        Embedder::dim(self)
+    }
+
+    fn embed_texts(&self, texts: &[&str]) -> std::result::Result<Vec<Vec<f32>>, llm_core::embed::EmbedError> {
+        Ok(self.embed(texts)?)
+    }
+
+    /// Tokens after truncation, special tokens included, padding excluded.
+    fn count_tokens(&self, texts: &[&str]) -> std::result::Result<usize, llm_core::embed::EmbedError> {
+        let batch = self.tokenize(texts)?;
+        Ok(batch.attention_mask.iter().flatten().filter(|&&m| m).count())
+    }
+}
