@@ -128,13 +128,30 @@ pub struct ModelArgs {
     /// applied without merging.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
+    /// How quantized layers multiply: auto (the fused kernel for few rows, dequantize for
+    /// long prompts), fused (always the kernel), dequantize (always), materialize (dense at load).
+    #[arg(long, default_value = "auto", value_parser = parse_quant_execution)]
+    pub quant_execution: llm_core::quant::QuantExecution,
+}
+
+/// Parses `--quant-execution`.
+pub fn parse_quant_execution(s: &str) -> anyhow::Result<llm_core::quant::QuantExecution> {
+    use llm_core::quant::QuantExecution::*;
+    Ok(match s {
+        "auto" => Auto,
+        "fused" => Fused,
+        "dequantize" => Dequantize,
+        "materialize" => Materialize,
+        other => bail!("unknown --quant-execution `{other}`; choose auto, fused, dequantize or materialize"),
+    })
 }
 
 impl ModelArgs {
     /// Loads the model, its tokenizer and generation defaults on `device`.
     pub fn load_bundle<B: Backend>(&self, device: &B::Device) -> anyhow::Result<llm_core::ModelBundle<B>> {
         let path = self.model_path()?;
-        let options = llm_core::weights::LoadOptions { dtype: self.dtype, ..Default::default() };
+        let options =
+            llm_core::weights::LoadOptions { dtype: self.dtype, quant_execution: self.quant_execution, ..Default::default() };
         let mut bundle =
             llm_core::ModelBundle::load(&path, options, device).with_context(|| format!("loading {}", path.display()))?;
         if let Some(dir) = &self.adapter {

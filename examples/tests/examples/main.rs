@@ -2,3 +2,4 @@
 //! (`cargo test -p llm-examples --test examples`).
 
 mod logits_example;
+mod serve_clients;

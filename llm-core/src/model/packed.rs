@@ -5,7 +5,7 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
 use super::{CausalLm, DecoderLayer, FeedForward, LayerContext};
 use crate::error::{LlmError, Result};
-use crate::nn::{KvCache, MaskSpec, PackedAttention};
+use crate::nn::{KvCache, MaskSpec, PackedAttention, RopeTables};
 
 /// One sequence of [`CausalLm::forward_packed`]: its new tokens and its own cache (batch 1).
 pub struct PackedSequence<'a, B: Backend> {
@@ -15,7 +15,7 @@ pub struct PackedSequence<'a, B: Backend> {
     pub cache: &'a mut KvCache<B>,
 }
 
-/// Where a sequence's tokens sit in the packed row, with its tables and masks.
+/// Where a sequence's tokens sit in the packed row, with its masks.
 struct Segment<B: Backend> {
     offset: usize,
     len: usize,
@@ -39,13 +39,16 @@ impl<B: Backend> CausalLm<B> {
     fn forward_packed_in_place(&self, seqs: &mut [PackedSequence<'_, B>]) -> Result<Tensor<B, 2>> {
         let segments = self.segments(seqs)?;
         let device = self.device();
+        // Every token's own position, so the rotary embedding runs once over the packed row.
+        let positions: Vec<usize> = seqs.iter().flat_map(|s| s.cache.len()..s.cache.len() + s.tokens.len()).collect();
+        let rope = self.rotary.tables::<B>(&[positions], self.dtype(), &device);
         let flat: Vec<i64> = seqs.iter().flat_map(|s| s.tokens.iter().map(|&t| t as i64)).collect();
         let total = flat.len();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [1, total]), &device);
         let mut x = self.embed(ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let caches = seqs.iter_mut().map(|s| s.cache.layer_mut(i));
-            x = layer.forward_packed(x, &segments, caches);
+            x = layer.forward_packed(x, &rope, &segments, caches);
         }
         for s in seqs.iter_mut() {
             s.cache.advance(s.tokens.len());
@@ -98,6 +101,7 @@ impl<B: Backend> DecoderLayer<B> {
     fn forward_packed<'c>(
         &self,
         x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
         segments: &[Segment<B>],
         caches: impl Iterator<Item = (&'c mut crate::nn::kv_cache::LayerCache<B>, usize)>,
     ) -> Tensor<B, 3>
@@ -107,10 +111,10 @@ impl<B: Backend> DecoderLayer<B> {
         let attention = segments
             .iter()
             .zip(caches)
-            .map(|(s, cache)| PackedAttention { offset: s.offset, len: s.len, rope: &s.ctx.rope, mask: s.ctx.mask(self), cache })
+            .map(|(s, cache)| PackedAttention { offset: s.offset, len: s.len, mask: s.ctx.mask(self), cache })
             .collect();
         let attn = &self.self_attn;
-        let h = x.clone() + attn.output.forward(attn.heads_packed(self.input_layernorm.forward(x), attention));
+        let h = x.clone() + attn.output.forward(attn.heads_packed(self.input_layernorm.forward(x), rope, attention));
         let normed = self.post_attention_layernorm.forward(h.clone());
         match &self.ffn {
             FeedForward::Dense(mlp) => h + mlp.forward(normed),

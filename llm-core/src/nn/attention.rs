@@ -21,14 +21,12 @@ pub enum AttentionKernel {
 }
 
 /// One sequence of [`Attention::heads_packed`]: where its tokens sit in the packed row, its
-/// rotary tables and mask (for `len` new positions after what its cache holds), its cache.
+/// mask (for `len` new positions after what its cache holds), its cache.
 pub struct PackedAttention<'a, B: Backend> {
     /// First packed position of the sequence.
     pub offset: usize,
     /// New positions of the sequence.
     pub len: usize,
-    /// Rotary tables for its positions.
-    pub rope: &'a RopeTables<B>,
     /// `[1, 1, len, past + len]` (true = hidden); `None` when nothing is hidden.
     pub mask: Option<Tensor<B, 4, Bool>>,
     /// Its layer cache and the positions it holds.
@@ -90,52 +88,56 @@ impl<B: Backend> Attention<B> {
         let [q, k, v]: [Tensor<B, 3>; 3] = Linear::forward_group(&[&self.query, &self.key, &self.value], x)
             .try_into()
             .unwrap_or_else(|_| unreachable!("one output per layer"));
-        self.rotate_attend([split(q, h), split(k, kv), split(v, kv)], rope, mask, cache)
+        let q = apply_rotary(split(q, h), rope);
+        let k = apply_rotary(split(k, kv), rope);
+        let out = self.attend_cached(q, k, split(v, kv), mask, cache);
+        // [b, h, s, d] -> [b, s, h*d]
+        out.swap_dims(1, 2).reshape([batch, seq, h * d])
     }
 
-    /// [`Self::heads`] of several sequences packed into one row, each with its own positions,
-    /// mask and cache (continuous batching): the projections run once over every token, the
-    /// attention per sequence.
+    /// [`Self::heads`] of several sequences packed into one row, each with its own mask and
+    /// cache (continuous batching): the projections and the rotary embedding run once over
+    /// every token (`rope` holds each token's own position), the attention per sequence.
     ///
     /// x: `[1, total, d_model]` -> `[1, total, n_heads * head_dim]`, sequences in `segments` order
-    pub fn heads_packed(&self, x: Tensor<B, 3>, segments: Vec<PackedAttention<'_, B>>) -> Tensor<B, 3> {
+    pub fn heads_packed(&self, x: Tensor<B, 3>, rope: &RopeTables<B>, segments: Vec<PackedAttention<'_, B>>) -> Tensor<B, 3> {
+        let [_, total, _] = x.dims();
         let (h, kv, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        // [1, total, heads*d] -> [1, heads, total, d]
+        let split = |t: Tensor<B, 3>, heads: usize| t.reshape([1, total, heads, d]).swap_dims(1, 2);
         let [q, k, v]: [Tensor<B, 3>; 3] = Linear::forward_group(&[&self.query, &self.key, &self.value], x)
             .try_into()
             .unwrap_or_else(|_| unreachable!("one output per layer"));
-        let outs: Vec<Tensor<B, 3>> = segments
+        let q = apply_rotary(split(q, h), rope);
+        let k = apply_rotary(split(k, kv), rope);
+        let v = split(v, kv);
+        let outs: Vec<Tensor<B, 4>> = segments
             .into_iter()
             .map(|s| {
-                // [1, total, heads*d] -> [1, heads, len, d] of this sequence
-                let split = |t: &Tensor<B, 3>, heads: usize| {
-                    t.clone().narrow(1, s.offset, s.len).reshape([1, s.len, heads, d]).swap_dims(1, 2)
-                };
-                self.rotate_attend([split(&q, h), split(&k, kv), split(&v, kv)], s.rope, s.mask, Some(s.cache))
+                let part = |t: &Tensor<B, 4>| t.clone().narrow(2, s.offset, s.len);
+                self.attend_cached(part(&q), part(&k), part(&v), s.mask, Some(s.cache))
             })
             .collect();
-        Tensor::cat(outs, 1)
+        // [1, h, total, d] -> [1, total, h*d]
+        Tensor::cat(outs, 2).swap_dims(1, 2).reshape([1, total, h * d])
     }
 
-    /// Rotary embedding, cache append and attention of split heads.
+    /// Appends the rotated keys and values to the cache, then attends over everything it holds.
     ///
-    /// q: `[b, h, s, d]`, k/v: `[b, kv, s, d]` -> `[b, s, h*d]`
-    fn rotate_attend(
+    /// q: `[b, h, s, d]`, k/v: `[b, kv, s, d]` -> `[b, h, s, d]`
+    fn attend_cached(
         &self,
-        [q, k, v]: [Tensor<B, 4>; 3],
-        rope: &RopeTables<B>,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
         mask: Option<Tensor<B, 4, Bool>>,
         cache: Option<(&mut LayerCache<B>, usize)>,
-    ) -> Tensor<B, 3> {
-        let [batch, _, seq, _] = q.dims();
-        let q = apply_rotary(q, rope);
-        let k = apply_rotary(k, rope);
+    ) -> Tensor<B, 4> {
         let (k, v) = match cache {
             Some((layer, past_len)) => layer.append(past_len, k, v),
             None => (k, v),
         };
-        let out = self.attend(q, k, v, mask);
-        // [b, h, s, d] -> [b, s, h*d]
-        out.swap_dims(1, 2).reshape([batch, seq, self.n_heads * self.head_dim])
+        self.attend(q, k, v, mask)
     }
 
     /// q: `[b, h, s, d]`, k/v: `[b, kv, t, d]`, mask `[b, 1, s, t]` -> `[b, h, s, d]`

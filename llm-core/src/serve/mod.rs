@@ -164,17 +164,36 @@ impl Server {
     }
 }
 
-/// Serves on `addr` until Ctrl-C: the HTTP side on a tokio runtime of its own, the engine on
-/// this thread (so the model need not move between threads).
-pub fn run<B: Backend>(engine: Engine<B>, server: Server, addr: SocketAddr) -> Result<()> {
-    let err = |what: &str, e: std::io::Error| LlmError::Serve { what: what.to_string(), message: e.to_string() };
+/// Binds `addr` and serves `server`'s router on a thread of its own (a two-worker tokio
+/// runtime) until the process ends; returns the bound address (port 0 picks a free one). The
+/// engine must run elsewhere ([`Engine::run`] on a thread of the caller's).
+pub fn spawn(server: Server, addr: SocketAddr) -> Result<SocketAddr> {
+    let (runtime, listener, bound) = bind(addr)?;
+    let app = server.router();
+    std::thread::spawn(move || runtime.block_on(async move { axum::serve(listener, app).await }));
+    Ok(bound)
+}
+
+fn serve_err(what: &str, e: std::io::Error) -> LlmError {
+    LlmError::Serve { what: what.to_string(), message: e.to_string() }
+}
+
+fn bind(addr: SocketAddr) -> Result<(tokio::runtime::Runtime, tokio::net::TcpListener, SocketAddr)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| err("runtime", e))?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| err(&format!("bind {addr}"), e))?;
-    tracing::info!(%addr, "serving the OpenAI API");
+        .map_err(|e| serve_err("runtime", e))?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| serve_err(&format!("bind {addr}"), e))?;
+    let bound = listener.local_addr().map_err(|e| serve_err(&format!("bind {addr}"), e))?;
+    Ok((runtime, listener, bound))
+}
+
+/// Serves on `addr` until Ctrl-C: the HTTP side on a tokio runtime of its own, the engine on
+/// this thread (so the model need not move between threads).
+pub fn run<B: Backend>(engine: Engine<B>, server: Server, addr: SocketAddr) -> Result<()> {
+    let (runtime, listener, bound) = bind(addr)?;
+    tracing::info!(%bound, "serving the OpenAI API");
     let app = server.router();
     drop(server);
     let http = std::thread::spawn(move || {
@@ -188,7 +207,7 @@ pub fn run<B: Backend>(engine: Engine<B>, server: Server, addr: SocketAddr) -> R
     // Returns once the router (the last engine handle) is dropped, when the server stops.
     engine.run();
     match http.join() {
-        Ok(r) => r.map_err(|e| err("http", e)),
+        Ok(r) => r.map_err(|e| serve_err("http", e)),
         Err(_) => Err(LlmError::Serve { what: "http".into(), message: "the HTTP thread panicked".into() }),
     }
 }
