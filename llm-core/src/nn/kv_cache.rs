@@ -146,7 +146,10 @@ impl<B: Backend> LayerCache<B> {
         let write = |slot: &mut Option<Tensor<B, 4>>, new: Tensor<B, 4>| {
             // Take the buffer so it is uniquely owned and the write happens in place.
             let buf = slot.take().expect("cache buffer present between calls");
-            let buf = buf.slice_assign([0..b, 0..h, start..end, 0..d], new);
+            let buf = match host::write(buf, start, new) {
+                Ok(buf) => buf,
+                Err((buf, new)) => buf.slice_assign([0..b, 0..h, start..end, 0..d], new),
+            };
             let view = buf.clone().slice([0..b, 0..h, 0..end, 0..d]);
             *slot = Some(buf);
             view
@@ -173,5 +176,66 @@ impl<B: Backend> KvCache<B> {
             }
         }
         self.batch = rows.len();
+    }
+}
+
+/// The append's write on the CPU backend, in place.
+///
+/// Flex's `slice_assign` copies the whole destination on every call (it clones the tensor's
+/// storage handle before writing, so the copy-on-write always fires): for a cache that is one
+/// copy of every layer's buffers per token, most of a batched decode step. Writing into the
+/// uniquely owned buffer directly costs only the new positions.
+mod host {
+    use burn::tensor::{backend::Backend, DType, Tensor, TensorPrimitive};
+
+    /// buf `[b, h, capacity, d]` (f32, contiguous), new `[b, h, s, d]` written at `start`; the
+    /// tensors back unchanged when this is not Flex, not f32 or not a plain buffer.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn write<B: Backend>(buf: Tensor<B, 4>, start: usize, new: Tensor<B, 4>) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
+        #[cfg(feature = "flex")]
+        {
+            flex::<B>(buf, start, new)
+        }
+        #[cfg(not(feature = "flex"))]
+        {
+            let _ = start;
+            Err((buf, new))
+        }
+    }
+
+    #[cfg(feature = "flex")]
+    #[allow(clippy::type_complexity)]
+    fn flex<B: Backend>(buf: Tensor<B, 4>, start: usize, new: Tensor<B, 4>) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
+        use std::any::Any;
+        let [b, h, capacity, d] = buf.dims();
+        let s = new.dims()[2];
+        if buf.dtype() != DType::F32 || new.dtype() != DType::F32 || start + s > capacity {
+            return Err((buf, new));
+        }
+        let prim = match buf.into_primitive() {
+            TensorPrimitive::Float(t) => t,
+            other => return Err((Tensor::from_primitive(other), new)),
+        };
+        let mut boxed: Box<dyn Any> = Box::new(prim);
+        let Some(t) = boxed.downcast_mut::<burn_flex::FlexTensor>() else {
+            let prim = *boxed.downcast::<B::FloatTensorPrimitive>().expect("boxed just above");
+            return Err((Tensor::from_primitive(TensorPrimitive::Float(prim)), new));
+        };
+        let plain = t.layout().is_contiguous() && t.layout().start_offset() == 0 && t.layout().num_elements() == b * h * capacity * d;
+        if plain {
+            let src = new.clone().into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32 above");
+            let dst = t.storage_mut::<f32>();
+            for row in 0..b * h {
+                let at = (row * capacity + start) * d;
+                dst[at..at + s * d].copy_from_slice(&src[row * s * d..(row + 1) * s * d]);
+            }
+        }
+        let prim = *boxed.downcast::<B::FloatTensorPrimitive>().expect("boxed just above");
+        let buf = Tensor::from_primitive(TensorPrimitive::Float(prim));
+        if plain {
+            Ok(buf)
+        } else {
+            Err((buf, new))
+        }
     }
 }

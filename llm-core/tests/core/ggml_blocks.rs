@@ -137,11 +137,16 @@ fn simd_kernels_match_the_portable_kernels_on_random_blocks() {
         let (d_out, d_in) = (37, 1024);
         let w = random_weight(ty, d_out, d_in, u64::from(ty.0));
         let dense = w.dequantize();
-        let rows = 2;
+        // 6 rows: four through the four-row kernels (Q4_0, Q4_1), two through the one-row ones.
+        let rows = 6;
         let x: Vec<f32> = (0..rows).flat_map(|r| input(d_in, 5 + r as u32)).collect();
         let fast = QuantizedWeight::Ggml(w.clone()).matmul(&x, rows);
-        let portable = QuantizedWeight::Ggml(w.portable()).matmul(&x, rows);
+        let portable = QuantizedWeight::Ggml(w.clone().portable()).matmul(&x, rows);
         for r in 0..rows {
+            // Batched rows get exactly what each row gets alone.
+            let alone = QuantizedWeight::Ggml(w.clone()).matmul(&x[r * d_in..(r + 1) * d_in], 1);
+            let batched: Vec<f32> = (0..d_out).map(|o| fast[r * d_out + o]).collect();
+            assert_eq!(batched, alone, "{name} row {r}: batched differs from alone");
             let mut a = ActRow::default();
             a.quantize(&x[r * d_in..(r + 1) * d_in]);
             let xq = a.dequantize();
@@ -262,13 +267,16 @@ fn a_group_of_weights_gives_each_weights_own_matmul() {
 /// (1e-5 of `Σ|w·x|`); SIMD and portable agree to the same bound. Other types decline.
 #[test]
 fn q8_0_with_a_float_input_is_the_dequantized_product() {
-    let (d_out, d_in, rows) = (45, 576, 2);
+    // 6 rows: four through the four-row kernel, two through the one-row one.
+    let (d_out, d_in, rows) = (45, 576, 6);
     let w = random_weight(GgmlType::Q8_0, d_out, d_in, 3);
     let dense = w.dequantize();
     let x: Vec<f32> = (0..rows).flat_map(|r| input(d_in, 70 + r as u32)).collect();
     let fast = w.matmul_f32_input(&x, rows).unwrap();
     let portable = w.clone().portable().matmul_f32_input(&x, rows).unwrap();
     for r in 0..rows {
+        let alone = w.matmul_f32_input(&x[r * d_in..(r + 1) * d_in], 1).unwrap();
+        assert_eq!(&fast[r * d_out..(r + 1) * d_out], &alone[..], "row {r}: batched differs from alone");
         for o in 0..d_out {
             let row = &dense[o * d_in..(o + 1) * d_in];
             let xr = &x[r * d_in..(r + 1) * d_in];

@@ -139,6 +139,36 @@ unsafe fn legacy<const SIZE: usize>(w: &[u8], a: &ActRow, codes: impl Fn(&[u8]) 
     hsum(acc) + _mm_cvtss_f32(_mm_movehdup_ps(mins))
 }
 
+/// [`legacy`] for four activation rows at once: each block's codes are unpacked once and
+/// dotted with the four rows, each row's arithmetic exactly as [`legacy`] does it (the same
+/// operations in the same order), so every result equals the one-row kernel's bit for bit.
+#[inline(always)]
+unsafe fn legacy4<const SIZE: usize>(w: &[u8], a: [&ActRow; 4], codes: impl Fn(&[u8]) -> (__m256i, __m128)) -> [f32; 4] {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut mins = [_mm_setzero_ps(); 4];
+    for (b, blk) in w.chunks_exact(SIZE).enumerate() {
+        let (q, dm) = codes(blk);
+        for r in 0..4 {
+            let t = _mm_mul_ps(dm, act_ds(a[r], b));
+            acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(t), dot_us(q, act(a[r], b)), acc[r]);
+            mins[r] = _mm_add_ps(mins[r], t);
+        }
+    }
+    std::array::from_fn(|r| hsum(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(mins[r])))
+}
+
+/// [`q4_0`] for four activation rows.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q4_0_x4(w: &[u8], a: [&ActRow; 4]) -> [f32; 4] {
+    legacy4::<18>(w, a, |b| (nibbles(&b[2..18]), d_offset(b, 8.0)))
+}
+
+/// [`q4_1`] for four activation rows.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q4_1_x4(w: &[u8], a: [&ActRow; 4]) -> [f32; 4] {
+    legacy4::<20>(w, a, |b| (nibbles(&b[4..20]), f16_pair(b, 0)))
+}
+
 /// `[d, −o·d]` for a block with step `d` at `b[0..2]` and code offset `o`.
 #[inline(always)]
 unsafe fn d_offset(b: &[u8], o: f32) -> __m128 {
@@ -326,4 +356,26 @@ pub unsafe fn q8_0_f32(w: &[u8], x: &[f32]) -> f32 {
         acc = _mm256_fmadd_ps(f16(blk, 0), sum, acc);
     }
     hsum(acc)
+}
+
+/// [`q8_0_f32`] for four float rows: each block's codes widened once, then each row's sum
+/// computed exactly as [`q8_0_f32`] computes it (the same results, bit for bit).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q8_0_f32_x4(w: &[u8], x: [&[f32]; 4]) -> [f32; 4] {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for (b, blk) in w.chunks_exact(34).enumerate() {
+        debug_assert!(x.iter().all(|r| 32 * b + 32 <= r.len()));
+        let q: [__m256; 4] =
+            std::array::from_fn(|k| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(blk[2 + 8 * k..].as_ptr().cast()))));
+        let d = f16(blk, 0);
+        for r in 0..4 {
+            let xp = x[r].as_ptr().add(32 * b);
+            let mut sum = _mm256_setzero_ps();
+            for (k, qk) in q.iter().enumerate() {
+                sum = _mm256_fmadd_ps(*qk, _mm256_loadu_ps(xp.add(8 * k)), sum);
+            }
+            acc[r] = _mm256_fmadd_ps(d, sum, acc[r]);
+        }
+    }
+    std::array::from_fn(|r| hsum(acc[r]))
 }

@@ -59,7 +59,7 @@ pub fn matmul_group(weights: &[&GgmlWeight], x: &[f32], rows: usize) -> Vec<Vec<
         let w = weights[i];
         let mut out = vec![0f32; n * rows];
         match simd_kernel(w.ty, w.force_scalar) {
-            Some(k) => rows_dot_simd(k, &w.data, w.row_bytes, r, &acts, &mut out),
+            Some(k) => rows_dot_simd(k, simd_kernel4(w.ty, w.force_scalar), &w.data, w.row_bytes, r, &acts, &mut out),
             None => rows_dot(w.ty, &w.data, w.row_bytes, r, &acts, &mut out),
         }
         out
@@ -162,8 +162,9 @@ impl GgmlWeight {
         let rows = acts.len();
         let mut out = vec![0f32; self.d_out * rows];
         let kernel = simd_kernel(self.ty, self.force_scalar);
+        let kernel4 = simd_kernel4(self.ty, self.force_scalar);
         let run = |first: usize, chunk: &mut [f32]| match kernel {
-            Some(k) => rows_dot_simd(k, &self.data, self.row_bytes, first, acts, chunk),
+            Some(k) => rows_dot_simd(k, kernel4, &self.data, self.row_bytes, first, acts, chunk),
             None => rows_dot(self.ty, &self.data, self.row_bytes, first, acts, chunk),
         };
         if self.data.len() * rows < SERIAL_BYTES {
@@ -197,7 +198,8 @@ impl GgmlWeight {
         cols.par_chunks_mut(per_task * rows).enumerate().for_each(|(task, chunk)| {
             for (i, col) in chunk.chunks_exact_mut(rows).enumerate() {
                 let w = self.row(task * per_task + i);
-                for (y, xr) in col.iter_mut().zip(x.chunks_exact(self.d_in)) {
+                let done = q8_0_f32_dot4(simd, w, x, self.d_in, col);
+                for (y, xr) in col[done..].iter_mut().zip(x.chunks_exact(self.d_in).skip(done)) {
                     *y = q8_0_f32_dot(simd, w, xr);
                 }
             }
@@ -245,12 +247,40 @@ fn simd_kernel(ty: GgmlType, force_scalar: bool) -> Option<RowDot> {
     None
 }
 
-/// [`rows_dot`] through a SIMD row kernel.
-fn rows_dot_simd(kernel: RowDot, data: &[u8], row_bytes: usize, first: usize, acts: &[ActRow], out: &mut [f32]) {
+/// One stored row · four activation rows (each block unpacked once), for batched decoding.
+type RowDot4 = unsafe fn(&[u8], [&ActRow; 4]) -> [f32; 4];
+
+/// The four-row SIMD kernel for `ty`, where one exists (its results equal the one-row
+/// kernel's bit for bit).
+#[allow(unused_variables)]
+fn simd_kernel4(ty: GgmlType, force_scalar: bool) -> Option<RowDot4> {
+    #[cfg(target_arch = "x86_64")]
+    if !force_scalar && avx2::available() {
+        return match ty {
+            GgmlType::Q4_0 => Some(avx2::q4_0_x4),
+            GgmlType::Q4_1 => Some(avx2::q4_1_x4),
+            _ => None,
+        };
+    }
+    None
+}
+
+/// [`rows_dot`] through a SIMD row kernel, four activation rows at a time where `kernel4` is
+/// given.
+fn rows_dot_simd(kernel: RowDot, kernel4: Option<RowDot4>, data: &[u8], row_bytes: usize, first: usize, acts: &[ActRow], out: &mut [f32]) {
     let rows = acts.len();
     for (i, col) in out.chunks_exact_mut(rows).enumerate() {
         let w = &data[(first + i) * row_bytes..(first + i + 1) * row_bytes];
-        for (y, a) in col.iter_mut().zip(acts) {
+        let mut done = 0;
+        if let Some(k4) = kernel4 {
+            for (ys, a) in col.chunks_exact_mut(4).zip(acts.chunks_exact(4)) {
+                // SAFETY: as below; `simd_kernel4` checked the same instruction sets.
+                let y = unsafe { k4(w, [&a[0], &a[1], &a[2], &a[3]]) };
+                ys.copy_from_slice(&y);
+                done += 4;
+            }
+        }
+        for (y, a) in col[done..].iter_mut().zip(&acts[done..]) {
             // SAFETY: `simd_kernel` returned this kernel only after checking at run time that
             // the CPU has its instruction set; `w` holds whole blocks of the kernel's type and
             // `a` was quantized from a row of `d_in` values, so every load is in bounds.
@@ -269,6 +299,23 @@ multiversion! {
             }
         }
     }
+}
+
+/// A Q8_0 row · the float rows of `x` four at a time through AVX2 when `simd`, into `col`;
+/// returns how many rows it did (the rest go through [`q8_0_f32_dot`], with equal results).
+fn q8_0_f32_dot4(simd: bool, w: &[u8], x: &[f32], d_in: usize, col: &mut [f32]) -> usize {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        for (ys, xs) in col.chunks_exact_mut(4).zip(x.chunks_exact(4 * d_in)) {
+            let rows: [&[f32]; 4] = std::array::from_fn(|r| &xs[r * d_in..(r + 1) * d_in]);
+            // SAFETY: as in `q8_0_f32_dot`; each of the four rows has `d_in` values.
+            ys.copy_from_slice(&unsafe { avx2::q8_0_f32_x4(w, rows) });
+            done += 4;
+        }
+    }
+    let _ = (simd, w, x, d_in, &col);
+    done
 }
 
 /// A Q8_0 row · a float row, through AVX2 when `simd` (checked by [`simd_kernel`]).
