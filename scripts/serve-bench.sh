@@ -10,8 +10,8 @@
 #   bash scripts/serve-bench.sh
 #
 # Knobs (environment): GGUF, SERVE_BIN, CLIENTS (32), REQUESTS per client (4), MIN_TOKENS (64),
-# MAX_TOKENS (256), SEED (0), SLOTS (32), THREADS for llama.cpp (2), OUT_DIR (reports and
-# server logs; a new /tmp folder by default).
+# MAX_TOKENS (256), SEED (0), SLOTS (32), THREADS for llama.cpp (2), LLAMA_PY (the python of
+# another llama-cpp-python venv), OUT_DIR (reports and server logs; a new /tmp folder by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
