@@ -10,12 +10,15 @@ use super::Server;
 use crate::chat::{Message, Tool, ToolFormat};
 use crate::generate::{CompiledConstraint, Constraint, GenerationConfig};
 
+/// Tools whose calls a reply is parsed for, and their format.
+pub(crate) type ToolSet = (Vec<Tool>, ToolFormat);
+
 /// A request ready for the engine, and what its response needs.
 pub(crate) struct Prepared {
     pub(crate) prompt: Vec<u32>,
     pub(crate) choices: Vec<ChoiceSettings>,
     /// Tools whose calls the reply is parsed for.
-    pub(crate) tools: Option<(Vec<Tool>, ToolFormat)>,
+    pub(crate) tools: Option<ToolSet>,
     pub(crate) stream: bool,
     pub(crate) include_usage: bool,
 }
@@ -82,7 +85,7 @@ impl Server {
 
     /// The tools the reply may call and, unless `tool_choice` is `auto` or `none`, the
     /// constraint that makes the reply calls.
-    fn tools(&self, req: &ChatRequest) -> Result<(Option<(Vec<Tool>, ToolFormat)>, Option<Constraint>), ApiError> {
+    fn tools(&self, req: &ChatRequest) -> Result<(Option<ToolSet>, Option<Constraint>), ApiError> {
         let Some(list) = req.tools.as_ref().filter(|t| t.as_array().is_some_and(|a| !a.is_empty())) else {
             return Ok((None, None));
         };
@@ -125,7 +128,7 @@ impl Server {
         prompt: Vec<u32>,
         top_logprobs: Option<usize>,
         constraint: Option<CompiledConstraint>,
-        tools: Option<(Vec<Tool>, ToolFormat)>,
+        tools: Option<ToolSet>,
     ) -> Result<Prepared, ApiError> {
         let generation = self.generation(s, prompt.len())?;
         let n = s.n.unwrap_or(1);

@@ -11,8 +11,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::engine::{Event, FinishReason, TokenLogprob, TopLogprob};
 use super::error::ApiError;
-use super::prepare::Prepared;
-use crate::chat::{Tool, ToolFormat};
+use super::prepare::{Prepared, ToolSet};
 
 /// Which endpoint's shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +39,7 @@ pub(crate) struct Reply {
     created: u64,
     model: String,
     prompt_tokens: usize,
-    tools: Option<(Vec<Tool>, ToolFormat)>,
+    tools: Option<ToolSet>,
     choices: Vec<Choice>,
     include_usage: bool,
     timeout_s: u64,

@@ -28,7 +28,7 @@ fn packed<B: Backend>(model: &CausalLm<B>, cases: &[(Vec<u32>, Vec<u32>)]) -> Ve
             // A small cache that must grow inside the packed pass.
             let mut cache = model.new_cache(1, 4).with_limit(64);
             if !past.is_empty() {
-                let ids = ids_tensor(&[past.clone()], &model.device());
+                let ids = ids_tensor(std::slice::from_ref(past), &model.device());
                 model.forward_with(ModelInput::new(ids), Some(&mut cache)).unwrap();
             }
             cache

@@ -87,7 +87,7 @@ async fn greedy_chat_equals_the_generator() {
     let ids = f.tokenizer.encode(&prompt, false).unwrap().ids;
     let bundle = ModelBundle::<TestBackend>::load(smollm2_gguf(), Default::default(), &Default::default()).unwrap();
     let config = GenerationConfig { max_new_tokens: 24, ..f.bundle_generation.clone() };
-    let out = Generator::new(&bundle.model, GenerationConfig { do_sample: false, ..config }).unwrap().generate(&[ids.clone()]).unwrap();
+    let out = Generator::new(&bundle.model, GenerationConfig { do_sample: false, ..config }).unwrap().generate(std::slice::from_ref(&ids)).unwrap();
     let want = f.tokenizer.decode(&out.sequences[0], true).unwrap();
     assert_eq!(content(&v, 0), want);
     assert_eq!(v["usage"]["prompt_tokens"], json!(ids.len()));
@@ -251,7 +251,9 @@ async fn refused_requests_get_their_status_and_openai_error_body() {
     let key = Some("sekret");
     let ok = json!({"messages": user("Hi"), "max_tokens": 2}).to_string();
     let huge = "word ".repeat(3000);
-    let cases: Vec<(&str, String, Option<&str>, StatusCode, Option<&str>, Option<&str>)> = vec![
+    // (case, body, key, status, param, code)
+    type Case<'a> = (&'a str, String, Option<&'a str>, StatusCode, Option<&'a str>, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         ("malformed JSON", "{\"messages\": [".into(), key, StatusCode::BAD_REQUEST, None, None),
         ("wrong type", json!({"messages": user("Hi"), "max_tokens": "many"}).to_string(), key, StatusCode::BAD_REQUEST, Some("max_tokens"), None),
         ("unknown model", json!({"model": "gpt-9", "messages": user("Hi")}).to_string(), key, StatusCode::NOT_FOUND, Some("model"), Some("model_not_found")),
