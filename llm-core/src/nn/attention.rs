@@ -85,9 +85,7 @@ impl<B: Backend> Attention<B> {
         let (h, kv, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
         // [b, s, h*d] -> [b, h, s, d]
         let split = |t: Tensor<B, 3>, heads: usize| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
-        let [q, k, v]: [Tensor<B, 3>; 3] = Linear::forward_group(&[&self.query, &self.key, &self.value], x)
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("one output per layer"));
+        let [q, k, v] = self.project(x);
         let q = apply_rotary(split(q, h), rope);
         let k = apply_rotary(split(k, kv), rope);
         let out = self.attend_cached(q, k, split(v, kv), mask, cache);
@@ -105,9 +103,7 @@ impl<B: Backend> Attention<B> {
         let (h, kv, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
         // [1, total, heads*d] -> [1, heads, total, d]
         let split = |t: Tensor<B, 3>, heads: usize| t.reshape([1, total, heads, d]).swap_dims(1, 2);
-        let [q, k, v]: [Tensor<B, 3>; 3] = Linear::forward_group(&[&self.query, &self.key, &self.value], x)
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("one output per layer"));
+        let [q, k, v] = self.project(x);
         let q = apply_rotary(split(q, h), rope);
         let k = apply_rotary(split(k, kv), rope);
         let v = split(v, kv);
@@ -120,6 +116,15 @@ impl<B: Backend> Attention<B> {
             .collect();
         // [1, h, total, d] -> [1, total, h*d]
         Tensor::cat(outs, 2).swap_dims(1, 2).reshape([1, total, h * d])
+    }
+
+    /// The query, key and value projections in one group.
+    ///
+    /// x: `[b, s, d_model]` -> `[b, s, n_heads * head_dim]`, then `[b, s, n_kv_heads * head_dim]` twice
+    fn project(&self, x: Tensor<B, 3>) -> [Tensor<B, 3>; 3] {
+        Linear::forward_group(&[&self.query, &self.key, &self.value], x)
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one output per layer"))
     }
 
     /// Appends the rotated keys and values to the cache, then attends over everything it holds.

@@ -243,16 +243,17 @@ impl<B: Backend> Engine<B> {
     /// is in the cache.
     fn step(&self, active: &mut Vec<Sequence<'_, B>>) {
         let started = Instant::now();
-        let (rows, prompt_tokens) = match self.forward(active) {
+        let (logits, rows, prompt_tokens) = match self.forward(active) {
             Ok(r) => r,
             Err(e) => return self.fail_all(active, &e.to_string()),
         };
+        let vocab = self.model.config.vocab_size;
         let mut generated = 0;
         let mut finished = vec![false; active.len()];
-        for (i, row) in rows {
+        for (i, k) in rows {
             let seq = &mut active[i];
             generated += 1;
-            match seq.advance(&row) {
+            match seq.advance(&logits[k * vocab..(k + 1) * vocab]) {
                 Ok(Progress::Running) => {}
                 Ok(Progress::Finished) => finished[i] = true,
                 Err(e) => {
@@ -269,10 +270,11 @@ impl<B: Backend> Engine<B> {
         self.metrics.record_step(prompt_tokens, generated, started.elapsed().as_secs_f64());
     }
 
-    /// Runs the pass; returns the logits row of each sequence that gets a token now (by index
-    /// into `active`) and the prompt tokens run.
+    /// Runs the pass; returns the logits on the host (`[planned sequences, vocab]`), which row
+    /// each sequence that gets a token now reads (by index into `active`), and the prompt
+    /// tokens run.
     #[allow(clippy::type_complexity)]
-    fn forward(&self, active: &mut [Sequence<'_, B>]) -> Result<(Vec<(usize, Vec<f32>)>, usize)> {
+    fn forward(&self, active: &mut [Sequence<'_, B>]) -> Result<(Vec<f32>, Vec<(usize, usize)>, usize)> {
         let mut budget = self.config.prefill_chunk.max(1);
         let mut plan: Vec<(usize, std::ops::Range<usize>, bool)> = vec![];
         for (i, s) in active.iter().enumerate() {
@@ -296,7 +298,6 @@ impl<B: Backend> Engine<B> {
         }
         let logits = self.model.forward_packed(&mut packed)?;
         drop(packed);
-        let vocab = self.model.config.vocab_size;
         let host: Vec<f32> = logits.into_data().iter::<f32>().collect();
         let mut rows = vec![];
         for (k, (i, range, sample)) in plan.into_iter().enumerate() {
@@ -305,10 +306,10 @@ impl<B: Backend> Engine<B> {
                 s.fed += range.len();
             }
             if sample {
-                rows.push((i, host[k * vocab..(k + 1) * vocab].to_vec()));
+                rows.push((i, k));
             }
         }
-        Ok((rows, prompt_tokens))
+        Ok((host, rows, prompt_tokens))
     }
 
     fn fail_all(&self, active: &mut Vec<Sequence<'_, B>>, message: &str) {

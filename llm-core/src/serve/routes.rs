@@ -31,34 +31,34 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + S
 }
 
 pub(crate) async fn chat(State(s): State<Server>, b: Result<Bytes, BytesRejection>) -> Response {
-    let server = s.clone();
-    let prepared = blocking(move || {
-        let req: ChatRequest = parse_request(&body(b)?)?;
-        server.prepare_chat(&req)
-    })
-    .await;
-    match prepared {
-        Ok(p) => s.run(Endpoint::Chat, "chatcmpl", p).await,
-        Err(e) => e.into_response(),
-    }
+    complete(s, b, Endpoint::Chat, |server, body| server.prepare_chat(&parse_request::<ChatRequest>(body)?)).await
 }
 
 pub(crate) async fn completions(State(s): State<Server>, b: Result<Bytes, BytesRejection>) -> Response {
+    complete(s, b, Endpoint::Completion, |server, body| server.prepare_completion(&parse_request::<CompletionRequest>(body)?)).await
+}
+
+/// Parses and prepares the request off the async workers, then runs it.
+async fn complete(
+    s: Server,
+    b: Result<Bytes, BytesRejection>,
+    endpoint: Endpoint,
+    prepare: fn(&Server, &[u8]) -> Result<Prepared, ApiError>,
+) -> Response {
     let server = s.clone();
-    let prepared = blocking(move || {
-        let req: CompletionRequest = parse_request(&body(b)?)?;
-        server.prepare_completion(&req)
-    })
-    .await;
-    match prepared {
-        Ok(p) => s.run(Endpoint::Completion, "cmpl", p).await,
+    match blocking(move || prepare(&server, &body(b)?)).await {
+        Ok(p) => s.run(endpoint, p).await,
         Err(e) => e.into_response(),
     }
 }
 
 impl Server {
     /// Queues the job and answers as it asked (a stream or one body).
-    async fn run(&self, endpoint: Endpoint, prefix: &str, p: Prepared) -> Response {
+    async fn run(&self, endpoint: Endpoint, p: Prepared) -> Response {
+        let prefix = match endpoint {
+            Endpoint::Chat => "chatcmpl",
+            Endpoint::Completion => "cmpl",
+        };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let timeout = self.inner.options.request_timeout;
         let id = format!("{prefix}-{:x}", self.inner.counter.fetch_add(1, Relaxed));
