@@ -2,9 +2,10 @@
 
 use burn::module::Module;
 use burn::tensor::{
-    activation::softmax, backend::Backend, module::attention, ops::AttentionModuleOptions, Bool, Tensor,
+    activation::softmax, backend::Backend, module::attention, ops::AttentionModuleOptions, Bool, DType, Tensor, TensorData,
 };
 
+use super::host_attention::{self, Geometry, HOST_MAX_LEN};
 use super::kv_cache::LayerCache;
 use super::rope::{apply_rotary, RopeTables};
 use super::Linear;
@@ -86,6 +87,13 @@ impl<B: Backend> Attention<B> {
         // [b, s, h*d] -> [b, h, s, d]
         let split = |t: Tensor<B, 3>, heads: usize| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
         let [q, k, v] = self.project(x);
+        let cache = match cache {
+            // A short forward of one sequence: what the same tokens get in a packed pass.
+            Some(cache) if batch == 1 && seq <= HOST_MAX_LEN && self.host_path(&q) => {
+                return self.heads_packed_host(q, k, v, rope, vec![PackedAttention { offset: 0, len: seq, mask, cache }]);
+            }
+            other => other,
+        };
         let q = apply_rotary(split(q, h), rope);
         let k = apply_rotary(split(k, kv), rope);
         let out = self.attend_cached(q, k, split(v, kv), mask, cache);
@@ -104,6 +112,9 @@ impl<B: Backend> Attention<B> {
         // [1, total, heads*d] -> [1, heads, total, d]
         let split = |t: Tensor<B, 3>, heads: usize| t.reshape([1, total, heads, d]).swap_dims(1, 2);
         let [q, k, v] = self.project(x);
+        if self.host_path(&q) {
+            return self.heads_packed_host(q, k, v, rope, segments);
+        }
         let q = apply_rotary(split(q, h), rope);
         let k = apply_rotary(split(k, kv), rope);
         let v = split(v, kv);
@@ -116,6 +127,62 @@ impl<B: Backend> Attention<B> {
             .collect();
         // [1, h, total, d] -> [1, total, h*d]
         Tensor::cat(outs, 2).swap_dims(1, 2).reshape([1, total, h * d])
+    }
+
+    /// Whether attention with a cache runs on host buffers ([`host_attention`]): the fused
+    /// kernel on the CPU backend in f32.
+    fn host_path(&self, q: &Tensor<B, 3>) -> bool {
+        self.kernel == AttentionKernel::Fused && q.dtype() == DType::F32 && crate::quant::host_backend::<B>(&q.device())
+    }
+
+    /// [`Self::heads_packed`] on the CPU backend, from the projections: the rotary embedding
+    /// over host rows, then each short segment's attention on its cache buffers in place
+    /// ([`host_attention`]); longer segments (and caches that are not host buffers) through
+    /// [`Self::attend_cached`].
+    ///
+    /// q: `[1, total, n_heads * head_dim]`, k/v: `[1, total, n_kv_heads * head_dim]` ->
+    /// `[1, total, n_heads * head_dim]`
+    fn heads_packed_host(
+        &self,
+        q: Tensor<B, 3>,
+        k: Tensor<B, 3>,
+        v: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        segments: Vec<PackedAttention<'_, B>>,
+    ) -> Tensor<B, 3> {
+        let [_, total, _] = q.dims();
+        let (h, kv, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let device = q.device();
+        let host = |t: Tensor<B, 3>| t.into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32");
+        let table = |t: &Tensor<B, 4>| t.clone().reshape([1, total, d]);
+        let (cos, sin) = (host(table(&rope.cos)), host(table(&rope.sin)));
+        let (mut qh, mut kh, vh) = (host(q), host(k), host(v));
+        host_attention::rotate(&mut qh, h, d, &cos, &sin);
+        host_attention::rotate(&mut kh, kv, d, &cos, &sin);
+        let geometry = Geometry { heads: h, kv_heads: kv, head_dim: d };
+        let mut out = vec![0f32; total * h * d];
+        for s in segments {
+            let (layer, past) = s.cache;
+            let rows = |buf: &[f32], heads: usize| buf[s.offset * heads * d..(s.offset + s.len) * heads * d].to_vec();
+            let (qs, ks, vs) = (rows(&qh, h), rows(&kh, kv), rows(&vh, kv));
+            let o = &mut out[s.offset * h * d..(s.offset + s.len) * h * d];
+            let hidden: Option<Vec<bool>> = s.mask.as_ref().map(|m| m.to_data().iter::<bool>().collect());
+            let done = s.len <= HOST_MAX_LEN
+                && layer
+                    .with_host_buffers(|keys, values, capacity| {
+                        host_attention::segment(geometry, past, &qs, &ks, &vs, hidden.as_deref(), keys, values, capacity, o)
+                    })
+                    .unwrap_or(false);
+            if !done {
+                // [len, heads, d] rows -> [1, heads, len, d]
+                let t = |rows: Vec<f32>, heads: usize| {
+                    Tensor::<B, 4>::from_data(TensorData::new(rows, [1, s.len, heads, d]), &device).swap_dims(1, 2)
+                };
+                let heads = self.attend_cached(t(qs, h), t(ks, kv), t(vs, kv), s.mask, Some((layer, past)));
+                o.copy_from_slice(&host(heads.swap_dims(1, 2).reshape([1, s.len, h * d])));
+            }
+        }
+        Tensor::from_data(TensorData::new(out, [1, total, h * d]), &device)
     }
 
     /// The query, key and value projections in one group.

@@ -160,6 +160,20 @@ impl<B: Backend> LayerCache<B> {
     }
 }
 
+impl<B: Backend> LayerCache<B> {
+    /// Runs `f` on the key and value buffers as host memory, `[n_kv_heads, capacity, head_dim]`
+    /// each (batch 1), with the capacity: `None` (and `f` not run) unless this is the CPU
+    /// backend holding f32 buffers of one row. A strided buffer is made plain first, once.
+    pub(crate) fn with_host_buffers<R>(&mut self, f: impl FnOnce(&mut [f32], &mut [f32], usize) -> R) -> Option<R> {
+        let keys = self.keys.take().expect("cache buffer present between calls");
+        let values = self.values.take().expect("cache buffer present between calls");
+        let (keys, values, out) = host::with_buffers(keys, values, f);
+        self.keys = Some(keys);
+        self.values = Some(values);
+        out
+    }
+}
+
 impl<B: Backend> KvCache<B> {
     /// Reorders (and duplicates) rows: row `i` of the result is old row `rows[i]`.
     /// Beam search uses it to follow the surviving beams.
@@ -201,6 +215,63 @@ mod host {
             let _ = start;
             Err((buf, new))
         }
+    }
+
+    /// See [`super::LayerCache::with_host_buffers`]: the buffers come back whatever happens.
+    pub(super) fn with_buffers<B: Backend, R>(
+        keys: Tensor<B, 4>,
+        values: Tensor<B, 4>,
+        f: impl FnOnce(&mut [f32], &mut [f32], usize) -> R,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>, Option<R>) {
+        #[cfg(feature = "flex")]
+        {
+            let [b, _, capacity, _] = keys.dims();
+            if b != 1 || keys.dtype() != DType::F32 || values.dtype() != DType::F32 {
+                return (keys, values, None);
+            }
+            let (mut k, mut v) = match (to_flex(keys), to_flex(values)) {
+                (Ok(k), Ok(v)) => (k, v),
+                (k, v) => return (k.map_or_else(|t| t, from_flex), v.map_or_else(|t| t, from_flex), None),
+            };
+            for t in [&mut k, &mut v] {
+                if !(t.layout().is_contiguous() && t.layout().start_offset() == 0) {
+                    *t = t.to_contiguous();
+                }
+            }
+            let out = f(k.storage_mut::<f32>(), v.storage_mut::<f32>(), capacity);
+            (from_flex(k), from_flex(v), Some(out))
+        }
+        #[cfg(not(feature = "flex"))]
+        {
+            let _ = f;
+            (keys, values, None)
+        }
+    }
+
+    /// The Flex tensor behind `t`, or `t` back when the backend is not Flex.
+    #[cfg(feature = "flex")]
+    fn to_flex<B: Backend>(t: Tensor<B, 4>) -> Result<burn_flex::FlexTensor, Tensor<B, 4>> {
+        use std::any::Any;
+        let prim = match t.into_primitive() {
+            TensorPrimitive::Float(p) => p,
+            other => return Err(Tensor::from_primitive(other)),
+        };
+        let boxed: Box<dyn Any> = Box::new(prim);
+        match boxed.downcast::<burn_flex::FlexTensor>() {
+            Ok(flex) => Ok(*flex),
+            Err(boxed) => {
+                let prim = *boxed.downcast::<B::FloatTensorPrimitive>().expect("boxed just above");
+                Err(Tensor::from_primitive(TensorPrimitive::Float(prim)))
+            }
+        }
+    }
+
+    /// The tensor of a Flex tensor that [`to_flex`] took from a `Tensor<B, 4>`.
+    #[cfg(feature = "flex")]
+    fn from_flex<B: Backend>(t: burn_flex::FlexTensor) -> Tensor<B, 4> {
+        let boxed: Box<dyn std::any::Any> = Box::new(t);
+        let prim = *boxed.downcast::<B::FloatTensorPrimitive>().expect("to_flex found B's float tensors to be Flex's");
+        Tensor::from_primitive(TensorPrimitive::Float(prim))
     }
 
     #[cfg(feature = "flex")]

@@ -184,7 +184,7 @@ pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Whether this CPU runs the AVX2+FMA copies of the kernels (checked once).
 #[cfg(target_arch = "x86_64")]
-pub(super) fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     use std::sync::OnceLock;
     static AVX2: OnceLock<bool> = OnceLock::new();
     *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
@@ -222,7 +222,7 @@ macro_rules! multiversion {
         }
     };
 }
-pub(super) use multiversion;
+pub(crate) use multiversion;
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@
 mod affine;
 mod fp4;
 pub mod ggml;
-mod kernels;
+pub(crate) mod kernels;
 mod linear;
 mod outlier;
 

@@ -14,7 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::metrics::Metrics;
 use super::sequence::{Progress, Sequence};
-use crate::error::Result;
+use crate::error::{LlmError, Result};
 use crate::generate::{CompiledConstraint, GenerationConfig};
 use crate::model::{CausalLm, PackedSequence};
 use crate::tokenizer::Tokenizer;
@@ -298,7 +298,7 @@ impl<B: Backend> Engine<B> {
         }
         let logits = self.model.forward_packed(&mut packed)?;
         drop(packed);
-        let host: Vec<f32> = logits.into_data().iter::<f32>().collect();
+        let host: Vec<f32> = logits.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| LlmError::Serve { what: "logits".into(), message: format!("{e:?}") })?;
         let mut rows = vec![];
         for (k, (i, range, sample)) in plan.into_iter().enumerate() {
             let s = &mut active[i];

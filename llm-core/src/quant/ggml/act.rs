@@ -21,6 +21,8 @@ pub struct ActRow {
     /// `[d_in / 32]` pairs `[d, d·Σq]` of each block (the step and the block's value sum), as
     /// llama.cpp's Q8_1 keeps them: a weight's minimum term needs only a multiply.
     pub ds: Vec<[f32; 2]>,
+    /// `[d_in / 32]` the second of each pair of `ds` (`d·Σq`), contiguous for vector loads.
+    pub s: Vec<f32>,
 }
 
 impl ActRow {
@@ -41,11 +43,55 @@ impl ActRow {
         quantize_blocks(x, &mut self.d, &mut self.qs, &mut self.sums);
         self.ds.clear();
         self.ds.extend(self.d.iter().zip(self.sums.chunks_exact(2)).map(|(&d, s)| [d, d * (s[0] + s[1]) as f32]));
+        self.s.clear();
+        self.s.extend(self.ds.iter().map(|p| p[1]));
     }
 
     /// The value the codes stand for: `[d_in]`.
     pub fn dequantize(&self) -> Vec<f32> {
         self.qs.iter().enumerate().map(|(i, &q)| self.d[i / QA] * f32::from(q)).collect()
+    }
+}
+
+/// Rows of a tile: the lanes of the tile kernels' registers.
+pub const TILE: usize = 8;
+
+/// Up to [`TILE`] quantized rows interleaved so that one register holds the same four codes,
+/// step or sum of every row of the tile (lane `r` is row `r`; rows past the last are zero).
+#[derive(Debug, Clone)]
+pub struct ActTile {
+    /// `[blocks][8][TILE]`: the codes of values `4k..4k + 4` of each block, as one `i32` per row.
+    pub codes: Vec<i32>,
+    /// `[blocks][TILE]` steps.
+    pub d: Vec<f32>,
+    /// `[blocks][TILE]` `d·Σq` of each block.
+    pub s: Vec<f32>,
+    /// How many of the lanes hold rows.
+    pub rows: usize,
+}
+
+impl ActTile {
+    /// The tile of `rows` (1 to [`TILE`] rows of one width).
+    pub fn new(rows: &[ActRow]) -> Self {
+        debug_assert!(!rows.is_empty() && rows.len() <= TILE);
+        let blocks = rows[0].d.len();
+        let mut t = Self { codes: vec![0; blocks * 8 * TILE], d: vec![0.0; blocks * TILE], s: vec![0.0; blocks * TILE], rows: rows.len() };
+        for (r, a) in rows.iter().enumerate() {
+            for b in 0..blocks {
+                for k in 0..8 {
+                    let q = &a.qs[QA * b + 4 * k..QA * b + 4 * k + 4];
+                    t.codes[(b * 8 + k) * TILE + r] = i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]);
+                }
+                t.d[b * TILE + r] = a.d[b];
+                t.s[b * TILE + r] = a.s[b];
+            }
+        }
+        t
+    }
+
+    /// Blocks of 32 per row.
+    pub fn blocks(&self) -> usize {
+        self.d.len() / TILE
     }
 }
 

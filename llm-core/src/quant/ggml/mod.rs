@@ -7,12 +7,14 @@ pub mod act;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 pub mod dot;
+#[cfg(target_arch = "x86_64")]
+mod tile;
 
 use rayon::prelude::*;
 
 use super::kernels::multiversion;
 
-pub use act::ActRow;
+pub use act::{ActRow, ActTile, TILE};
 pub use dot::block_elems;
 
 use crate::error::{LlmError, Result};
@@ -46,46 +48,61 @@ pub fn matmul_group(weights: &[&GgmlWeight], x: &[f32], rows: usize) -> Vec<Vec<
     if rows == 0 {
         return weights.iter().map(|_| vec![]).collect();
     }
-    let acts: Vec<ActRow> = x.chunks_exact(d_in).map(ActRow::from_row).collect();
-    // Tasks: (weight, first output row, row count), a few per thread over all the weights.
-    let total_rows: usize = weights.iter().map(|w| w.d_out).sum();
-    let per_task = rows_per_task(total_rows);
-    let tasks: Vec<(usize, usize, usize)> = weights
-        .iter()
-        .enumerate()
-        .flat_map(|(i, w)| (0..w.d_out).step_by(per_task).map(move |r| (i, r, per_task.min(w.d_out - r))))
-        .collect();
-    let run = |&(i, r, n): &(usize, usize, usize)| {
-        let w = weights[i];
-        let mut out = vec![0f32; n * rows];
-        match simd_kernel(w.ty, w.force_scalar) {
-            Some(k) => rows_dot_simd(k, simd_kernel4(w.ty, w.force_scalar), &w.data, w.row_bytes, r, &acts, &mut out),
-            None => rows_dot(w.ty, &w.data, w.row_bytes, r, &acts, &mut out),
-        }
-        out
-    };
+    let tiled = weights.iter().any(|w| simd_kernels(w.ty, w.force_scalar).is_some_and(|k| k.tile.is_some()));
+    let acts = Acts::new(x, d_in, tiled);
     let bytes: usize = weights.iter().map(|w| w.data.len()).sum();
-    let parts: Vec<Vec<f32>> = if bytes * rows < SERIAL_BYTES { tasks.iter().map(run).collect() } else { tasks.par_iter().map(run).collect() };
-    let mut outs: Vec<Vec<f32>> = weights.iter().map(|w| Vec::with_capacity(w.d_out * rows)).collect();
-    for (&(i, _, _), part) in tasks.iter().zip(parts) {
-        outs[i].extend(part);
-    }
-    // `[d_out, rows]` -> `[rows, d_out]` as `matmul` returns it.
-    outs.into_iter().zip(weights).map(|(o, w)| transpose_rows(o, w.d_out, rows)).collect()
+    let d_outs: Vec<usize> = weights.iter().map(|w| w.d_out).collect();
+    fill_group(&d_outs, rows, bytes * rows < SERIAL_BYTES, |i, first, cols| weights[i].rows_dot(first, &acts, cols))
 }
 
-/// `[d_out, rows]` -> `[rows, d_out]`.
-fn transpose_rows(out: Vec<f32>, d_out: usize, rows: usize) -> Vec<f32> {
-    if rows == 1 {
-        return out;
+/// `[rows, d_out_i]` per output `i`, computed by `task(i, first, cols)`, which fills `cols`
+/// (`[n, rows]`: output rows `first..first + n` of output `i` against every input row). Tasks
+/// take a few output rows each over all the outputs, in parallel unless `serial`, and each
+/// writes its columns into the results itself.
+fn fill_group(d_outs: &[usize], rows: usize, serial: bool, task: impl Fn(usize, usize, &mut [f32]) + Sync) -> Vec<Vec<f32>> {
+    let per_task = rows_per_task(d_outs.iter().sum());
+    let tasks: Vec<(usize, usize, usize)> = d_outs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &d)| (0..d).step_by(per_task).map(move |r| (i, r, per_task.min(d - r))))
+        .collect();
+    let mut outs: Vec<Vec<f32>> = d_outs.iter().map(|&d| vec![0f32; d * rows]).collect();
+    let targets: Vec<Target> = outs.iter_mut().map(|o| Target(o.as_mut_ptr(), o.len())).collect();
+    let run = |&(i, first, n): &(usize, usize, usize)| {
+        let mut cols = vec![0f32; n * rows];
+        task(i, first, &mut cols);
+        // SAFETY: task `(i, first, n)` alone writes columns `first..first + n` of output `i`
+        // (the tasks split each output's rows without overlap), and `outs` outlives the tasks.
+        unsafe { targets[i].write_columns(d_outs[i], first, rows, &cols) };
+    };
+    if serial {
+        tasks.iter().for_each(run);
+    } else {
+        tasks.par_iter().for_each(run);
     }
-    let mut t = vec![0f32; out.len()];
-    for (o, col) in out.chunks_exact(rows).enumerate() {
-        for (r, &v) in col.iter().enumerate() {
-            t[r * d_out + o] = v;
+    outs
+}
+
+/// A `[rows, d_out]` result (pointer, length) that parallel tasks fill at disjoint columns.
+struct Target(*mut f32, usize);
+
+// SAFETY: the tasks that share a `Target` write disjoint elements (see `fill_group`).
+unsafe impl Sync for Target {}
+unsafe impl Send for Target {}
+
+impl Target {
+    /// Writes `cols` (`[n, rows]`) as columns `first..first + n` of the `[rows, d_out]` result.
+    ///
+    /// # Safety
+    /// No other thread writes these columns at the same time.
+    unsafe fn write_columns(&self, d_out: usize, first: usize, rows: usize, cols: &[f32]) {
+        assert!(rows * d_out <= self.1 && first + cols.len() / rows.max(1) <= d_out, "columns inside the result");
+        for (j, col) in cols.chunks_exact(rows).enumerate() {
+            for (r, &v) in col.iter().enumerate() {
+                *self.0.add(r * d_out + first + j) = v;
+            }
         }
     }
-    t
 }
 
 /// Below this much work (weight bytes times input rows) a matmul runs on the calling thread:
@@ -153,27 +170,10 @@ impl GgmlWeight {
         if rows == 0 || self.d_out == 0 {
             return vec![0f32; rows * self.d_out];
         }
-        let acts: Vec<ActRow> = x.chunks_exact(self.d_in).map(ActRow::from_row).collect();
-        transpose_rows(self.matmul_quantized(&acts), self.d_out, rows)
-    }
-
-    /// `[d_out, rows]`: every output row against every quantized input row.
-    fn matmul_quantized(&self, acts: &[ActRow]) -> Vec<f32> {
-        let rows = acts.len();
-        let mut out = vec![0f32; self.d_out * rows];
-        let kernel = simd_kernel(self.ty, self.force_scalar);
-        let kernel4 = simd_kernel4(self.ty, self.force_scalar);
-        let run = |first: usize, chunk: &mut [f32]| match kernel {
-            Some(k) => rows_dot_simd(k, kernel4, &self.data, self.row_bytes, first, acts, chunk),
-            None => rows_dot(self.ty, &self.data, self.row_bytes, first, acts, chunk),
-        };
-        if self.data.len() * rows < SERIAL_BYTES {
-            run(0, &mut out);
-            return out;
-        }
-        let per_task = rows_per_task(self.d_out);
-        out.par_chunks_mut(per_task * rows).enumerate().for_each(|(task, chunk)| run(task * per_task, chunk));
-        out
+        let tiled = simd_kernels(self.ty, self.force_scalar).is_some_and(|k| k.tile.is_some());
+        let acts = Acts::new(x, self.d_in, tiled);
+        let serial = self.data.len() * rows < SERIAL_BYTES;
+        fill_group(&[self.d_out], rows, serial, |_, first, cols| self.rows_dot(first, &acts, cols)).remove(0)
     }
 
     /// `x · Wᵀ` with the input kept in f32 (each block's codes widened in registers, no 8-bit
@@ -192,19 +192,26 @@ impl GgmlWeight {
         if rows == 0 || self.d_out == 0 {
             return Some(vec![0f32; rows * self.d_out]);
         }
-        let simd = simd_kernel(self.ty, self.force_scalar).is_some();
-        let per_task = rows_per_task(self.d_out);
-        let mut cols = vec![0f32; rows * self.d_out];
-        cols.par_chunks_mut(per_task * rows).enumerate().for_each(|(task, chunk)| {
-            for (i, col) in chunk.chunks_exact_mut(rows).enumerate() {
-                let w = self.row(task * per_task + i);
+        let simd = simd_kernels(self.ty, self.force_scalar).is_some();
+        let out = fill_group(&[self.d_out], rows, false, |_, first, cols| {
+            for (i, col) in cols.chunks_exact_mut(rows).enumerate() {
+                let w = self.row(first + i);
                 let done = q8_0_f32_dot4(simd, w, x, self.d_in, col);
                 for (y, xr) in col[done..].iter_mut().zip(x.chunks_exact(self.d_in).skip(done)) {
                     *y = q8_0_f32_dot(simd, w, xr);
                 }
             }
         });
-        Some(transpose_rows(cols, self.d_out, rows))
+        Some(out.into_iter().next().expect("one output"))
+    }
+
+    /// Output rows `first..` (as many as `out` holds, `[n, rows]`) against every input row,
+    /// through this CPU's fastest kernels for the type.
+    fn rows_dot(&self, first: usize, acts: &Acts, out: &mut [f32]) {
+        match simd_kernels(self.ty, self.force_scalar) {
+            Some(k) => rows_dot_simd(k, &self.data, self.row_bytes, first, acts, out),
+            None => rows_dot(self.ty, &self.data, self.row_bytes, first, &acts.rows, out),
+        }
     }
 
     /// The same weight computed by the portable kernels only (the reference the SIMD kernels
@@ -222,69 +229,115 @@ fn rows_per_task(d_out: usize) -> usize {
     d_out.div_ceil(tasks).max(ROWS_PER_TASK)
 }
 
+/// The input rows of a matmul, quantized once, and interleaved into tiles of [`TILE`] rows
+/// where the weights have a tile kernel.
+struct Acts {
+    rows: Vec<ActRow>,
+    /// Tiles of rows `0..TILE * tiles.len()` (the last may be partial), when built.
+    tiles: Vec<ActTile>,
+}
+
+/// Rows below which a partial tile costs more than the four-row and one-row kernels (a tile
+/// kernel does the work of eight rows whatever it holds, about what four rows cost apart).
+const TILE_MIN_ROWS: usize = 5;
+
+impl Acts {
+    /// `x` (`[rows, d_in]`) quantized; tiled when `tiled`.
+    fn new(x: &[f32], d_in: usize, tiled: bool) -> Self {
+        let rows: Vec<ActRow> = x.chunks_exact(d_in).map(ActRow::from_row).collect();
+        let mut tiles = vec![];
+        if tiled {
+            let whole = rows.len() / TILE * TILE;
+            let end = if rows.len() - whole >= TILE_MIN_ROWS { rows.len() } else { whole };
+            tiles = rows[..end].chunks(TILE).map(ActTile::new).collect();
+        }
+        Self { rows, tiles }
+    }
+
+    /// Rows the tiles hold.
+    fn tiled_rows(&self) -> usize {
+        self.tiles.iter().map(|t| t.rows).sum()
+    }
+}
+
 /// One stored row · one activation row, compiled for an instruction set.
 type RowDot = unsafe fn(&[u8], &ActRow) -> f32;
-
-/// The SIMD row kernel for `ty` this CPU runs, if any.
-#[allow(unused_variables)]
-fn simd_kernel(ty: GgmlType, force_scalar: bool) -> Option<RowDot> {
-    #[cfg(target_arch = "x86_64")]
-    if !force_scalar && avx2::available() {
-        return Some(match ty {
-            GgmlType::Q4_0 => avx2::q4_0,
-            GgmlType::Q4_1 => avx2::q4_1,
-            GgmlType::Q5_0 => avx2::q5_0,
-            GgmlType::Q5_1 => avx2::q5_1,
-            GgmlType::Q8_0 => avx2::q8_0,
-            GgmlType::Q2_K => avx2::q2_k,
-            GgmlType::Q3_K => avx2::q3_k,
-            GgmlType::Q4_K => avx2::q4_k,
-            GgmlType::Q5_K => avx2::q5_k,
-            GgmlType::Q6_K => avx2::q6_k,
-            _ => return None,
-        });
-    }
-    None
-}
 
 /// One stored row · four activation rows (each block unpacked once), for batched decoding.
 type RowDot4 = unsafe fn(&[u8], [&ActRow; 4]) -> [f32; 4];
 
-/// The four-row SIMD kernel for `ty`, where one exists (its results equal the one-row
-/// kernel's bit for bit).
+/// One stored row · a tile of [`TILE`] activation rows.
+type TileDot = unsafe fn(&[u8], &ActTile) -> [f32; TILE];
+
+/// The SIMD kernels of a type on this CPU. The batched ones (`four`, `tile`) give each row
+/// exactly what `one` gives it, bit for bit.
+#[derive(Clone, Copy)]
+struct Kernels {
+    one: RowDot,
+    four: Option<RowDot4>,
+    tile: Option<TileDot>,
+}
+
+/// The SIMD kernels for `ty` this CPU runs, if any (AVX2; Q4_0 and Q4_1's tile kernels through
+/// AVX-512 VNNI where the CPU has it).
 #[allow(unused_variables)]
-fn simd_kernel4(ty: GgmlType, force_scalar: bool) -> Option<RowDot4> {
+fn simd_kernels(ty: GgmlType, force_scalar: bool) -> Option<Kernels> {
     #[cfg(target_arch = "x86_64")]
     if !force_scalar && avx2::available() {
-        return match ty {
-            GgmlType::Q4_0 => Some(avx2::q4_0_x4),
-            GgmlType::Q4_1 => Some(avx2::q4_1_x4),
+        let (one, four): (RowDot, Option<RowDot4>) = match ty {
+            GgmlType::Q4_0 => (avx2::q4_0, Some(avx2::q4_0_x4)),
+            GgmlType::Q4_1 => (avx2::q4_1, Some(avx2::q4_1_x4)),
+            GgmlType::Q5_0 => (avx2::q5_0, None),
+            GgmlType::Q5_1 => (avx2::q5_1, None),
+            GgmlType::Q8_0 => (avx2::q8_0, None),
+            GgmlType::Q2_K => (avx2::q2_k, None),
+            GgmlType::Q3_K => (avx2::q3_k, None),
+            GgmlType::Q4_K => (avx2::q4_k, None),
+            GgmlType::Q5_K => (avx2::q5_k, None),
+            GgmlType::Q6_K => (avx2::q6_k, None),
+            _ => return None,
+        };
+        let vnni = tile::vnni_available();
+        let tile: Option<TileDot> = match ty {
+            GgmlType::Q4_0 => Some(if vnni { tile::q4_0_vnni } else { tile::q4_0 }),
+            GgmlType::Q4_1 => Some(if vnni { tile::q4_1_vnni } else { tile::q4_1 }),
             _ => None,
         };
+        return Some(Kernels { one, four, tile });
     }
     None
 }
 
-/// [`rows_dot`] through a SIMD row kernel, four activation rows at a time where `kernel4` is
-/// given.
-fn rows_dot_simd(kernel: RowDot, kernel4: Option<RowDot4>, data: &[u8], row_bytes: usize, first: usize, acts: &[ActRow], out: &mut [f32]) {
-    let rows = acts.len();
+/// [`rows_dot`] through SIMD kernels: the tiled rows through the tile kernel, the others four
+/// at a time where a four-row kernel exists, the rest one by one.
+fn rows_dot_simd(k: Kernels, data: &[u8], row_bytes: usize, first: usize, acts: &Acts, out: &mut [f32]) {
+    let rows = acts.rows.len();
+    let tiled = if k.tile.is_some() { acts.tiled_rows() } else { 0 };
     for (i, col) in out.chunks_exact_mut(rows).enumerate() {
         let w = &data[(first + i) * row_bytes..(first + i + 1) * row_bytes];
-        let mut done = 0;
-        if let Some(k4) = kernel4 {
-            for (ys, a) in col.chunks_exact_mut(4).zip(acts.chunks_exact(4)) {
-                // SAFETY: as below; `simd_kernel4` checked the same instruction sets.
-                let y = unsafe { k4(w, [&a[0], &a[1], &a[2], &a[3]]) };
-                ys.copy_from_slice(&y);
-                done += 4;
+        if let (Some(kt), true) = (k.tile, tiled > 0) {
+            for (ys, t) in col.chunks_mut(TILE).zip(&acts.tiles) {
+                // SAFETY: `simd_kernels` returned this kernel only after checking the CPU's
+                // instruction sets at run time; `w` holds whole blocks of the kernel's type and
+                // the tile was quantized from rows of as many values.
+                let y = unsafe { kt(w, t) };
+                ys[..t.rows].copy_from_slice(&y[..t.rows]);
             }
         }
-        for (y, a) in col[done..].iter_mut().zip(&acts[done..]) {
-            // SAFETY: `simd_kernel` returned this kernel only after checking at run time that
+        let mut done = tiled;
+        if let Some(k4) = k.four {
+            for (ys, a) in col[done..].chunks_exact_mut(4).zip(acts.rows[done..].chunks_exact(4)) {
+                // SAFETY: as below; `simd_kernels` checked the same instruction sets.
+                let y = unsafe { k4(w, [&a[0], &a[1], &a[2], &a[3]]) };
+                ys.copy_from_slice(&y);
+            }
+            done += (rows - done) / 4 * 4;
+        }
+        for (y, a) in col[done..].iter_mut().zip(&acts.rows[done..]) {
+            // SAFETY: `simd_kernels` returned this kernel only after checking at run time that
             // the CPU has its instruction set; `w` holds whole blocks of the kernel's type and
             // `a` was quantized from a row of `d_in` values, so every load is in bounds.
-            *y = unsafe { kernel(w, a) };
+            *y = unsafe { (k.one)(w, a) };
         }
     }
 }
@@ -318,11 +371,11 @@ fn q8_0_f32_dot4(simd: bool, w: &[u8], x: &[f32], d_in: usize, col: &mut [f32]) 
     done
 }
 
-/// A Q8_0 row · a float row, through AVX2 when `simd` (checked by [`simd_kernel`]).
+/// A Q8_0 row · a float row, through AVX2 when `simd` (checked by [`simd_kernels`]).
 fn q8_0_f32_dot(simd: bool, w: &[u8], x: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if simd {
-        // SAFETY: `simd` is true only where `simd_kernel` found AVX2, FMA and F16C at run time;
+        // SAFETY: `simd` is true only where `simd_kernels` found AVX2, FMA and F16C at run time;
         // `w` is a whole Q8_0 row of `x.len()` values.
         return unsafe { avx2::q8_0_f32(w, x) };
     }

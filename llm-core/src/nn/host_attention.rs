@@ -1,0 +1,197 @@
+//! Attention of short packed segments (decode steps, speculative verification) on the CPU
+//! backend, reading and writing each sequence's cache buffers in place: no strided cache
+//! view is copied to contiguous memory, no per-head tensor is split, narrowed or joined, and
+//! the rotary embedding runs once over the packed row's rows.
+//!
+//! The arithmetic is what [`super::Attention`]'s plain kernel computes: the rotary embedding
+//! as [`super::apply_rotary`] does it (`x·cos + rotate_half(x)·sin`, each product and the sum
+//! rounded in f32, so the cached keys are the same bits), then per query head
+//! `softmax(q·kᵀ·scale)·v` over the keys the mask leaves visible, in f32 with its own
+//! summation order. A sequence's short forwards take this path whether it runs alone
+//! ([`super::Attention::heads`] with a cache) or packed with others, so on the CPU a sequence
+//! gets the same bits either way: the 8-bit activations of the GGML kernels would turn any
+//! difference of summation order into a flipped code and a visible change of the logits.
+
+use crate::quant::kernels::multiversion;
+
+/// Segments up to this many new tokens run here; longer ones (prompt chunks) go through the
+/// backend's fused attention, whose matrix products pay at that size.
+pub(crate) const HOST_MAX_LEN: usize = 8;
+
+/// The shape of one layer's attention.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Geometry {
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Width of a head.
+    pub head_dim: usize,
+}
+
+/// `x` (`[rows, heads, d]` row-major) rotated in place by the tables `cos`, `sin`
+/// (`[rows, d]`), as [`super::apply_rotary`] computes it.
+pub(crate) fn rotate(x: &mut [f32], heads: usize, d: usize, cos: &[f32], sin: &[f32]) {
+    let half = d / 2;
+    for ((row, c), s) in x.chunks_exact_mut(heads * d).zip(cos.chunks_exact(d)).zip(sin.chunks_exact(d)) {
+        for head in row.chunks_exact_mut(d) {
+            for i in 0..half {
+                let (x1, x2) = (head[i], head[i + half]);
+                head[i] = x1 * c[i] + (-x2) * s[i];
+                head[i + half] = x2 * c[i + half] + x1 * s[i + half];
+            }
+        }
+    }
+}
+
+/// One segment's attention: writes its rotated keys and values (`k`, `v`: `[len, kv_heads, d]`)
+/// into the cache buffers (`[kv_heads, capacity, d]`) at `past..past + len`, then attends its
+/// queries (`q`: `[len, heads, d]`) over positions `0..past + len` into `out` (`[len, heads, d]`).
+/// `mask` (`[len, past + len]`, true = hidden) is the layer's; `None` shows query `i` every key
+/// up to its own position. Returns false (and touches nothing) when the buffers do not hold
+/// `[kv_heads, capacity, d]`, the new positions do not fit or the mask has another size.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn segment(
+    g: Geometry,
+    past: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[bool]>,
+    keys: &mut [f32],
+    values: &mut [f32],
+    capacity: usize,
+    out: &mut [f32],
+) -> bool {
+    let (h, kv, d) = (g.heads, g.kv_heads, g.head_dim);
+    let len = q.len() / (h * d);
+    let total = past + len;
+    let need = kv * capacity * d;
+    if keys.len() < need || values.len() < need || total > capacity || h % kv != 0 || mask.is_some_and(|m| m.len() != len * total) {
+        return false;
+    }
+    for (i, (kr, vr)) in k.chunks_exact(kv * d).zip(v.chunks_exact(kv * d)).enumerate() {
+        for head in 0..kv {
+            let at = (head * capacity + past + i) * d;
+            keys[at..at + d].copy_from_slice(&kr[head * d..(head + 1) * d]);
+            values[at..at + d].copy_from_slice(&vr[head * d..(head + 1) * d]);
+        }
+    }
+    let scale = (d as f64).powf(-0.5) as f32;
+    let rep = h / kv;
+    let mut scores = Vec::new();
+    for i in 0..len {
+        // Keys 0..=last are scored; those the mask hides get no weight.
+        let hidden = mask.map(|m| &m[i * total..(i + 1) * total]);
+        let last = hidden.map_or(past + i, |m| m.iter().rposition(|&x| !x).unwrap_or(0));
+        for head in 0..h {
+            let group = head / rep;
+            let qh = &q[(i * h + head) * d..(i * h + head + 1) * d];
+            let ks = &keys[group * capacity * d..(group * capacity + last + 1) * d];
+            let vs = &values[group * capacity * d..(group * capacity + last + 1) * d];
+            let o = &mut out[(i * h + head) * d..(i * h + head + 1) * d];
+            attend_one(qh, ks, vs, hidden.unwrap_or(&[]), scale, &mut scores, o);
+        }
+    }
+    true
+}
+
+multiversion! {
+    fn attend_one(q: &[f32], keys: &[f32], values: &[f32], hidden: &[bool], scale: f32, scores: &mut Vec<f32>, out: &mut [f32]) {
+        let d = q.len();
+        scores.clear();
+        scores.extend(keys.chunks_exact(d).map(|k| dot(q, k) * scale));
+        for (s, _) in scores.iter_mut().zip(hidden).filter(|(_, &h)| h) {
+            *s = f32::NEG_INFINITY;
+        }
+        let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        out.fill(0.0);
+        if max == f32::NEG_INFINITY {
+            return;
+        }
+        let mut sum = 0f32;
+        for s in scores.iter_mut() {
+            *s = (*s - max).exp();
+            sum += *s;
+        }
+        for (p, vrow) in scores.iter().zip(values.chunks_exact(d)) {
+            for (o, &x) in out.iter_mut().zip(vrow) {
+                *o += p * x;
+            }
+        }
+        let inv = 1.0 / sum;
+        for o in out.iter_mut() {
+            *o *= inv;
+        }
+    }
+}
+
+/// `Σ a·b` in eight running sums (so the loop vectorizes), summed at the end.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against the textbook softmax attention in f64, with a window and grouped heads.
+    #[test]
+    fn segment_attention_is_softmax_attention() {
+        let g = Geometry { heads: 4, kv_heads: 2, head_dim: 12 };
+        let (past, len, capacity) = (6, 3, 16);
+        let val = |i: usize| ((i * 37 % 101) as f32 / 50.0) - 1.0;
+        let mut keys: Vec<f32> = (0..2 * capacity * 12).map(|i| val(i + 3)).collect();
+        let mut values: Vec<f32> = (0..2 * capacity * 12).map(|i| val(i + 11)).collect();
+        let q: Vec<f32> = (0..len * 4 * 12).map(|i| val(i + 29)).collect();
+        let k: Vec<f32> = (0..len * 2 * 12).map(|i| val(i + 41)).collect();
+        let v: Vec<f32> = (0..len * 2 * 12).map(|i| val(i + 53)).collect();
+        // Causal with a window of 5, and key 1 hidden as padding.
+        let total = past + len;
+        let hidden = |i: usize, j: usize| j > past + i || past + i >= j + 5 || j == 1;
+        let mask: Vec<bool> = (0..len).flat_map(|i| (0..total).map(move |j| hidden(i, j))).collect();
+        let mut out = vec![0f32; q.len()];
+        assert!(segment(g, past, &q, &k, &v, Some(&mask), &mut keys, &mut values, capacity, &mut out));
+        for i in 0..len {
+            for head in 0..4 {
+                let group = head / 2;
+                let row = |buf: &[f32], j: usize| buf[(group * capacity + j) * 12..(group * capacity + j + 1) * 12].to_vec();
+                let qh = &q[(i * 4 + head) * 12..(i * 4 + head + 1) * 12];
+                let visible: Vec<usize> = (0..total).filter(|&j| !hidden(i, j)).collect();
+                let s: Vec<f64> = visible
+                    .iter()
+                    .map(|&j| row(&keys, j).iter().zip(qh).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() / 12f64.sqrt())
+                    .collect();
+                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for c in 0..12 {
+                    let want: f64 = visible.iter().zip(&e).map(|(&j, w)| w / z * row(&values, j)[c] as f64).sum();
+                    let got = out[(i * 4 + head) * 12 + c] as f64;
+                    assert!((got - want).abs() < 1e-5, "query {i} head {head} [{c}]: {got} vs {want}");
+                }
+            }
+        }
+        // The new keys landed at past..past + len of their head's rows.
+        assert_eq!(&keys[(capacity + past) * 12..(capacity + past + 1) * 12], &k[12..24]);
+    }
+
+    #[test]
+    fn a_segment_past_the_capacity_or_with_a_wrong_mask_is_refused() {
+        let g = Geometry { heads: 2, kv_heads: 1, head_dim: 4 };
+        let (mut keys, mut values, mut out) = (vec![0f32; 8], vec![0f32; 8], vec![0f32; 8]);
+        assert!(!segment(g, 2, &[0.0; 8], &[0.0; 4], &[0.0; 4], None, &mut keys, &mut values, 2, &mut out));
+        // A mask of the wrong size.
+        let (mut keys, mut values) = (vec![0f32; 16], vec![0f32; 16]);
+        assert!(!segment(g, 1, &[0.0; 8], &[0.0; 4], &[0.0; 4], Some(&[false; 3]), &mut keys, &mut values, 4, &mut out));
+    }
+}
