@@ -277,36 +277,25 @@ mod host {
     #[cfg(feature = "flex")]
     #[allow(clippy::type_complexity)]
     fn flex<B: Backend>(buf: Tensor<B, 4>, start: usize, new: Tensor<B, 4>) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
-        use std::any::Any;
         let [b, h, capacity, d] = buf.dims();
         let s = new.dims()[2];
         if buf.dtype() != DType::F32 || new.dtype() != DType::F32 || start + s > capacity {
             return Err((buf, new));
         }
-        let prim = match buf.into_primitive() {
-            TensorPrimitive::Float(t) => t,
-            other => return Err((Tensor::from_primitive(other), new)),
-        };
-        let mut boxed: Box<dyn Any> = Box::new(prim);
-        let Some(t) = boxed.downcast_mut::<burn_flex::FlexTensor>() else {
-            let prim = *boxed.downcast::<B::FloatTensorPrimitive>().expect("boxed just above");
-            return Err((Tensor::from_primitive(TensorPrimitive::Float(prim)), new));
+        let mut t = match to_flex(buf) {
+            Ok(t) => t,
+            Err(buf) => return Err((buf, new)),
         };
         let plain = t.layout().is_contiguous() && t.layout().start_offset() == 0 && t.layout().num_elements() == b * h * capacity * d;
-        if plain {
-            let src = new.clone().into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32 above");
-            let dst = t.storage_mut::<f32>();
-            for row in 0..b * h {
-                let at = (row * capacity + start) * d;
-                dst[at..at + s * d].copy_from_slice(&src[row * s * d..(row + 1) * s * d]);
-            }
+        if !plain {
+            return Err((from_flex(t), new));
         }
-        let prim = *boxed.downcast::<B::FloatTensorPrimitive>().expect("boxed just above");
-        let buf = Tensor::from_primitive(TensorPrimitive::Float(prim));
-        if plain {
-            Ok(buf)
-        } else {
-            Err((buf, new))
+        let src = new.into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32 above");
+        let dst = t.storage_mut::<f32>();
+        for row in 0..b * h {
+            let at = (row * capacity + start) * d;
+            dst[at..at + s * d].copy_from_slice(&src[row * s * d..(row + 1) * s * d]);
         }
+        Ok(from_flex(t))
     }
 }
