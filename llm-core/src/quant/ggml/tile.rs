@@ -5,7 +5,8 @@
 //! its scales are applied to eight rows in one instruction.
 //!
 //! Each row's result is, bit for bit, what [`super::avx2`]'s one-row kernel gives that row
-//! alone (the server's answers do not depend on what else it is decoding). That kernel keeps
+//! alone (a decode row of the server does not depend on what else shares its step, while the
+//! step stays on the integer path: up to 32 rows in all). That kernel keeps
 //! eight partial sums per row, lane `k` summing values `4k..4k + 4` of every block
 //! (`acc_k = fma(d·dₓ, Σ₄ q·qₓ, acc_k)`), the minimum's terms `m·dₓΣqₓ` in a separate sum, and
 //! adds them as `((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)) + mins`; here register `k` holds
