@@ -1,5 +1,6 @@
-//! Attention of short packed segments (decode steps, speculative verification) on the CPU
-//! backend, reading and writing each sequence's cache buffers in place: no strided cache
+//! Attention of short forwards with a cache (decode steps, speculative verification), alone or
+//! packed with other sequences, on the CPU backend, reading and writing each sequence's cache
+//! buffers in place: no strided cache
 //! view is copied to contiguous memory, no per-head tensor is split, narrowed or joined, and
 //! the rotary embedding runs once over the packed row's rows.
 //!
@@ -183,6 +184,29 @@ mod tests {
         }
         // The new keys landed at past..past + len of their head's rows.
         assert_eq!(&keys[(capacity + past) * 12..(capacity + past + 1) * 12], &k[12..24]);
+    }
+
+    /// The host rotation is Burn's `apply_rotary`, bit for bit (keys cached by a long prompt's
+    /// Burn path and by later host steps must agree).
+    #[cfg(feature = "flex")]
+    #[test]
+    fn rotate_is_apply_rotary_bit_for_bit() {
+        use crate::config::{RopeConfig, RopeScaling};
+        use crate::nn::{apply_rotary, RotaryEmbedding};
+        use burn::tensor::{DType, Tensor, TensorData};
+        type F = burn::backend::Flex;
+        let (heads, rows, d) = (3, 5, 16);
+        let rope = RotaryEmbedding::new(&RopeConfig { rope_theta: 10_000.0, scaling: RopeScaling::Default }, d);
+        let device = Default::default();
+        let tables = rope.tables::<F>(&[vec![0, 7, 8, 31, 300]], DType::F32, &device);
+        let x: Vec<f32> = (0..heads * rows * d).map(|i| ((i * 37 % 101) as f32 / 25.0) - 2.0).collect();
+        // Burn: [1, heads, rows, d]; host: [rows, heads, d].
+        let burn = apply_rotary(Tensor::<F, 4>::from_data(TensorData::new(x.clone(), [1, heads, rows, d]), &device), &tables);
+        let burn = burn.swap_dims(1, 2).into_data().convert::<f32>().into_vec::<f32>().unwrap();
+        let mut host: Vec<f32> = (0..rows).flat_map(|r| (0..heads).flat_map(move |h| (0..d).map(move |c| (h, r, c)))).map(|(h, r, c)| x[(h * rows + r) * d + c]).collect();
+        let table = |t: &Tensor<F, 4>| t.clone().into_data().convert::<f32>().into_vec::<f32>().unwrap();
+        rotate(&mut host, heads, d, &table(&tables.cos), &table(&tables.sin));
+        assert!(host == burn, "host rotation differs from apply_rotary");
     }
 
     #[test]
