@@ -163,20 +163,20 @@ impl<B: Backend> Attention<B> {
         let mut out = vec![0f32; total * h * d];
         for s in segments {
             let (layer, past) = s.cache;
-            let rows = |buf: &[f32], heads: usize| buf[s.offset * heads * d..(s.offset + s.len) * heads * d].to_vec();
-            let (qs, ks, vs) = (rows(&qh, h), rows(&kh, kv), rows(&vh, kv));
+            let rows = |heads: usize| s.offset * heads * d..(s.offset + s.len) * heads * d;
+            let (qs, ks, vs) = (&qh[rows(h)], &kh[rows(kv)], &vh[rows(kv)]);
             let o = &mut out[s.offset * h * d..(s.offset + s.len) * h * d];
             let hidden: Option<Vec<bool>> = s.mask.as_ref().map(|m| m.to_data().iter::<bool>().collect());
             let done = s.len <= HOST_MAX_LEN
                 && layer
                     .with_host_buffers(|keys, values, capacity| {
-                        host_attention::segment(geometry, past, &qs, &ks, &vs, hidden.as_deref(), keys, values, capacity, o)
+                        host_attention::segment(geometry, past, qs, ks, vs, hidden.as_deref(), keys, values, capacity, o)
                     })
                     .unwrap_or(false);
             if !done {
                 // [len, heads, d] rows -> [1, heads, len, d]
-                let t = |rows: Vec<f32>, heads: usize| {
-                    Tensor::<B, 4>::from_data(TensorData::new(rows, [1, s.len, heads, d]), &device).swap_dims(1, 2)
+                let t = |rows: &[f32], heads: usize| {
+                    Tensor::<B, 4>::from_data(TensorData::new(rows.to_vec(), [1, s.len, heads, d]), &device).swap_dims(1, 2)
                 };
                 let heads = self.attend_cached(t(qs, h), t(ks, kv), t(vs, kv), s.mask, Some((layer, past)));
                 o.copy_from_slice(&host(heads.swap_dims(1, 2).reshape([1, s.len, h * d])));

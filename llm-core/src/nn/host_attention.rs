@@ -13,7 +13,7 @@
 //! gets the same bits either way: the 8-bit activations of the GGML kernels would turn any
 //! difference of summation order into a flipped code and a visible change of the logits.
 
-use crate::quant::kernels::multiversion;
+use crate::quant::kernels::{dot, multiversion};
 
 /// Segments up to this many new tokens run here; longer ones (prompt chunks) go through the
 /// backend's fused attention, whose matrix products pay at that size.
@@ -125,20 +125,6 @@ multiversion! {
             *o *= inv;
         }
     }
-}
-
-/// `Σ a·b` in eight running sums (so the loop vectorizes), summed at the end.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

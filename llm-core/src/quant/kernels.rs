@@ -166,7 +166,7 @@ pub(super) fn affine_dot_applies(bits: u32, bounds: &[usize]) -> bool {
 
 /// `Σ a·b` with 16 independent accumulators, so the loop vectorizes.
 #[inline(always)]
-pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
     let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();

@@ -21,8 +21,6 @@ pub struct ActRow {
     /// `[d_in / 32]` pairs `[d, d·Σq]` of each block (the step and the block's value sum), as
     /// llama.cpp's Q8_1 keeps them: a weight's minimum term needs only a multiply.
     pub ds: Vec<[f32; 2]>,
-    /// `[d_in / 32]` the second of each pair of `ds` (`d·Σq`), contiguous for vector loads.
-    pub s: Vec<f32>,
 }
 
 impl ActRow {
@@ -43,8 +41,6 @@ impl ActRow {
         quantize_blocks(x, &mut self.d, &mut self.qs, &mut self.sums);
         self.ds.clear();
         self.ds.extend(self.d.iter().zip(self.sums.chunks_exact(2)).map(|(&d, s)| [d, d * (s[0] + s[1]) as f32]));
-        self.s.clear();
-        self.s.extend(self.ds.iter().map(|p| p[1]));
     }
 
     /// The value the codes stand for: `[d_in]`.
@@ -83,7 +79,7 @@ impl ActTile {
                     t.codes[(b * 8 + k) * TILE + r] = i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]);
                 }
                 t.d[b * TILE + r] = a.d[b];
-                t.s[b * TILE + r] = a.s[b];
+                t.s[b * TILE + r] = a.ds[b][1];
             }
         }
         t
