@@ -3,22 +3,25 @@
 //! that have none.
 //!
 //! A template comes from the checkpoint, so it is untrusted code: every render runs under
-//! [`TemplateLimits`] (instructions, output bytes, call depth), and a template that loops too
-//! long, recurses too deep or writes too much ends in [`LlmError::Template`].
-//! minijinja itself caps `range()` at 100,000 items and a repeated string (`"a" * n`) at
-//! 100 MB. The output bound counts every `{{ expression }}` a render writes, into the prompt
-//! or into a captured block (`{% set x %}`, a macro's body); what it cannot see, since
-//! minijinja has no hook there, is template text inside captured blocks and strings built by
-//! concatenation without being written (`x ~ x` doubled through a namespace), so those stay
-//! bounded only by fuel and minijinja's own caps. Fuel counts instructions, not their cost:
-//! one instruction can still take seconds and a gigabyte (a 100 MB repetition, a repeated
-//! list turned into a string; `fuzz/known/` has such inputs), which only a limit inside the
-//! engine could stop.
+//! [`TemplateLimits`] (instructions, output bytes, the size of every value it builds, a budget
+//! of work, call depth), and a template that loops too long, recurses too deep, builds or
+//! writes too much ends in [`LlmError::Template`] within a bounded time and memory.
+//! minijinja's fuel counts instructions, not their cost, and one of its instructions can
+//! repeat a string or a list without bound or print a repeated list into a gigabyte; so the
+//! template is parsed and rewritten ([`rewrite`]) to route every such operation (`+`, `*`,
+//! `~`, filters, methods, `in`, comparisons, tests) through guards ([`guard`]) that measure
+//! the operands first and charge the render's budget. Template text is written through the
+//! same output counter as expressions, into the prompt or into a captured block.
+//! `template_limits` in the core tests holds each bound to a hostile template.
 
 mod builtin;
+mod guard;
+mod rewrite;
 pub mod tools;
 
-use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
+use minijinja::machinery::{self, CodeGenerator, Vm, WhitespaceConfig};
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{AutoEscape, Environment, Error as JinjaError, ErrorKind, Value};
 use serde::{Deserialize, Serialize};
 
 pub use builtin::BuiltinTemplate;
@@ -74,8 +77,16 @@ pub struct TemplateLimits {
     pub fuel: u64,
     /// Extra instructions per message and per tool, so long conversations still render.
     pub fuel_per_item: u64,
-    /// Bytes the rendered prompt may have.
+    /// Bytes the rendered prompt may have (template text and expressions, counted as written,
+    /// captured blocks included); also the most bytes any string a template builds may have.
     pub max_output_bytes: usize,
+    /// Entries a list built by the template (`[x] * n`, `a + b`, a filter's result) may have.
+    pub max_items: usize,
+    /// Bytes of work a render may spend before [`Self::work_per_input_byte`]: every value a
+    /// guarded operation builds and every operand it measures is charged by its size.
+    pub max_work_bytes: u64,
+    /// Extra work per byte of the conversation and tools, so long inputs still render.
+    pub work_per_input_byte: u64,
     /// Nesting of macro calls, includes and loops (minijinja's recursion limit, at most 500).
     pub max_depth: usize,
     /// Bytes the template source may have.
@@ -85,18 +96,28 @@ pub struct TemplateLimits {
 impl Default for TemplateLimits {
     /// One million instructions plus 20,000 per message or tool (a loop that spends them all
     /// ends in well under a second: `template_limits::nested_loops_run_out_of_fuel`), 16 MiB
-    /// of output, depth 100, a 1 MiB source.
+    /// of output and per string, a million list entries, 256 MiB of work plus 64 bytes per
+    /// input byte (a render that spends it all ends in well under a second:
+    /// `template_limits::work_past_the_budget_ends_quickly`), depth 100, a 1 MiB source.
     fn default() -> Self {
-        Self { fuel: 1_000_000, fuel_per_item: 20_000, max_output_bytes: 16 << 20, max_depth: 100, max_source_bytes: 1 << 20 }
+        Self {
+            fuel: 1_000_000,
+            fuel_per_item: 20_000,
+            max_output_bytes: 16 << 20,
+            max_items: 1_000_000,
+            max_work_bytes: 256 << 20,
+            work_per_input_byte: 64,
+            max_depth: 100,
+            max_source_bytes: 1 << 20,
+        }
     }
 }
 
-/// A compiled chat template.
+/// A checked chat template (parsed and rewritten once here, and again per render).
 #[derive(Clone)]
 pub struct ChatTemplate {
     name: String,
     source: String,
-    env: std::sync::Arc<Environment<'static>>,
     limits: TemplateLimits,
 }
 
@@ -121,17 +142,19 @@ impl ChatTemplate {
             let message = format!("the template has {} bytes; the limit is {}", source.len(), limits.max_source_bytes);
             return Err(LlmError::Template { name, line: None, message });
         }
-        let mut env = Environment::new();
-        env.set_recursion_limit(limits.max_depth);
-        // transformers compiles templates with trim_blocks and lstrip_blocks.
-        env.set_trim_blocks(true);
-        env.set_lstrip_blocks(true);
-        // Python string/dict methods (`.strip()`, `.startswith()`, `.items()`) as in jinja2.
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", raise_exception);
-        env.add_function("strftime_now", strftime_now);
-        env.add_template_owned(name.clone(), source.clone()).map_err(|e| template_error(&name, &e))?;
-        Ok(Self { name, source, env: std::sync::Arc::new(env), limits })
+        let template = Self { name, source, limits };
+        template.parse().map_err(|e| template_error(&template.name, &e))?;
+        Ok(template)
+    }
+
+    /// The rewritten syntax tree ([`rewrite`]); trim_blocks and lstrip_blocks, as transformers
+    /// compiles templates.
+    fn parse(&self) -> std::result::Result<machinery::ast::Stmt<'_>, JinjaError> {
+        let whitespace = WhitespaceConfig { keep_trailing_newline: false, lstrip_blocks: true, trim_blocks: true };
+        // A unit struct without minijinja's custom_syntax feature, a struct with it.
+        #[allow(clippy::default_constructed_unit_structs)]
+        let tree = machinery::parse(&self.source, &self.name, SyntaxConfig::default(), whitespace)?;
+        rewrite::template(&tree)
     }
 
     /// The limits each render runs under.
@@ -151,28 +174,49 @@ impl ChatTemplate {
 
     /// Renders a conversation, within [`Self::limits`].
     pub fn render(&self, ctx: &RenderContext<'_>) -> Result<String> {
+        self.render_inner(ctx).map_err(|e| template_error(&self.name, &e))
+    }
+
+    fn render_inner(&self, ctx: &RenderContext<'_>) -> std::result::Result<String, JinjaError> {
+        let limits = &self.limits;
         let items = ctx.messages.len() + ctx.tools.and_then(serde_json::Value::as_array).map_or(0, Vec::len);
-        let fuel = self.limits.fuel.saturating_add(self.limits.fuel_per_item.saturating_mul(items as u64));
-        // Fuel is set per environment: a copy of it (cheap: templates are shared) per render.
-        let mut env = (*self.env).clone();
+        let fuel = limits.fuel.saturating_add(limits.fuel_per_item.saturating_mul(items as u64));
+        let input_bytes: usize = ctx.messages.iter().map(|m| m.role.len() + m.content.len()).sum::<usize>()
+            + ctx.tools.map_or(0, |t| t.to_string().len());
+        let work = limits.max_work_bytes.saturating_add(limits.work_per_input_byte.saturating_mul(input_bytes as u64));
+        let tree = self.parse()?;
+        let mut codegen = CodeGenerator::new(&self.name, &self.source);
+        codegen.compile_stmt(&tree);
+        let (instructions, blocks) = codegen.finish();
+        let mut env = environment(limits);
         env.set_fuel(Some(fuel));
-        env.set_formatter(counting_formatter(self.limits.max_output_bytes));
-        let template = env.get_template(&self.name).map_err(|e| template_error(&self.name, &e))?;
-        let ctx = minijinja::context! {
+        env.set_formatter(counting_formatter(limits.max_output_bytes));
+        guard::Guard::new(limits.max_output_bytes, limits.max_items, work).install(&mut env);
+        let root = minijinja::context! {
             messages => Value::from_serialize(ctx.messages),
             add_generation_prompt => ctx.add_generation_prompt,
             bos_token => ctx.bos_token,
             eos_token => ctx.eos_token,
             tools => ctx.tools.map(Value::from_serialize),
         };
-        let mut out = BoundedWriter { bytes: Vec::new(), limit: self.limits.max_output_bytes };
-        template.render_captured_to(ctx, &mut out).map_err(|e| template_error(&self.name, &e))?;
-        String::from_utf8(out.bytes).map_err(|_| LlmError::Template {
-            name: self.name.clone(),
-            line: None,
-            message: "rendered output is not UTF-8".into(),
-        })
+        let mut text = String::new();
+        // Every write goes through the counting formatter: template text is rewritten into
+        // expressions.
+        Vm::new(&env).eval(&instructions, root, &blocks, &mut machinery::make_string_output(&mut text), AutoEscape::None)?;
+        Ok(text)
     }
+}
+
+/// The environment a render runs in: Python string and dict methods (`.strip()`,
+/// `.startswith()`, `.items()`) as in jinja2, the globals Hugging Face templates call, the
+/// recursion limit. No templates are registered, so `include` and `import` find nothing.
+fn environment<'a>(limits: &TemplateLimits) -> Environment<'a> {
+    let mut env = Environment::new();
+    env.set_recursion_limit(limits.max_depth);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_function("raise_exception", raise_exception);
+    env.add_function("strftime_now", strftime_now);
+    env
 }
 
 fn raise_exception(message: String) -> std::result::Result<Value, JinjaError> {
@@ -184,32 +228,19 @@ fn raise_exception(message: String) -> std::result::Result<Value, JinjaError> {
 fn counting_formatter(limit: usize) -> impl Fn(&mut minijinja::Output, &minijinja::State, &Value) -> std::result::Result<(), JinjaError> {
     let written = std::sync::atomic::AtomicUsize::new(0);
     move |out, state, value| {
-        let n = value.as_str().map_or_else(|| value.to_string().len(), str::len);
+        let n = match value.as_str() {
+            Some(s) => s.len(),
+            None => {
+                // Measure without building the string: a list can print to far more than the limit.
+                let mut counter = guard::Counter { count: 0, limit };
+                let _ = std::fmt::Write::write_fmt(&mut counter, format_args!("{value}"));
+                counter.count
+            }
+        };
         if written.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n > limit {
             return Err(JinjaError::new(ErrorKind::InvalidOperation, format!("the template writes more than {limit} bytes")));
         }
         minijinja::escape_formatter(out, state, value)
-    }
-}
-
-/// Collects output, failing once more than `limit` bytes are written.
-struct BoundedWriter {
-    bytes: Vec<u8>,
-    limit: usize,
-}
-
-impl std::io::Write for BoundedWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.bytes.len() + buf.len() > self.limit {
-            let message = format!("the rendered prompt exceeds {} bytes", self.limit);
-            return Err(std::io::Error::new(std::io::ErrorKind::OutOfMemory, message));
-        }
-        self.bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
