@@ -26,10 +26,13 @@ use super::rewrite::{DEEP, FILTER, METHOD, OP, SHALLOW};
 
 /// Filters whose output shares the input's values or is small: their list inputs are measured
 /// by length, not by printed size. Every other filter (built-in or not) is measured deeply.
-const SHALLOW_FILTERS: [&str; 30] = [
+const SHALLOW_FILTERS: [&str; 29] = [
     "length", "count", "first", "last", "default", "d", "bool", "int", "float", "abs", "round", "attr", "list", "batch", "slice", "reverse",
-    "sort", "unique", "dictsort", "items", "select", "reject", "selectattr", "rejectattr", "groupby", "chain", "zip", "min", "max", "safe",
+    "sort", "unique", "dictsort", "items", "select", "reject", "selectattr", "rejectattr", "groupby", "chain", "zip", "min", "max",
 ];
+
+/// Filters and methods that can turn each character of a string into a value of its own.
+const PER_CHARACTER: [&str; 9] = ["list", "split", "lines", "splitlines", "batch", "slice", "reverse", "sort", "unique"];
 
 /// What one render may build and spend.
 pub(super) struct Guard {
@@ -115,7 +118,7 @@ impl Guard {
         };
         let deep = !SHALLOW_FILTERS.contains(&name);
         let input_size = if input.kind() == ValueKind::Number { 1 } else { self.weight(input, deep, name == "format")? };
-        self.bound(&format!("filter `{name}`"), input_size, &args[2..])?;
+        self.bound(&format!("filter `{name}`"), name, input, input_size, &args[2..])?;
         let out = state.apply_filter(name, &args[1..])?;
         self.built(&out, &format!("filter `{name}`"))?;
         Ok(out)
@@ -127,24 +130,28 @@ impl Guard {
             return Err(internal("__llm_method takes an object and a name"));
         };
         let object_size = if object.kind() == ValueKind::Number { 1 } else { self.weight(object, false, name == "format")? };
-        self.bound(&format!("method `{name}`"), object_size, &args[2..])?;
+        self.bound(&format!("method `{name}`"), name, object, object_size, &args[2..])?;
         let out = object.call_method(state, name, &args[2..])?;
         self.built(&out, &format!("method `{name}`"))?;
         Ok(out)
     }
 
-    /// Refuses a call whose input and arguments could build more than the work left.
-    fn bound(&self, what: &str, input: u64, args: &[Value]) -> R<()> {
+    /// Refuses a call whose input and arguments could build more than the work left, and
+    /// charges their sizes (most filters walk their input once).
+    fn bound(&self, what: &str, name: &str, value: &Value, input: u64, args: &[Value]) -> R<()> {
         let mut args_size = 0u64;
         for a in args {
             args_size = args_size.saturating_add(self.weight(a, true, false)?);
         }
-        let estimate = input.saturating_add(1).saturating_mul(args_size.saturating_add(1));
+        let mut estimate = input.saturating_add(1).saturating_mul(args_size.saturating_add(1));
+        if value.as_str().is_some() && PER_CHARACTER.contains(&name) {
+            estimate = estimate.saturating_mul(std::mem::size_of::<Value>() as u64);
+        }
         let left = self.work_left.load(Ordering::Relaxed);
         if estimate > left {
-            return Err(too_large(&format!("{what} on {input} bytes with arguments of {args_size} could build {estimate} bytes; {left} are left")));
+            return Err(too_large(&format!("{what} on {input} bytes with arguments of {args_size} could build {estimate} bytes, more than the {left} left of the work budget")));
         }
-        Ok(())
+        self.charge(input.saturating_add(args_size))
     }
 
     /// A value a guarded call built: within the size limits, and charged.

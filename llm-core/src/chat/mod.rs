@@ -96,7 +96,7 @@ pub struct TemplateLimits {
 impl Default for TemplateLimits {
     /// One million instructions plus 20,000 per message or tool (a loop that spends them all
     /// ends in well under a second: `template_limits::nested_loops_run_out_of_fuel`), 16 MiB
-    /// of output and per string, a million list entries, 256 MiB of work plus 64 bytes per
+    /// of output and per string, a million list entries, 64 MiB of work plus 64 bytes per
     /// input byte (a render that spends it all ends in well under a second:
     /// `template_limits::work_past_the_budget_ends_quickly`), depth 100, a 1 MiB source.
     fn default() -> Self {
@@ -105,7 +105,7 @@ impl Default for TemplateLimits {
             fuel_per_item: 20_000,
             max_output_bytes: 16 << 20,
             max_items: 1_000_000,
-            max_work_bytes: 256 << 20,
+            max_work_bytes: 64 << 20,
             work_per_input_byte: 64,
             max_depth: 100,
             max_source_bytes: 1 << 20,

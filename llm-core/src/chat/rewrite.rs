@@ -10,8 +10,8 @@
 //! - `x | f(args)` becomes `__llm_filter("f", x, args)`, `x.m(args)` becomes
 //!   `__llm_method(x, "m", args)` (except on `self`, `loop` and `caller`, whose methods are
 //!   the template's own blocks and loops);
-//! - the operands of `in`, of comparisons and of tests are passed through `__llm_deep` /
-//!   `__llm_shallow`, which charge their size;
+//! - the operands of `in`, of comparisons and of tests are passed through `__llm_deep`, and
+//!   sliced or indexed values through `__llm_shallow`, which charge their size;
 //! - template text becomes `{{ "text" }}`, so it passes the output counter like any other
 //!   expression, into the prompt or into a captured block;
 //! - `{% filter f %}body{% endfilter %}` and `{% set x | f %}body{% endset %}` become a capture
@@ -143,8 +143,9 @@ fn expr<'a>(e: &Expr<'a>) -> R<Expr<'a>> {
             var(v.id, v.span())
         }
         Expr::Const(c) => constant(c.value.clone(), c.span()),
+        // Slicing copies and indexing a string walks it: the sliced value is charged.
         Expr::Slice(s) => Expr::Slice(Spanned::new(
-            ast::Slice { expr: expr(&s.expr)?, start: opt(s.start.as_ref())?, stop: opt(s.stop.as_ref())?, step: opt(s.step.as_ref())? },
+            ast::Slice { expr: charged(SHALLOW, expr(&s.expr)?), start: opt(s.start.as_ref())?, stop: opt(s.stop.as_ref())?, step: opt(s.step.as_ref())? },
             s.span(),
         )),
         Expr::UnaryOp(u) => {
@@ -170,9 +171,10 @@ fn expr<'a>(e: &Expr<'a>) -> R<Expr<'a>> {
             // Only filter blocks have a filter without input, and they are rewritten above.
             None => Expr::Filter(Spanned::new(ast::Filter { name: f.name, expr: None, args: args(&f.args)? }, f.span())),
         },
-        Expr::Test(t) => Expr::Test(Spanned::new(ast::Test { name: t.name, expr: charged(SHALLOW, expr(&t.expr)?), args: args(&t.args)? }, t.span())),
+        // `x is in(text)` prints `x`: tests measure their operand deeply, as `in` does.
+        Expr::Test(t) => Expr::Test(Spanned::new(ast::Test { name: t.name, expr: charged(DEEP, expr(&t.expr)?), args: args(&t.args)? }, t.span())),
         Expr::GetAttr(g) => Expr::GetAttr(Spanned::new(ast::GetAttr { expr: expr(&g.expr)?, name: g.name }, g.span())),
-        Expr::GetItem(g) => Expr::GetItem(Spanned::new(ast::GetItem { expr: expr(&g.expr)?, subscript_expr: expr(&g.subscript_expr)? }, g.span())),
+        Expr::GetItem(g) => Expr::GetItem(Spanned::new(ast::GetItem { expr: charged(SHALLOW, expr(&g.expr)?), subscript_expr: expr(&g.subscript_expr)? }, g.span())),
         Expr::Call(c) => match &c.expr {
             Expr::GetAttr(g) if !matches!(&g.expr, Expr::Var(v) if OWN_METHODS.contains(&v.id)) => {
                 let mut all = vec![CallArg::Pos(expr(&g.expr)?), CallArg::Pos(constant(Value::from(g.name), g.span()))];

@@ -101,6 +101,10 @@ fn filters_and_methods_cannot_amplify_past_the_limits() {
 fn work_past_the_budget_ends_quickly() {
     // Each copy is 10 MB and within the limits; 100,000 of them would be a terabyte of memcpy.
     assert_fails_fast(r#"{% set s = "a" * 10000000 %}{% for i in range(100000) %}{% set t = s ~ "" %}{% endfor %}"#, "work budget");
+    // Slicing, indexing and scanning a 10 MB string, 100,000 times.
+    for body in ["{% set t = s[::-1] %}", "{% set t = s[5] %}", "{% set t = s.count('b') %}", "{% set t = s|length %}", "{% if 'b' in s %}{% endif %}"] {
+        assert_fails_fast(&format!(r#"{{% set s = "a" * 10000000 %}}{{% for i in range(100000) %}}{body}{{% endfor %}}"#), "work budget");
+    }
     // Template text inside a captured block counts as output (100 MB here, never written).
     let text = "x".repeat(1000);
     assert_fails_fast(&format!("{{% set c %}}{{% for i in range(100000) %}}{text}{{% endfor %}}{{% endset %}}ok"), "bytes");
@@ -123,6 +127,7 @@ fn the_guards_keep_jinja_semantics() {
         ("{% filter upper %}a{% filter lower %}B{% endfilter %}c{% endfilter %}|{% set x | upper %}q{% endset %}{{ x }}", "ABC|Q"),
         ("{{ undefined_thing is defined }}|{{ messages[0].missing is defined }}|{{ (messages|length) is even }}", "False|False|False"),
         ("{% for m in messages %}{{ loop.index }}{{ loop.cycle('a', 'b') }}{% endfor %}|{% macro f(x) %}[{{ x }}{{ caller() }}]{% endmacro %}{% call f(1) %}c{% endcall %}", "1a|[1c]"),
+        ("{{ {'a': [1]}|tojson(indent=2) }}|{{ 'x\ny'|indent(width=2, first=true) }}|{{ 'abc'[1:] }}{{ 'abc'[0] }}{{ [1, 2, 3][-1] }}|{{ 'a b'|list|length }}", "{\n  \"a\": [\n    1\n  ]\n}|  x\n  y|bca3|3"),
         ("{{ '%s-%d'|format('a', 3) }}|{{ '{}+{}'.format(1, 2) }}|{{ messages|tojson }}", "a-3|1+2|[{\"role\":\"user\",\"content\":\"hello\"}]"),
     ];
     for (source, want) in cases {
