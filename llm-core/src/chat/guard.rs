@@ -22,7 +22,7 @@ use std::sync::Arc;
 use minijinja::value::{Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, Value};
 
-use super::rewrite::{DEEP, FILTER, METHOD, OP, SHALLOW};
+use super::rewrite::{DEEP, FILTER, INDEX, METHOD, OP, SHALLOW};
 
 /// Filters whose output shares the input's values or is small: their list inputs are measured
 /// by length, not by printed size. Every other filter (built-in or not) is measured deeply.
@@ -61,6 +61,8 @@ impl Guard {
         env.add_function(DEEP, move |value: Value| g.deep(value));
         let g = self.clone();
         env.add_function(SHALLOW, move |value: Value| g.charge(shallow(&value)).map(|_| value));
+        let g = self.clone();
+        env.add_function(INDEX, move |value: Value| g.charge(value.as_str().map_or(1, |s| s.len() as u64)).map(|_| value));
     }
 
     /// `+`, `*`, `~`: strings are built here under the size limit; lists and numbers are left

@@ -11,7 +11,8 @@
 //!   `__llm_method(x, "m", args)` (except on `self`, `loop` and `caller`, whose methods are
 //!   the template's own blocks and loops);
 //! - the operands of `in`, of comparisons and of tests are passed through `__llm_deep`, and
-//!   sliced or indexed values through `__llm_shallow`, which charge their size;
+//!   sliced values through `__llm_shallow` and indexed ones through `__llm_index`, which
+//!   charge their size (an indexed list costs 1: only a string's characters are walked);
 //! - template text becomes `{{ "text" }}`, so it passes the output counter like any other
 //!   expression, into the prompt or into a captured block;
 //! - `{% filter f %}body{% endfilter %}` and `{% set x | f %}body{% endset %}` become a capture
@@ -34,6 +35,8 @@ pub(super) const METHOD: &str = "__llm_method";
 pub(super) const DEEP: &str = "__llm_deep";
 /// Charges the shallow size of its argument (a string's bytes, a list's length) and returns it.
 pub(super) const SHALLOW: &str = "__llm_shallow";
+/// Charges a string's bytes (indexing one walks its characters), 1 for anything else.
+pub(super) const INDEX: &str = "__llm_index";
 /// The variable a rewritten `{% filter %}` block captures into.
 const CAPTURE: &str = "__llm_capture";
 const RESERVED: &str = "__llm_";
@@ -174,7 +177,7 @@ fn expr<'a>(e: &Expr<'a>) -> R<Expr<'a>> {
         // `x is in(text)` prints `x`: tests measure their operand deeply, as `in` does.
         Expr::Test(t) => Expr::Test(Spanned::new(ast::Test { name: t.name, expr: charged(DEEP, expr(&t.expr)?), args: args(&t.args)? }, t.span())),
         Expr::GetAttr(g) => Expr::GetAttr(Spanned::new(ast::GetAttr { expr: expr(&g.expr)?, name: g.name }, g.span())),
-        Expr::GetItem(g) => Expr::GetItem(Spanned::new(ast::GetItem { expr: charged(SHALLOW, expr(&g.expr)?), subscript_expr: expr(&g.subscript_expr)? }, g.span())),
+        Expr::GetItem(g) => Expr::GetItem(Spanned::new(ast::GetItem { expr: charged(INDEX, expr(&g.expr)?), subscript_expr: expr(&g.subscript_expr)? }, g.span())),
         Expr::Call(c) => match &c.expr {
             Expr::GetAttr(g) if !matches!(&g.expr, Expr::Var(v) if OWN_METHODS.contains(&v.id)) => {
                 let mut all = vec![CallArg::Pos(expr(&g.expr)?), CallArg::Pos(constant(Value::from(g.name), g.span()))];

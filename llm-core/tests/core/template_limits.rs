@@ -138,3 +138,31 @@ fn the_guards_keep_jinja_semantics() {
     let (out, _) = render("{{ 'a' * 'b' }}");
     assert!(out.unwrap_err().to_string().contains("multiplied"));
 }
+
+/// A long conversation (2,000 messages, 2 MB) through a template in the style of Qwen2.5's
+/// (a reverse scan with a namespace, a look back per message, tools as JSON): the guards'
+/// charges stay far inside the default budget.
+#[test]
+fn a_long_conversation_renders_within_the_default_limits() {
+    let source = r#"{%- set ns = namespace(last_user=0) -%}
+{%- for m in messages[::-1] -%}{%- if m.role == 'user' and ns.last_user == 0 -%}{%- set ns.last_user = messages|length - 1 - loop.index0 -%}{%- endif -%}{%- endfor -%}
+{%- if tools %}<|im_start|>system
+{{ tools|tojson }}<|im_end|>
+{% endif -%}
+{%- for m in messages -%}
+{%- if loop.index0 > 0 and messages[loop.index0 - 1].role == m.role %}(again){% endif -%}
+<|im_start|>{{ m.role + '\n' + m['content'] | trim }}{{ ' [last user]' if loop.index0 == ns.last_user else '' }}<|im_end|>
+{% endfor -%}
+{%- if add_generation_prompt %}<|im_start|>assistant
+{% endif -%}"#;
+    let content = "w".repeat(999);
+    let messages: Vec<Message> = (0..2000).map(|i| Message::new(if i % 2 == 0 { "user" } else { "assistant" }, format!("{i:04}{content}"))).collect();
+    let tools = serde_json::json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    let ctx = RenderContext { messages: &messages, add_generation_prompt: true, bos_token: "", eos_token: "", tools: Some(&tools) };
+    let started = Instant::now();
+    let out = ChatTemplate::new("long.jinja", source).and_then(|t| t.render(&ctx)).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+    assert_eq!(out.matches("<|im_start|>user\n").count(), 1000);
+    assert!(out.contains("1998wwww") && out.contains(" [last user]<|im_end|>\n<|im_start|>assistant\n1999"));
+    assert!(out.ends_with("<|im_start|>assistant\n") && !out.contains("(again)"));
+}
