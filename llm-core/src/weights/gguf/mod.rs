@@ -79,6 +79,7 @@ impl TensorSource for GgufSource {
         let (bytes, shape) = self.stored(name, info, expert)?;
         let mut values = quants::dequantize(info.ggml_type, bytes);
         if let Some(heads) = self.rope_heads(name) {
+            check_rope_rows(name, &shape, heads)?;
             values = unpermute_rows(&values, &shape, heads);
         }
         Ok(TensorData::new(values, shape))
@@ -94,6 +95,7 @@ impl TensorSource for GgufSource {
             let w = GgmlWeight::new(name, info.ggml_type, d_out, d_in, bytes.to_vec())?;
             Ok(match self.rope_heads(name) {
                 Some(heads) => {
+                    check_rope_rows(name, &shape, heads)?;
                     let head_dim = d_out / heads;
                     w.with_rows(|r| unpermuted_source(r, head_dim))
                 }
@@ -135,6 +137,17 @@ impl GgufSource {
     }
 }
 
+/// A Q or K projection's rows split into `heads` heads of an even width (what llama.cpp's
+/// permutation assumes), or an error naming the tensor.
+fn check_rope_rows(name: &str, shape: &[usize], heads: usize) -> Result<()> {
+    let rows = shape.first().copied().unwrap_or(0);
+    if heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0 {
+        let message = format!("{rows} rows do not split into {heads} heads of an even width (shape {shape:?})");
+        return Err(LlmError::config(format!("GGUF tensor for `{name}`"), message));
+    }
+    Ok(())
+}
+
 /// The GGUF row HF row `dst` comes from: within a head, HF row `a·d/2 + i` is GGUF row `2i + a`.
 fn unpermuted_source(dst: usize, head_dim: usize) -> usize {
     let (h, r) = (dst / head_dim, dst % head_dim);
@@ -145,12 +158,16 @@ fn unpermuted_source(dst: usize, head_dim: usize) -> usize {
 
 /// Undoes llama.cpp's `permute`: within each head, GGUF row `2i + a` is HF row `a * d/2 + i`.
 ///
-/// values: `[n_heads * head_dim, cols]` (or `[n_heads * head_dim]` for a bias), row-major.
+/// values: `[n_heads * head_dim, cols]` (or `[n_heads * head_dim]` for a bias), row-major;
+/// `head_dim` even (callers check with `check_rope_rows`).
 pub fn unpermute_rows(values: &[f32], shape: &[usize], n_heads: usize) -> Vec<f32> {
     let rows = shape[0];
     let cols: usize = shape[1..].iter().product();
     let head_dim = rows / n_heads;
     let mut out = vec![0.0; values.len()];
+    if cols == 0 || head_dim < 2 {
+        return out;
+    }
     for (dst, row) in out.chunks_exact_mut(cols).enumerate() {
         let src = unpermuted_source(dst, head_dim);
         row.copy_from_slice(&values[src * cols..(src + 1) * cols]);
