@@ -11,6 +11,8 @@
 //! - [`pref`], [`dpo`], [`orpo`]: preference pairs tokenized as trl does, sequence log-probs,
 //!   DPO (sigmoid, robust, hinge, IPO) and ORPO objectives for the same trainer.
 //! - [`params`]: parameters by Hugging Face name (freezing, gradients, updates).
+//! - [`merge`]: mergekit-YAML model merging (linear, SLERP, task arithmetic, TIES, DARE, DELLA,
+//!   breadcrumbs, passthrough), streamed tensor by tensor into sharded safetensors.
 //!
 //! ```no_run
 //! use burn::backend::{Autodiff, Flex};
@@ -32,6 +34,7 @@ pub mod dpo;
 pub mod error;
 pub mod lora;
 pub mod loss;
+pub mod merge;
 pub mod objective;
 pub mod optim;
 pub mod orpo;

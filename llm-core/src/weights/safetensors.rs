@@ -93,6 +93,13 @@ fn shard_files(index: &Path) -> Result<Vec<String>> {
     Ok(files)
 }
 
+impl SafetensorsSource {
+    /// The stored dtype of a tensor.
+    pub fn dtype(&self, name: &str) -> Option<Dtype> {
+        self.entries.get(name).map(|e| e.dtype)
+    }
+}
+
 impl TensorSource for SafetensorsSource {
     fn source_name(&self) -> &str {
         &self.name

@@ -5,6 +5,7 @@ mod common;
 
 mod crash_writers;
 mod lora_peft;
+mod merge;
 mod preference;
 mod qlora;
 mod sft_data;
