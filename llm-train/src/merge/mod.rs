@@ -26,12 +26,11 @@ pub mod writer;
 use std::path::Path;
 use std::time::Instant;
 
-use llm_core::weights::TensorSource;
 use rand::SeedableRng;
 
 pub use config::{MergeConfig, Setting};
 pub use method::{GlobalParams, Method, ModelParams, TaskVectors};
-pub use plan::{InputModel, Plan, PlannedTensor};
+pub use plan::{InputModel, Plan, PlannedTensor, Weights};
 
 use crate::error::{Result, TrainError};
 use writer::{round_to, shard, shard_names, write_shard, TensorHeader};
@@ -81,12 +80,20 @@ pub fn merge_file(yaml: impl AsRef<Path>, out_dir: impl AsRef<Path>, options: &M
     let text = std::fs::read_to_string(yaml).map_err(|e| TrainError::io(yaml, e))?;
     let config = MergeConfig::from_yaml(&text, yaml)?;
     let plan = Plan::build(&config, yaml.parent())?;
-    merge(&config, plan, &text, out_dir.as_ref(), options)
+    merge(&config, plan, &text, out_dir.as_ref(), options, &mut |_, _, _| {})
 }
 
 /// Runs a planned merge, writing a Hugging Face checkpoint directory to `out_dir` atomically
 /// (`config.json`, safetensors shards and their index, the tokenizer, `mergekit_config.yml`).
-pub fn merge(config: &MergeConfig, mut plan: Plan, yaml: &str, out_dir: &Path, options: &MergeOptions) -> Result<MergeReport> {
+/// `progress(done, total, tensor)` is called after each tensor.
+pub fn merge(
+    config: &MergeConfig,
+    mut plan: Plan,
+    yaml: &str,
+    out_dir: &Path,
+    options: &MergeOptions,
+    progress: &mut dyn FnMut(usize, usize, &str),
+) -> Result<MergeReport> {
     let start = Instant::now();
     let vocab = vocab::OutputVocab::build(config, &plan)?;
     if let Some(v) = &vocab {
@@ -97,6 +104,7 @@ pub fn merge(config: &MergeConfig, mut plan: Plan, yaml: &str, out_dir: &Path, o
     let names = shard_names(shards.len());
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
     let mut peak = 0u64;
+    let (mut done, total) = (0, plan.tensors.len());
     let bytes_written: u64 = headers.iter().map(TensorHeader::bytes).sum();
     llm_core::io::write_dir_atomic(out_dir, |dir| -> Result<()> {
         for (files, name) in shards.iter().zip(&names) {
@@ -104,6 +112,8 @@ pub fn merge(config: &MergeConfig, mut plan: Plan, yaml: &str, out_dir: &Path, o
             write_shard(&dir.join(name), &list, |k| {
                 let (values, held) = merge_tensor(&plan, &plan.tensors[files[k]], vocab.as_ref(), &mut rng)?;
                 peak = peak.max(held);
+                done += 1;
+                progress(done, total, &plan.tensors[files[k]].name);
                 Ok(values)
             })?;
             tracing::info!(shard = %name, tensors = files.len(), "merged");
@@ -135,7 +145,7 @@ pub fn merge_tensor(plan: &Plan, t: &PlannedTensor, vocab: Option<&vocab::Output
     let mut inputs = Vec::with_capacity(t.sources.len());
     for (m, input) in &t.sources {
         let model = &plan.models[*m];
-        let data = model.weights.read(input)?;
+        let data = model.weights.source().read(input)?;
         let mut values: Vec<f32> = data
             .convert::<f32>()
             .into_vec()
@@ -209,8 +219,8 @@ fn write_config(dir: &Path, config: &MergeConfig, plan: &Plan, vocab: Option<&vo
 fn largest_layer_bytes(plan: &Plan) -> u64 {
     let mut groups: std::collections::BTreeMap<Option<usize>, u64> = Default::default();
     for model in &plan.models {
-        for name in model.weights.tensor_names() {
-            let elems: usize = model.weights.shape(&name).unwrap_or_default().iter().product();
+        for name in model.weights.source().tensor_names() {
+            let elems: usize = model.weights.source().shape(&name).unwrap_or_default().iter().product();
             *groups.entry(llm_core::model::arch::layer_of(&name)).or_default() += 4 * elems as u64;
         }
     }

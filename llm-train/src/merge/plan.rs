@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use llm_core::model::arch::{expected_tensors, layer_of, EMBED, LAYERS, LM_HEAD};
-use llm_core::weights::{SafetensorsSource, TensorSource};
+use llm_core::weights::{GgufSource, SafetensorsSource, TensorSource};
 use llm_core::ModelConfig;
 use safetensors::Dtype;
 
@@ -14,29 +14,68 @@ use super::config::{parse_dtype, resolve_model, settings, MergeConfig, Setting};
 use super::method::{GlobalParams, Method, ModelParams};
 use crate::error::{Result, TrainError};
 
-/// An input model, memory-mapped.
+/// An input model, memory-mapped: a Hugging Face directory or a GGUF file (its blocks
+/// dequantized tensor by tensor, Q/K rows back in Hugging Face order).
 pub struct InputModel {
     /// The name the configuration gives it.
     pub name: String,
-    /// Its directory.
+    /// Its directory or file.
     pub dir: PathBuf,
     /// Its validated configuration.
     pub config: ModelConfig,
-    /// Its `config.json` as written (copied to the output with the layer count updated).
+    /// Its `config.json` as written (for a GGUF, the one its metadata describes); the output
+    /// takes the reference model's, with the layer count updated.
     pub config_json: serde_json::Value,
     /// Its tensors.
-    pub weights: SafetensorsSource,
+    pub weights: Weights,
+}
+
+/// Where an input's tensors come from.
+pub enum Weights {
+    /// `model.safetensors` or shards.
+    Safetensors(SafetensorsSource),
+    /// A GGUF file.
+    Gguf(Box<GgufSource>),
+}
+
+impl Weights {
+    /// The source as llm-core's loader sees it.
+    pub fn source(&self) -> &dyn TensorSource {
+        match self {
+            Self::Safetensors(s) => s,
+            Self::Gguf(g) => g.as_ref(),
+        }
+    }
+
+    /// Stored float dtype (a GGUF's blocks merge and are written as F32 unless told otherwise).
+    pub fn dtype(&self, name: &str) -> Option<Dtype> {
+        match self {
+            Self::Safetensors(s) => s.dtype(name),
+            Self::Gguf(_) => Some(Dtype::F32),
+        }
+    }
 }
 
 impl InputModel {
-    /// Opens a model directory (`config.json` and safetensors).
+    /// Opens a model directory (`config.json` and safetensors) or a `.gguf` file.
     pub fn open(name: &str, dir: PathBuf) -> Result<Self> {
+        if dir.is_file() && dir.extension().is_some_and(|e| e == "gguf") {
+            let gguf = GgufSource::open(&dir)?;
+            let config = gguf.config().clone();
+            let config_json = config.to_hf_json();
+            return Ok(Self { name: name.to_string(), dir, config, config_json, weights: Weights::Gguf(Box::new(gguf)) });
+        }
         let config_path = dir.join("config.json");
         let config = ModelConfig::from_file(&config_path)?;
         let text = std::fs::read_to_string(&config_path).map_err(|e| TrainError::io(&config_path, e))?;
         let config_json = serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint { path: config_path.clone(), message: e.to_string() })?;
-        let weights = SafetensorsSource::open_dir(&dir)?;
+        let weights = Weights::Safetensors(SafetensorsSource::open_dir(&dir)?);
         Ok(Self { name: name.to_string(), dir, config, config_json, weights })
+    }
+
+    /// Whether this input is a GGUF file.
+    pub fn is_gguf(&self) -> bool {
+        matches!(self.weights, Weights::Gguf(_))
     }
 }
 
@@ -184,7 +223,7 @@ impl Context<'_> {
                 None => name.to_string(),
             };
             let model = &self.models[m];
-            match model.weights.shape(&input) {
+            match model.weights.source().shape(&input) {
                 Some(shape) => shapes.push(shape),
                 None => {
                     return Err(TrainError::Checkpoint {

@@ -9,12 +9,20 @@ use std::path::Path;
 use tokenizers::{AddedToken, Tokenizer};
 
 use super::config::MergeConfig;
-use super::plan::{Plan, PlannedTensor};
+use super::plan::{InputModel, Plan, PlannedTensor, Weights};
 use crate::error::{Result, TrainError};
 
 /// Tokenizer files copied beside a merge.
-const TOKENIZER_FILES: [&str; 7] =
-    ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json"];
+const TOKENIZER_FILES: [&str; 8] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+];
 
 /// The output vocabulary and, per input model, the model's id of each output token.
 pub struct OutputVocab {
@@ -34,7 +42,7 @@ impl OutputVocab {
     pub fn build(config: &MergeConfig, plan: &Plan) -> Result<Option<Self>> {
         let Some(source) = config.tokenizer_source.as_deref() else { return Ok(None) };
         let base = config.base_model.as_deref().and_then(|b| plan.models.iter().position(|m| m.name == b));
-        let vocabs = plan.models.iter().map(|m| model_vocab(&m.dir, m.config.vocab_size)).collect::<Result<Vec<_>>>()?;
+        let vocabs = plan.models.iter().map(|m| model_vocab(m)).collect::<Result<Vec<_>>>()?;
         let (source_idx, union) = match source {
             "base" => (base.unwrap_or(plan.reference), false),
             "union" => (base.unwrap_or(plan.reference), true),
@@ -136,11 +144,17 @@ impl OutputVocab {
 }
 
 /// A model's tokenizer and its vocabulary (with added tokens) cut to its embedding rows.
-fn model_vocab(dir: &Path, rows: usize) -> Result<(HashMap<String, u32>, Tokenizer)> {
-    let path = dir.join("tokenizer.json");
-    let tok = Tokenizer::from_file(&path).map_err(|e| TrainError::Checkpoint { path: path.clone(), message: format!("tokenizer_source needs every model's tokenizer.json: {e}") })?;
+fn model_vocab(model: &InputModel) -> Result<(HashMap<String, u32>, Tokenizer)> {
+    let tok = match &model.weights {
+        Weights::Gguf(g) => llm_core::Tokenizer::from_gguf(g.file())?.inner().clone(),
+        Weights::Safetensors(_) => {
+            let path = model.dir.join("tokenizer.json");
+            Tokenizer::from_file(&path)
+                .map_err(|e| TrainError::Checkpoint { path: path.clone(), message: format!("tokenizer_source needs every model's tokenizer.json: {e}") })?
+        }
+    };
     let mut vocab = tok.get_vocab(true);
-    vocab.retain(|_, id| (*id as usize) < rows);
+    vocab.retain(|_, id| (*id as usize) < model.config.vocab_size);
     Ok((vocab, tok))
 }
 
@@ -158,8 +172,12 @@ fn by_id(vocab: &HashMap<String, u32>) -> Vec<String> {
 /// Copies the tokenizer of the tokenizer source (else the reference model) into `dir`; a union
 /// writes its extended `tokenizer.json`; `chat_template` goes into `tokenizer_config.json`.
 pub fn write_tokenizer(dir: &Path, config: &MergeConfig, plan: &Plan, vocab: Option<&OutputVocab>) -> Result<()> {
-    let from = &plan.models[vocab.map_or(plan.reference, |v| v.source)].dir;
-    for name in TOKENIZER_FILES {
+    let model = &plan.models[vocab.map_or(plan.reference, |v| v.source)];
+    let from = &model.dir;
+    if let Weights::Gguf(g) = &model.weights {
+        llm_core::Tokenizer::from_gguf(g.file())?.save_dir(dir)?;
+    }
+    for name in TOKENIZER_FILES.iter().filter(|_| !model.is_gguf()) {
         let src = from.join(name);
         if src.exists() {
             std::fs::copy(&src, dir.join(name)).map_err(|e| TrainError::io(&src, e))?;
