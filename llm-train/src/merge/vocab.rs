@@ -175,7 +175,12 @@ pub fn write_tokenizer(dir: &Path, config: &MergeConfig, plan: &Plan, vocab: Opt
     let model = &plan.models[vocab.map_or(plan.reference, |v| v.source)];
     let from = &model.dir;
     if let Weights::Gguf(g) = &model.weights {
-        llm_core::Tokenizer::from_gguf(g.file())?.save_dir(dir)?;
+        // A GGUF without `tokenizer.ggml.*` (weights only) gives a merge without a tokenizer,
+        // as mergekit does for a model whose tokenizer does not load.
+        match llm_core::Tokenizer::from_gguf(g.file()) {
+            Ok(tok) => tok.save_dir(dir)?,
+            Err(e) => tracing::warn!(model = %model.name, "no tokenizer written: {e}"),
+        }
     }
     for name in TOKENIZER_FILES.iter().filter(|_| !model.is_gguf()) {
         let src = from.join(name);

@@ -267,3 +267,20 @@ fn bad_merge_configs_are_errors_naming_the_field_or_tensor() {
     assert!(!dir.join("out").exists(), "a failed merge leaves no output");
     let _ = tmp;
 }
+
+#[test]
+fn gguf_inputs_merge_as_their_dequantized_tensors() {
+    // A K-quant GGUF linearly merged with itself at 0.5 / 0.5 is its dequantization, bit for bit
+    // (0.5·x + 0.5·x is exact in f32), Q/K rows in Hugging Face order, and loads in llm-core.
+    let gguf = fixture("l_ggml/tiny-q4_k_m.gguf");
+    let g = gguf.to_str().unwrap();
+    let yaml = format!("merge_method: linear\nmodels:\n  - model: {g}\n    parameters: {{weight: 0.5}}\n  - model: {g}\n    parameters: {{weight: 0.5}}\n");
+    let (out, report) = run("gguf", &yaml, Path::new("."));
+    let source = llm_core::weights::GgufSource::open(&gguf).unwrap();
+    for name in source.tensor_names() {
+        let want: Vec<f32> = source.read(&name).unwrap().convert::<f32>().into_vec().unwrap();
+        assert_eq!(max_diff(&tensor(&out, &name), &want), 0.0, "{name}");
+    }
+    assert_eq!(report.tensors, source.tensor_names().len());
+    llm_core::weights::load_model::<burn::backend::Flex>(&out, Default::default(), &Default::default()).unwrap();
+}
