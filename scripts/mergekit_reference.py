@@ -64,6 +64,64 @@ def union_inputs(root: Path):
     return a, b
 
 
+def moe_inputs(root: Path):
+    """moe_a / moe_b: `llama` and `llama_seed1` with the bpe512 tokenizer (mergekit-moe needs one)."""
+    tok_dir = FIX / "b_tokenizer" / "bytelevel_bpe512"
+    for dst, src in (("moe_a", "llama"), ("moe_b", "llama_seed1")):
+        d = root / dst
+        d.mkdir(parents=True, exist_ok=True)
+        for f in ("config.json", "model.safetensors"):
+            shutil.copy(FIX / "a_tiny_llama" / src / f, d / f)
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(tok_dir / f, d / f)
+
+
+MOE_PROMPTS = ("the cat sat on the mat", "one two three four five", "the dog ran")
+
+
+def moe_yaml(mode: str) -> str:
+    a, b, c = MOE_PROMPTS
+    return f"""base_model: <tmp>/moe_a
+gate_mode: {mode}
+dtype: float32
+experts_per_token: 1
+experts:
+  - source_model: <tmp>/moe_a
+    positive_prompts: ["{a}"]
+  - source_model: <tmp>/moe_b
+    positive_prompts: ["{b}"]
+    negative_prompts: ["{c}"]
+"""
+
+
+def moe_cases(tmp: Path, venv_bin: Path, tensors: dict, golden: dict):
+    """mergekit-moe with cheap_embed and hidden gates: router weights, and for cheap_embed
+    transformers' logits of its output (whose tensors ours equal up to f32 rounding)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    moe_inputs(tmp)
+    for mode in ("cheap_embed", "hidden"):
+        yaml = moe_yaml(mode)
+        cfg = tmp / f"moe_{mode}.yml"
+        cfg.write_text(yaml.replace("<tmp>", str(tmp)))
+        out = tmp / f"out_moe_{mode}"
+        cmd = [str(venv_bin / "mergekit-moe"), str(cfg), str(out), "--random-seed", "0", "--quiet", "--device", "cpu"]
+        r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        if r.returncode != 0:
+            sys.exit(f"moe {mode}: mergekit-moe failed:\n{r.stderr[-3000:]}")
+        w = load_file(str(out / "model.safetensors"))
+        for layer in range(2):
+            tensors[f"moe_{mode}.layer{layer}.gate"] = w[f"model.layers.{layer}.mlp.gate.weight"].float().contiguous()
+        model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+        tok = AutoTokenizer.from_pretrained(str(tmp / "moe_a"))
+        ids = tok((tok.bos_token or "") + MOE_PROMPTS[0], add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            tensors[f"moe_{mode}.logits"] = model(ids).logits[0].float().contiguous()
+        golden["moe"][mode] = {"yaml": yaml, "ids": ids[0].tolist(), "tensors": sorted(w.keys())[:8],
+                               "config": {k: json.loads((out / "config.json").read_text()).get(k)
+                                          for k in ("model_type", "num_local_experts", "num_experts_per_tok")}}
+        print(f"moe {mode}: {len(w)} tensors")
+
+
 def cases(tmp: Path):
     A = "<fixtures>/a_tiny_llama/llama"
     B = "<fixtures>/a_tiny_llama/llama_seed1"
@@ -189,7 +247,7 @@ dtype: float32
 def main():
     venv_bin = Path(sys.executable).parent
     OUT.mkdir(parents=True, exist_ok=True)
-    tensors, golden = {}, {"mergekit": None, "cases": {}}
+    tensors, golden = {}, {"mergekit": None, "cases": {}, "moe": {}}
     import importlib.metadata as md
     golden["mergekit"] = md.version("mergekit")
     golden["torch"] = torch.__version__
@@ -224,6 +282,7 @@ def main():
                 info["added_tokens"] = {a["content"]: a["id"] for a in vocab.get("added_tokens", [])}
             golden["cases"][name] = info
             print(f"{name}: {len(w)} tensors, {cfg_out['num_hidden_layers']} layers")
+        moe_cases(tmp, venv_bin, tensors, golden)
     save_file(tensors, str(OUT / "mergekit.safetensors"), metadata={"format": "pt"})
     (OUT / "golden.json").write_text(json.dumps(golden, indent=1) + "\n")
     print(f"wrote {OUT}")

@@ -112,6 +112,12 @@ impl ModelConfig {
         Self::from_hf(&hf)
     }
 
+    /// Reads and validates a `config.json` already parsed as JSON (`origin` names it in errors).
+    pub fn from_json(value: &Value, origin: &Path) -> Result<Self> {
+        let hf: HfConfig = serde_json::from_value(value.clone()).map_err(|source| LlmError::Json { path: origin.to_path_buf(), source })?;
+        Self::from_hf(&hf)
+    }
+
     /// Validates a parsed `config.json`. Errors name the field and what is supported.
     pub fn from_hf(hf: &HfConfig) -> Result<Self> {
         let model_type = hf.model_type.as_deref().ok_or_else(|| {

@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod method;
+pub mod moe;
 pub mod plan;
 pub mod sparsify;
 pub mod vocab;
