@@ -11,6 +11,8 @@
 //! - [`pref`], [`dpo`], [`orpo`]: preference pairs tokenized as trl does, sequence log-probs,
 //!   DPO (sigmoid, robust, hinge, IPO) and ORPO objectives for the same trainer.
 //! - [`params`]: parameters by Hugging Face name (freezing, gradients, updates).
+//! - [`abliterate`]: refusal directions, their choice by measured effect, weight
+//!   orthogonalisation.
 //! - [`merge`]: mergekit-YAML model merging (linear, SLERP, task arithmetic, TIES, DARE, DELLA,
 //!   breadcrumbs, passthrough), streamed tensor by tensor into sharded safetensors.
 //!
@@ -29,6 +31,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod abliterate;
 pub mod data;
 pub mod dpo;
 pub mod error;

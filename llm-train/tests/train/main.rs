@@ -3,6 +3,7 @@
 
 mod common;
 
+mod abliterate;
 mod crash_writers;
 mod lora_peft;
 mod merge;
