@@ -247,7 +247,7 @@ pub fn gate_vectors<B: Backend>(config: &MoeConfig, base_model: &InputModel, rng
                 GateMode::CheapEmbed => States::Embedding(base_model.weights.source().read(EMBED.0)?.convert::<f32>().into_vec().map_err(|e| {
                     TrainError::Checkpoint { path: base_dir.clone(), message: format!("`{}`: {e:?}", EMBED.0) }
                 })?),
-                _ => States::Model(load_model::<B>(base_dir, LoadOptions::default(), device)?),
+                _ => States::Model(Box::new(load_model::<B>(base_dir, LoadOptions::default(), device)?)),
             };
             let state = |prompts: &[String]| prompt_state(&states, &tokenizer, base, prompts, mode);
             let mut out = vec![];
@@ -272,7 +272,7 @@ enum States<B: Backend> {
     /// The base's token embedding `[vocab, d_model]` (cheap_embed).
     Embedding(Vec<f32>),
     /// The base model (hidden modes).
-    Model(CausalLm<B>),
+    Model(Box<CausalLm<B>>),
 }
 
 /// Per layer, the prompts' state (`[layer][d_model]`): hidden states averaged over prompts, or

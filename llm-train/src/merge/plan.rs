@@ -116,9 +116,12 @@ pub struct Plan {
     pub compute_dtype: Option<Dtype>,
 }
 
-/// A slice after `models` was turned into one: sources `(model index, first layer)`, layers.
+/// A slice source: model index, first layer, its own parameters.
+type SliceInput = (usize, usize, Vec<(String, Setting)>);
+
+/// A slice after `models` was turned into one.
 struct Slice {
-    sources: Vec<(usize, usize, Vec<(String, Setting)>)>,
+    sources: Vec<SliceInput>,
     layers: usize,
     base: Option<usize>,
     params: Vec<(String, Setting)>,
@@ -168,7 +171,7 @@ impl Plan {
 
 fn slices(config: &MergeConfig, models: &[InputModel], base: Option<usize>, index: &dyn Fn(&str) -> usize) -> Result<Vec<Slice>> {
     if let Some(entries) = &config.models {
-        let mut sources: Vec<(usize, usize, Vec<(String, Setting)>)> = entries.iter().map(|m| (index(&m.model), 0, settings(&m.parameters))).collect();
+        let mut sources: Vec<SliceInput> = entries.iter().map(|m| (index(&m.model), 0, settings(&m.parameters))).collect();
         if let Some(b) = base.filter(|b| !sources.iter().any(|s| s.0 == *b)) {
             sources.push((b, 0, vec![]));
         }

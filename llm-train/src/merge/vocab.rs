@@ -42,7 +42,7 @@ impl OutputVocab {
     pub fn build(config: &MergeConfig, plan: &Plan) -> Result<Option<Self>> {
         let Some(source) = config.tokenizer_source.as_deref() else { return Ok(None) };
         let base = config.base_model.as_deref().and_then(|b| plan.models.iter().position(|m| m.name == b));
-        let vocabs = plan.models.iter().map(|m| model_vocab(m)).collect::<Result<Vec<_>>>()?;
+        let vocabs = plan.models.iter().map(model_vocab).collect::<Result<Vec<_>>>()?;
         let (source_idx, union) = match source {
             "base" => (base.unwrap_or(plan.reference), false),
             "union" => (base.unwrap_or(plan.reference), true),

@@ -89,7 +89,7 @@ fn header_bytes(tensors: &[TensorHeader<'_>]) -> Vec<u8> {
         offset = end;
     }
     let mut bytes = serde_json::to_vec(&serde_json::Value::Object(map)).expect("JSON values serialise");
-    while bytes.len() % 8 != 0 {
+    while !bytes.len().is_multiple_of(8) {
         bytes.push(b' ');
     }
     bytes

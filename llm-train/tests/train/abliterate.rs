@@ -52,7 +52,7 @@ fn orthogonalised_model_never_writes_the_direction() {
     }
     // The in-memory ablation is the same edit; it changes the next-token distribution.
     let again = ablated(&model, &r).unwrap();
-    assert_eq!(next_token_kl(&edited, &again, &tok, &harmless).unwrap().abs() < 1e-9, true);
+    assert!(next_token_kl(&edited, &again, &tok, &harmless).unwrap().abs() < 1e-9);
     assert!(next_token_kl(&model, &edited, &tok, &harmless).unwrap() > 0.0);
     // Bad input: a direction of the wrong width, per-layer weights of the wrong count.
     assert!(orthogonalize(model.clone(), &r[..10], None).unwrap_err().to_string().contains("direction"));
