@@ -54,7 +54,7 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let yaml = std::fs::read_to_string(&cli.config).with_context(|| format!("reading {}", cli.config.display()))?;
-    let yaml = expand(&yaml);
+    let yaml = llm_examples::expand_paths(&yaml);
     let config = MergeConfig::from_yaml(&yaml, &cli.config)?;
     let plan = Plan::build(&config, cli.config.parent())?;
     let inputs: Vec<(String, PathBuf)> = plan.models.iter().map(|m| (m.name.clone(), m.dir.clone())).collect();
@@ -93,13 +93,6 @@ fn model_perplexity(path: &Path, text: &str) -> anyhow::Result<f64> {
     let ModelBundle { model, tokenizer, .. } = ModelBundle::<Flex>::load(path, LoadOptions::default(), &device)?;
     let ids = tokenizer.encode(text, true)?.ids;
     Ok(perplexity(&model, &ids, 256, 128)?.perplexity)
-}
-
-/// `$LLM_CACHE` and a leading `~/` in the YAML, so shipped configurations name fetched models.
-fn expand(yaml: &str) -> String {
-    let cache = llm_core::weights::cache_dir();
-    let home = std::env::var("HOME").unwrap_or_default();
-    yaml.replace("$LLM_CACHE", &cache.display().to_string()).replace(" ~/", &format!(" {home}/"))
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), MiB; 0 elsewhere.

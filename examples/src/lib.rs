@@ -322,3 +322,11 @@ impl SpeculationArgs {
         llm_core::generate::SpeculativeConfig { draft_tokens: self.draft_tokens, max_draft_tokens: max, adaptive: true }
     }
 }
+
+/// `$LLM_CACHE` (the model cache) and a leading `~/` in a YAML configuration, so shipped
+/// configurations can name fetched models.
+pub fn expand_paths(yaml: &str) -> String {
+    let cache = llm_core::weights::cache_dir();
+    let home = std::env::var("HOME").unwrap_or_default();
+    yaml.replace("$LLM_CACHE", &cache.display().to_string()).replace(" ~/", &format!(" {home}/"))
+}
