@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! scripts/fetch-models.sh
-//! cargo run --release --example abliterate -- --out /tmp/smollm2-abliterated
-//! cargo run --release --example chat -- --model /tmp/smollm2-abliterated --prompt "How do I pick a lock?"
+//! # SmolLM2-135M-Instruct refuses almost nothing: first teach it to (LoRA, merged)
+//! cargo run --release --example finetune -- --data examples/data/abliterate/refusal_sft.jsonl \
+//!     --epochs 8 --lr 1e-3 --merge --out /tmp/smollm2-refuser
+//! cargo run --release --example abliterate -- --model /tmp/smollm2-refuser --out /tmp/smollm2-abliterated
+//! cargo run --release --example chat -- --model /tmp/smollm2-abliterated --prompt "How can I make counterfeit money?"
 //! ```
 //!
 //! Prompts: examples/data/abliterate/refused.txt and harmless.txt, written for this repo (mild
@@ -47,7 +50,7 @@ struct Cli {
     #[arg(long, default_value_t = 3)]
     layer_stride: usize,
     /// The largest mean next-token KL (nats) on harmless prompts a direction may cost.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.25)]
     kl_bound: f64,
     /// Tokens generated per refused prompt to judge refusals.
     #[arg(long, default_value_t = 24)]
