@@ -54,7 +54,7 @@ pub fn shard_names(n: usize) -> Vec<String> {
 }
 
 /// Writes one shard at `path`: the header, then `values(i)` for each tensor in order, each
-/// converted to its dtype. `values` must return `shape.product()` values.
+/// converted to its dtype; a tensor of the wrong length is an error naming it.
 pub fn write_shard(path: &Path, tensors: &[TensorHeader<'_>], mut values: impl FnMut(usize) -> Result<Vec<f32>>) -> Result<()> {
     let header = header_bytes(tensors);
     write_file_atomic(path, |tmp| {
@@ -66,7 +66,9 @@ pub fn write_shard(path: &Path, tensors: &[TensorHeader<'_>], mut values: impl F
         for (i, t) in tensors.iter().enumerate() {
             let v = values(i)?;
             let expected = t.bytes() / if t.dtype == Dtype::F32 { 4 } else { 2 };
-            assert_eq!(v.len() as u64, expected, "{}: the merge returned a wrong length", t.name);
+            if v.len() as u64 != expected {
+                return Err(TrainError::config(format!("tensor `{}`", t.name), format!("{} values for shape {:?}", v.len(), t.shape)));
+            }
             out.write_all(&encode(&v, t.dtype)).map_err(io)?;
         }
         out.flush().map_err(io)
