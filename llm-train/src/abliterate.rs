@@ -14,6 +14,7 @@
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use llm_core::chat::Message;
 use llm_core::generate::{GenerationConfig, Generator};
+use llm_core::io::host_f32;
 use llm_core::model::arch::{layer_of, EMBED};
 use llm_core::{CausalLm, ModelInput, Tokenizer};
 
@@ -91,7 +92,7 @@ fn last_position_states<B: Backend>(model: &CausalLm<B>, ids: &[u32]) -> Result<
         .into_iter()
         .take(n_layers)
         .map(|h| {
-            let v: Vec<f32> = h.into_data().convert::<f32>().into_vec().expect("f32");
+            let (_, v) = host_f32(h);
             v[(n - 1) * d..n * d].to_vec()
         })
         .collect())
@@ -200,7 +201,7 @@ fn last_log_probs<B: Backend>(model: &CausalLm<B>, ids: &[u32]) -> Result<Vec<f6
     let n = ids.len();
     let input = Tensor::<B, 2, Int>::from_data(TensorData::new(ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [1, n]), &model.device());
     let out = model.forward_with(ModelInput { last_logits_only: true, ..ModelInput::new(input) }, None)?;
-    let logits: Vec<f32> = out.logits.into_data().convert::<f32>().into_vec().expect("f32");
+    let (_, logits) = host_f32(out.logits);
     let last = &logits[logits.len() - model.config.vocab_size..];
     let max = last.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let lse = max + last.iter().map(|&v| (f64::from(v) - max).exp()).sum::<f64>().ln();
@@ -269,7 +270,7 @@ pub fn projection_onto<B: Backend>(model: &CausalLm<B>, tokenizer: &Tokenizer, p
         // residual stream entering each layer is orthogonal to r.
         let layers = out.hidden_states.len() - 1;
         for h in out.hidden_states.into_iter().take(layers) {
-            let v: Vec<f32> = h.into_data().convert::<f32>().into_vec().expect("f32");
+            let (_, v) = host_f32(h);
             for row in v.chunks(d) {
                 let dot: f64 = row.iter().zip(direction).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum();
                 worst = worst.max(dot.abs());

@@ -190,8 +190,7 @@ fn write_index(dir: &Path, plan: &Plan, shards: &[Vec<usize>], names: &[String],
         }
     }
     let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": map});
-    let path = dir.join("model.safetensors.index.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&index).expect("JSON")).map_err(|e| TrainError::io(path, e))
+    Ok(llm_core::io::write_json(&dir.join("model.safetensors.index.json"), &index)?)
 }
 
 /// The reference model's `config.json` with the output's layer count, vocabulary and dtype.
@@ -207,8 +206,7 @@ fn write_config(dir: &Path, config: &MergeConfig, plan: &Plan, vocab: Option<&vo
             obj.insert(key.into(), d.trim_start_matches("torch.").into());
         }
     }
-    let path = dir.join("config.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json).expect("JSON")).map_err(|e| TrainError::io(path, e))?;
+    llm_core::io::write_json(&dir.join("config.json"), &json)?;
     let generation = plan.models[plan.reference].dir.join("generation_config.json");
     if generation.exists() {
         std::fs::copy(&generation, dir.join("generation_config.json")).map_err(|e| TrainError::io(&generation, e))?;

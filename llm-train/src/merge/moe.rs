@@ -168,8 +168,7 @@ pub fn merge_moe<B: Backend>(config: &MoeConfig, config_dir: Option<&Path>, out_
             let list: Vec<TensorHeader> = files.iter().map(|&i| TensorHeader { name: &specs[i].name, dtype, shape: &specs[i].shape }).collect();
             write_shard(&dir.join(file), &list, |k| tensor_values(&specs[files[k]].name, &base, &experts, config, &gates, &mut rng))?;
         }
-        let path = dir.join("config.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&out_json).expect("JSON")).map_err(|e| TrainError::io(&path, e))?;
+        llm_core::io::write_json(&dir.join("config.json"), &out_json)?;
         if base_dir.is_dir() {
             for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "tokenizer.model", "generation_config.json"] {
                 let src = base_dir.join(name);
@@ -301,7 +300,7 @@ fn prompt_state<B: Backend>(states: &States<B>, tokenizer: &Tokenizer, c: &Model
                 // hidden_states: the embeddings and the input of each later layer (transformers'
                 // `hidden_states[:-1]`), then the final normed state.
                 for (l, h) in out.hidden_states.into_iter().take(n_layers).enumerate() {
-                    let v: Vec<f32> = h.into_data().convert::<f32>().into_vec().expect("f32");
+                    let (_, v) = llm_core::io::host_f32(h);
                     let rows: Vec<&[f32]> = v.chunks(d).collect();
                     let pick: Vec<f32> = match mode {
                         GateMode::HiddenMean => (0..d).map(|j| rows.iter().map(|r| r[j]).sum::<f32>() / n as f32).collect(),

@@ -118,16 +118,18 @@ impl OutputVocab {
         let row = |k: usize, id: usize| &inputs[k][id * d..(id + 1) * d];
         let mut out: Vec<Vec<f32>> = models.iter().map(|_| vec![0.0; self.len() * d]).collect();
         for tok in 0..self.len() {
-            let present: Vec<usize> = (0..models.len()).filter(|&k| self.perm[models[k]][tok].is_some_and(|id| id * d < inputs[k].len())).collect();
+            // (source, its row) for each source that has the token.
+            let present: Vec<(usize, usize)> =
+                (0..models.len()).filter_map(|k| self.perm[models[k]][tok].filter(|id| id * d < inputs[k].len()).map(|id| (k, id))).collect();
             let fallback: Vec<f32> = match present.as_slice() {
                 [] => vec![0.0; d],
-                [k] => row(*k, self.perm[models[*k]][tok].expect("present")).to_vec(),
-                _ => match self.base.and_then(|b| present.iter().find(|&&k| models[k] == b)) {
-                    Some(&k) => row(k, self.perm[models[k]][tok].expect("present")).to_vec(),
+                [(k, id)] => row(*k, *id).to_vec(),
+                _ => match self.base.and_then(|b| present.iter().find(|(k, _)| models[*k] == b)) {
+                    Some(&(k, id)) => row(k, id).to_vec(),
                     None => {
                         let mut mean = vec![0.0f32; d];
-                        for &k in &present {
-                            mean.iter_mut().zip(row(k, self.perm[models[k]][tok].expect("present"))).for_each(|(a, &b)| *a += b);
+                        for &(k, id) in &present {
+                            mean.iter_mut().zip(row(k, id)).for_each(|(a, &b)| *a += b);
                         }
                         mean.iter_mut().for_each(|a| *a /= present.len() as f32);
                         mean
@@ -135,7 +137,10 @@ impl OutputVocab {
                 },
             };
             for (k, dst) in out.iter_mut().enumerate() {
-                let src = if present.contains(&k) { row(k, self.perm[models[k]][tok].expect("present")) } else { fallback.as_slice() };
+                let src = match present.iter().find(|(p, _)| *p == k) {
+                    Some(&(_, id)) => row(k, id),
+                    None => fallback.as_slice(),
+                };
                 dst[tok * d..(tok + 1) * d].copy_from_slice(src);
             }
         }
@@ -199,7 +204,7 @@ pub fn write_tokenizer(dir: &Path, config: &MergeConfig, plan: &Plan, vocab: Opt
             Err(_) => serde_json::json!({}),
         };
         json["chat_template"] = template.clone().into();
-        std::fs::write(&path, serde_json::to_string_pretty(&json).expect("JSON")).map_err(|e| TrainError::io(&path, e))?;
+        llm_core::io::write_json(&path, &json)?;
     }
     Ok(())
 }

@@ -41,21 +41,26 @@ fn case_yaml(case: &str) -> String {
     read_json(&fixture("merge_ref/golden.json"))["cases"][case]["yaml"].as_str().unwrap().to_string()
 }
 
+/// `root/dst`: the tiny Llama `src` (config and weights) with the bpe512 tokenizer.
+fn model_with_tokenizer(root: &Path, dst: &str, src: &str) -> PathBuf {
+    let tok = fixture("b_tokenizer/bytelevel_bpe512");
+    let d = root.join(dst);
+    std::fs::create_dir_all(&d).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture(&format!("a_tiny_llama/{src}/{f}")), d.join(f)).unwrap();
+    }
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(tok.join(f), d.join(f)).unwrap();
+    }
+    d
+}
+
 /// The vocabulary cases' inputs, built as scripts/mergekit_reference.py's `union_inputs` does:
 /// A = `llama` with the bpe512 tokenizer; B = `llama_seed1` with two added tokens and two more
 /// embedding and head rows of ((r·64 + j) mod 17 − 8) / 64.
 fn union_inputs(root: &Path) {
-    let tok = fixture("b_tokenizer/bytelevel_bpe512");
-    for (dst, src) in [("union_a", "llama"), ("union_b", "llama_seed1")] {
-        let d = root.join(dst);
-        std::fs::create_dir_all(&d).unwrap();
-        for f in ["config.json", "model.safetensors"] {
-            std::fs::copy(fixture(&format!("a_tiny_llama/{src}/{f}")), d.join(f)).unwrap();
-        }
-        for f in ["tokenizer.json", "tokenizer_config.json"] {
-            std::fs::copy(tok.join(f), d.join(f)).unwrap();
-        }
-    }
+    model_with_tokenizer(root, "union_a", "llama");
+    model_with_tokenizer(root, "union_b", "llama_seed1");
     let b = root.join("union_b");
     let mut t = tokenizers::Tokenizer::from_file(b.join("tokenizer.json")).unwrap();
     t.add_tokens(&[tokenizers::AddedToken::from("<|tool|>", false), tokenizers::AddedToken::from("<|think|>", false)]);
@@ -288,17 +293,8 @@ fn gguf_inputs_merge_as_their_dequantized_tensors() {
 /// moe_a / moe_b as scripts/mergekit_reference.py's `moe_inputs`: `llama` and `llama_seed1`
 /// with the bpe512 tokenizer.
 fn moe_inputs(root: &Path) {
-    let tok = fixture("b_tokenizer/bytelevel_bpe512");
-    for (dst, src) in [("moe_a", "llama"), ("moe_b", "llama_seed1")] {
-        let d = root.join(dst);
-        std::fs::create_dir_all(&d).unwrap();
-        for f in ["config.json", "model.safetensors"] {
-            std::fs::copy(fixture(&format!("a_tiny_llama/{src}/{f}")), d.join(f)).unwrap();
-        }
-        for f in ["tokenizer.json", "tokenizer_config.json"] {
-            std::fs::copy(tok.join(f), d.join(f)).unwrap();
-        }
-    }
+    model_with_tokenizer(root, "moe_a", "llama");
+    model_with_tokenizer(root, "moe_b", "llama_seed1");
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
