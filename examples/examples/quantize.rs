@@ -6,6 +6,7 @@
 //! scripts/fetch-models.sh
 //! cargo run --release --example quantize -- --method gptq --bits 4 --group-size 128 --out /tmp/smollm2-gptq
 //! cargo run --release --example quantize -- --method nf4 --double-quant --out /tmp/smollm2-nf4
+//! cargo run --release --example quantize -- --method gguf --type Q4_K_M --out /tmp/smollm2-q4_k_m.gguf
 //! cargo run --release --example chat -- --model /tmp/smollm2-gptq --prompt "What is the capital of France?"
 //! ```
 //!
@@ -46,6 +47,8 @@ enum MethodArg {
     Rtn,
     /// GPTQ at `--bits` / `--group-size` with calibration.
     Gptq,
+    /// A GGUF file of `--type` (llama-quantize's file types), runnable by llama.cpp.
+    Gguf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,6 +134,14 @@ struct Cli {
     /// Write the report as JSON here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// GGUF file type for `--method gguf`: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K,
+    /// Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K.
+    #[arg(long = "type", default_value = "Q4_K_M")]
+    gguf_type: String,
+    /// Per-tensor GGUF type, `REGEX=TYPE` on the GGUF name (`attn_v=Q8_0`); repeatable; the
+    /// first match wins over the file type's rules.
+    #[arg(long = "tensor-type")]
+    tensor_types: Vec<String>,
 }
 
 impl Cli {
@@ -157,6 +168,7 @@ impl Cli {
             MethodArg::Fp4 => Method::Fp4 { kind: Fp4Kind::Fp4, blocksize: self.blocksize, double_quant: self.double_quant },
             MethodArg::Rtn => self.rtn_baseline(),
             MethodArg::Gptq => bail!("--method gptq is calibrated (gptq_config), not a direct method"),
+            MethodArg::Gguf => bail!("--method gguf writes a file (run_gguf), not a method applied in memory"),
         })
     }
 
@@ -221,6 +233,9 @@ impl BackendTask for Quantize {
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let cli = self.0;
+        if cli.method == MethodArg::Gguf {
+            return run_gguf::<B>(&cli, &device);
+        }
         let method = if cli.method == MethodArg::Gptq { cli.rtn_baseline() } else { cli.method()? };
         let ModelBundle { mut model, tokenizer, .. } = cli.model.load_bundle::<B>(&device)?;
         let text = read_text(&cli.eval)?;
@@ -304,6 +319,51 @@ impl BackendTask for Quantize {
         }
         Ok(())
     }
+}
+
+/// `--method gguf`: write the GGUF, then perplexity of the source and of the file as llm-core
+/// runs it (from its blocks).
+fn run_gguf<B: Backend>(cli: &Cli, device: &B::Device) -> anyhow::Result<()> {
+    use llm_quant::gguf::{write_model_gguf, FileType, GgufOptions, TypeOverride};
+    let Some(out) = &cli.out else { bail!("--method gguf needs --out FILE.gguf") };
+    let mut options = GgufOptions::new(FileType::parse(&cli.gguf_type)?);
+    options.overrides = cli.tensor_types.iter().map(|s| TypeOverride::parse(s)).collect::<Result<_, _>>()?;
+    let input = cli.model.model_path()?;
+    let ModelBundle { model, tokenizer, .. } = cli.model.load_bundle::<B>(device)?;
+    let text = read_text(&cli.eval)?;
+    let eval_text: String = text.chars().take(cli.eval_chars).collect();
+    let eval_ids = tokenizer.encode(&eval_text, true)?.ids;
+    let ppl = |m: &CausalLm<B>| -> anyhow::Result<f64> { Ok(perplexity(m, &eval_ids, cli.context, cli.stride)?.perplexity) };
+    let ppl_before = ppl(&model)?;
+    drop(model);
+    println!("source perplexity: {ppl_before:.4} on {} held-out tokens ({})", eval_ids.len(), input.display());
+    let report = write_model_gguf(&input, out, &options)?;
+    let types: Vec<String> = report.type_counts().iter().map(|(t, n)| format!("{n} {t}")).collect();
+    println!(
+        "wrote {} ({}): {:.1} MB, {:.2} bits per weight, {} tensors ({}) in {:.1}s",
+        out.display(),
+        options.file_type.name(),
+        report.file_bytes as f64 / 1e6,
+        report.bits_per_weight(),
+        report.tensors.len(),
+        types.join(", "),
+        report.seconds
+    );
+    let args = ModelArgs { model: Some(out.clone()), adapter: None, ..cli.model.clone() };
+    let ModelBundle { model, .. } = args.load_bundle::<B>(device)?;
+    let ppl_after = ppl(&model)?;
+    println!("perplexity: {ppl_before:.4} -> {ppl_after:.4} (delta {:+.4})", ppl_after - ppl_before);
+    if let Some(path) = &cli.report {
+        let tensors: Vec<serde_json::Value> =
+            report.tensors.iter().map(|t| json!({"name": t.name, "type": t.ggml_type.name(), "bytes": t.bytes})).collect();
+        let report = json!({
+            "method": "gguf", "type": options.file_type.name(), "ppl_source": ppl_before, "ppl_quantized": ppl_after,
+            "ppl_delta": ppl_after - ppl_before, "file_bytes": report.file_bytes, "bits_per_weight": report.bits_per_weight(),
+            "eval_tokens": eval_ids.len(), "quantize_seconds": report.seconds, "tensors": tensors,
+        });
+        llm_core::io::atomic::write_bytes_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {

@@ -7,6 +7,9 @@
 //! - [`gptq`]: GPTQ with calibration through the model's own forward, lazy block updates,
 //!   groups, sym/asym, act-order and static groups, sequential layer-by-layer quantization;
 //!   a Hessian that is not positive definite raises the damping and says so.
+//! - [`gguf`]: GGUF files llama.cpp runs: ggml's quantizers for every legacy and K-quant type
+//!   (byte for byte as llama.cpp's), llama-quantize's file types (`Q4_K_M`...), the tokenizer
+//!   as metadata, streamed export of any model llm-core loads.
 //! - [`method`]: the calibration-free methods applied to a whole model.
 //! - [`save`]: checkpoints in GPTQModel/AutoGPTQ, bitsandbytes (transformers) and this
 //!   family's int8 layouts, which `llm_core::weights::load_model` reads back.
@@ -16,6 +19,7 @@
 
 pub mod calib;
 pub mod error;
+pub mod gguf;
 pub mod gptq;
 pub mod int8;
 pub mod method;

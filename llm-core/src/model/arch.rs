@@ -361,6 +361,26 @@ pub fn gguf_to_hf(gguf: &str, n_experts: usize) -> Vec<(String, Option<usize>)> 
     vec![(gguf.to_string(), None)]
 }
 
+/// The GGUF name of a Hugging Face tensor of a dense model (`model.layers.0.self_attn.q_proj.weight`
+/// -> `blk.0.attn_q.weight`), the inverse of [`gguf_to_hf`]; `None` for a name outside the
+/// table and for expert tensors (which GGUF stacks, see [`gguf_name`]).
+pub fn hf_to_gguf(hf: &str) -> Option<String> {
+    for (h, g, _) in [EMBED, FINAL_NORM, LM_HEAD] {
+        if hf == h {
+            return Some(g.to_string());
+        }
+    }
+    let layer = layer_of(hf)?;
+    if let Some((_, _, g)) = NORMS.iter().find(|(slot, _, _)| norm_name(layer, *slot) == hf) {
+        return Some(format!("{GGUF_LAYERS}.{layer}.{g}.weight"));
+    }
+    let (module, kind) = hf.rsplit_once('.')?;
+    match LinearId::parse(module)? {
+        id @ LinearId::Layer { .. } => Some(gguf_name(id, kind)),
+        _ => None,
+    }
+}
+
 /// The GGUF name of a linear layer's tensor (`blk.0.attn_q.weight`), the inverse of
 /// [`gguf_to_hf`] for dense layers; experts get their stacked name.
 pub fn gguf_name(id: LinearId, kind: &str) -> String {
@@ -463,5 +483,12 @@ mod tests {
         assert_eq!(gguf_to_hf("blk.1.ffn_up.7.weight", 8), vec![("model.layers.1.block_sparse_moe.experts.7.w3.weight".into(), None)]);
         assert_eq!(gguf_to_hf("rope_freqs.weight", 0), vec![("rope_freqs.weight".into(), None)]);
         assert_eq!(gguf_name(LinearId::Layer { layer: 2, slot: LinearSlot::Gate }, "weight"), "blk.2.ffn_gate.weight");
+        for g in ["token_embd.weight", "output.weight", "output_norm.weight", "blk.3.attn_norm.weight", "blk.3.ffn_norm.weight",
+                  "blk.0.attn_q.bias", "blk.1.attn_v.weight", "blk.2.ffn_down.weight", "blk.2.ffn_gate_inp.weight"] {
+            let hf = &gguf_to_hf(g, 0)[0].0;
+            assert_eq!(hf_to_gguf(hf).as_deref(), Some(g), "{hf}");
+        }
+        assert_eq!(hf_to_gguf("model.layers.0.block_sparse_moe.experts.1.w1.weight"), None);
+        assert_eq!(hf_to_gguf("model.rotary.inv_freq"), None);
     }
 }

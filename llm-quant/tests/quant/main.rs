@@ -4,6 +4,8 @@
 mod bad_inputs;
 mod crash_writers;
 mod formats_round_trip;
+mod gguf_blocks;
+mod gguf_export;
 mod gptq_checkpoint;
 mod gptq_solver;
 mod int8_nf4_fixtures;

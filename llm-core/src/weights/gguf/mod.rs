@@ -3,6 +3,7 @@
 
 mod file;
 pub mod quants;
+mod write;
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use burn::tensor::TensorData;
 
 pub use file::{GgufFile, GgufTensorInfo, GgufValue};
 pub use quants::GgmlType;
+pub use write::{write_gguf, GgufTensorPlan, DEFAULT_ALIGNMENT};
 
 use super::TensorSource;
 use crate::config::{Architecture, ModelConfig, MoeConfig, RopeConfig, RopeScaling};
@@ -173,6 +175,29 @@ pub fn unpermute_rows(values: &[f32], shape: &[usize], n_heads: usize) -> Vec<f3
         row.copy_from_slice(&values[src * cols..(src + 1) * cols]);
     }
     out
+}
+
+/// llama.cpp's `permute` (what `convert_hf_to_gguf.py` applies to Q and K): within each head,
+/// HF row `a * d/2 + i` becomes GGUF row `2i + a`; the inverse of [`unpermute_rows`].
+///
+/// values: `[n_heads * head_dim, cols]` (or `[n_heads * head_dim]` for a bias), row-major.
+/// Errors name `name` when the rows do not split into heads of an even width.
+pub fn permute_rows(name: &str, values: &[f32], shape: &[usize], n_heads: usize) -> Result<Vec<f32>> {
+    check_rope_rows(name, shape, n_heads)?;
+    let rows = shape[0];
+    let cols: usize = shape[1..].iter().product();
+    let head_dim = rows / n_heads;
+    let half = head_dim / 2;
+    let mut out = vec![0.0; values.len()];
+    if cols == 0 {
+        return Ok(out);
+    }
+    for (dst, row) in out.chunks_exact_mut(cols).enumerate() {
+        let (h, r) = (dst / head_dim, dst % head_dim);
+        let src = h * head_dim + (r % 2) * half + r / 2;
+        row.copy_from_slice(&values[src * cols..(src + 1) * cols]);
+    }
+    Ok(out)
 }
 
 /// `(HF name, GGUF name, expert)` for every tensor of `file`, from the architecture table.

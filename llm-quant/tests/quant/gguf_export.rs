@@ -1,0 +1,170 @@
+//! GGUF export against llama.cpp: `scripts/gguf-export-reference.sh` wrote GGUF files with the
+//! `quantize` example and recorded, per file, its SHA-256, llama.cpp 0.3.36's logits on fixed
+//! ids, its tokenization of a fixed text and the keys gguf-py reads back
+//! (`fixtures/m_gguf_write/llama_cpp_export.*`). These tests write the same files again, check
+//! they are the same bytes, and hold our runtime's logits on them to llama.cpp's.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Int, Tensor};
+use llm_core::weights::gguf::quants::dequantize;
+use llm_core::weights::{build_model, load_model, GgufFile, GgufSource, LoadOptions, SafetensorsSource, TensorSource};
+use llm_core::{CausalLm, Tokenizer};
+use llm_quant::gguf::{mix, write_model_gguf, FileType, GgufOptions, quantize_rows};
+use llm_testkit::{fixture, json_ids, read_f32, read_json, smollm2_gguf, temp_dir};
+use sha2::{Digest, Sha256};
+
+type B = burn::backend::Flex;
+
+/// The tiny Llama with the 512-token byte-level BPE, in a directory named `tiny` (the file's
+/// `general.name`), as the reference script assembles it.
+fn tiny_dir() -> PathBuf {
+    let dir = temp_dir("gguf-export").join("tiny");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture("a_tiny_llama/llama").join(f), dir.join(f)).unwrap();
+    }
+    for f in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"] {
+        std::fs::copy(fixture("b_tokenizer/bytelevel_bpe512").join(f), dir.join(f)).unwrap();
+    }
+    dir
+}
+
+fn reference() -> serde_json::Value {
+    read_json(&fixture("m_gguf_write/llama_cpp_export.json"))
+}
+
+fn sha256(path: &Path) -> String {
+    format!("{:x}", Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// Last-layer logits of `model` on the reference ids: `[ids, vocab]`, row-major.
+fn logits(model: &CausalLm<B>, ids: &[u32]) -> Vec<f32> {
+    let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+    let input = Tensor::<B, 1, Int>::from_ints(ids.as_slice(), &Default::default()).reshape([1, ids.len()]);
+    model.forward(input).into_data().convert::<f32>().into_vec::<f32>().unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, f32) {
+    let diff = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    (diff, b.iter().fold(0.0f32, |m, v| m.max(v.abs())))
+}
+
+/// Writes `label`'s file, checks it is the file llama.cpp ran, and compares logits.
+fn check_against_llama_cpp(label: &str, input: &Path, file_type: &str, tol: f32) -> PathBuf {
+    let reference = reference();
+    let want = &reference["files"][label];
+    let out = temp_dir("gguf-export-out").join(format!("{label}.gguf"));
+    let report = write_model_gguf(input, &out, &GgufOptions::new(FileType::parse(file_type).unwrap())).unwrap();
+    assert_eq!(sha256(&out), want["sha256"].as_str().unwrap(), "{label}: not the bytes llama.cpp ran");
+    // gguf-py read back every key we wrote, and found the tensor types we report.
+    let keys: Vec<&str> = want["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    let file = GgufFile::open(&out).unwrap();
+    for k in file.metadata.keys() {
+        assert!(keys.contains(&k.as_str()), "{label}: gguf-py did not read `{k}`");
+    }
+    for (ty, n) in report.type_counts() {
+        assert_eq!(want["tensor_types"][&ty].as_u64(), Some(n as u64), "{label}: {ty}");
+    }
+    let ids = json_ids(&reference["ids"]);
+    let (_, theirs) = read_f32(&fixture("m_gguf_write/llama_cpp_export.safetensors"), &format!("{label}.logits"));
+    let ours = logits(&load_model::<B>(&out, LoadOptions::default(), &Default::default()).unwrap(), &ids);
+    let (diff, scale) = max_abs_diff(&ours, &theirs);
+    assert!(diff <= tol * scale, "{label}: max |ours - llama.cpp| = {diff} (largest logit {scale}, tolerance {tol})");
+    out
+}
+
+// Tolerances, as fractions of the largest logit. F32: llama.cpp keeps the KV cache in f16
+// (measured 7e-4 on the f32 fixture of l_ggml). F16/BF16: llama.cpp also rounds activations to
+// f16 for its f16 matmuls. Quantized types: llama.cpp rounds activations to Q8_0/Q8_1 (Q8_K for
+// K-quants) where we run the blocks on 8-bit activations of our own rounding.
+#[test]
+fn tiny_llama_gguf_files_run_in_llama_cpp_as_in_llm_core() {
+    let dir = tiny_dir();
+    for (ty, tol) in [("F32", 2e-3), ("F16", 1e-2), ("BF16", 3e-2), ("Q8_0", 2e-2), ("Q4_0", 3e-2), ("Q4_1", 3e-2), ("Q5_0", 3e-2), ("Q5_1", 3e-2), ("Q4_K_M", 3e-2)] {
+        check_against_llama_cpp(&format!("tiny_{ty}"), &dir, ty, tol);
+    }
+}
+
+#[test]
+fn the_exported_tokenizer_tokenizes_as_llama_cpp_and_the_source() {
+    let dir = tiny_dir();
+    let reference = reference();
+    let text = reference["text"].as_str().unwrap();
+    let out = check_against_llama_cpp("tiny_F32", &dir, "F32", 2e-3);
+    let from_file = Tokenizer::from_gguf(&GgufFile::open(&out).unwrap()).unwrap();
+    let from_dir = Tokenizer::from_dir(&dir).unwrap();
+    let ours = from_file.encode(text, false).unwrap().ids;
+    assert_eq!(ours, from_dir.encode(text, false).unwrap().ids);
+    assert_eq!(ours, json_ids(&reference["files"]["tiny_F32"]["tokens"]), "llama.cpp tokenizes differently");
+    assert_eq!(from_file.chat_template().map(|t| t.source().to_string()), from_dir.chat_template().map(|t| t.source().to_string()));
+}
+
+/// A source whose tensors are quantized and dequantized in memory as the file stores them.
+struct RoundTripped<'a> {
+    inner: &'a dyn TensorSource,
+    file: &'a GgufFile,
+}
+
+impl TensorSource for RoundTripped<'_> {
+    fn source_name(&self) -> &str {
+        "round-tripped"
+    }
+    fn tensor_names(&self) -> Vec<String> {
+        self.inner.tensor_names()
+    }
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.inner.shape(name)
+    }
+    fn read(&self, name: &str) -> llm_core::Result<burn::tensor::TensorData> {
+        let data = self.inner.read(name)?;
+        let gguf = llm_core::model::arch::hf_to_gguf(name).unwrap();
+        let ty = self.file.tensors[&gguf].ggml_type;
+        let shape = data.shape.clone();
+        let values = data.convert::<f32>().into_vec::<f32>().unwrap();
+        let bytes = quantize_rows(name, ty, &values, *shape.last().unwrap()).unwrap();
+        Ok(burn::tensor::TensorData::new(dequantize(ty, &bytes), shape))
+    }
+}
+
+#[test]
+fn a_written_gguf_runs_as_the_source_quantized_in_memory() {
+    let dir = tiny_dir();
+    let source = SafetensorsSource::open_dir(&dir).unwrap();
+    let config = llm_core::ModelConfig::from_file(dir.join("config.json")).unwrap();
+    let ids = json_ids(&reference()["ids"]);
+    let exact = LoadOptions { ggml_blocks: false, ..Default::default() };
+    for ty in ["F32", "Q8_0", "Q4_0", "Q5_1", "Q4_K_M"] {
+        let out = temp_dir("gguf-roundtrip").join(format!("{ty}.gguf"));
+        write_model_gguf(&dir, &out, &GgufOptions::new(FileType::parse(ty).unwrap())).unwrap();
+        let file = GgufFile::open(&out).unwrap();
+        let in_memory = build_model::<B>(config.clone(), &RoundTripped { inner: &source, file: &file }, exact, &Default::default()).unwrap();
+        let from_file = load_model::<B>(&out, exact, &Default::default()).unwrap();
+        // The same f32 weights (rows permuted for RoPE and back): the logits agree to f32 noise.
+        let (diff, scale) = max_abs_diff(&logits(&from_file, &ids), &logits(&in_memory, &ids));
+        assert!(diff <= 1e-5 * scale.max(1.0), "{ty}: {diff}");
+    }
+}
+
+#[test]
+fn smollm2_requantized_to_q8_0_runs_in_llama_cpp_as_in_llm_core() {
+    let out = check_against_llama_cpp("smollm2_Q8_0", &smollm2_gguf(), "Q8_0", 3e-2);
+    // The tokenizer and chat template are carried over key for key.
+    let (src, dst) = (GgufSource::open(smollm2_gguf()).unwrap(), GgufFile::open(&out).unwrap());
+    for (k, v) in src.file().metadata.iter().filter(|(k, _)| k.starts_with("tokenizer.")) {
+        assert_eq!(dst.get(k), Some(v), "{k}");
+    }
+}
+
+#[test]
+fn unsupported_models_and_bad_overrides_are_named() {
+    let dir = tiny_dir();
+    let out = temp_dir("gguf-bad").join("x.gguf");
+    let mut config: serde_json::Value = read_json(&dir.join("config.json"));
+    config["attention_bias"] = true.into();
+    config["model_type"] = "qwen2".into();
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let err = write_model_gguf(&dir, &out, &GgufOptions::new(FileType::Q8_0)).unwrap_err().to_string();
+    assert!(err.contains("qwen2") && !out.exists(), "{err}");
+    assert!(mix::TypeOverride::parse("(=Q4_0").unwrap_err().to_string().contains("regex"));
+}
