@@ -4,6 +4,7 @@
 #   - the tiny Llama of fixtures/a_tiny_llama/llama with the byte-level BPE tokenizer of
 #     fixtures/b_tokenizer/bytelevel_bpe512 (vocab 512), as F32, F16, BF16, Q8_0, Q4_0, Q4_1,
 #     Q5_0, Q5_1 and Q4_K_M (64-wide rows: the K-quants fall back as llama-quantize's do);
+#   - the PEFT LoRA of fixtures/c_lora/adapter as a llama.cpp LoRA GGUF, run on the tiny F32 file;
 #   - SmolLM2-135M-Instruct requantized from the fetched Q4_1 GGUF to Q8_0 and Q4_K_M (its
 #     1536-wide ffn_down rows hold real Q4_K / Q6_K blocks).
 # Needs scripts/fetch-llama-cpp.sh and scripts/fetch-models.sh.
@@ -24,6 +25,8 @@ for t in F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_M; do
   "$q" --model "$tiny" --method gguf --type "$t" --out "$tmp/tiny_$t.gguf" --eval-chars 400
   args+=("tiny_$t=$tmp/tiny_$t.gguf")
 done
+"$q" --model "$tiny" --method gguf-lora --adapter fixtures/c_lora/adapter --out "$tmp/tiny_lora.gguf" --eval-chars 400
+args+=("tiny_lora=$tmp/tiny_F32.gguf+$tmp/tiny_lora.gguf")
 for t in Q8_0 Q4_K_M; do
   "$q" --method gguf --type "$t" --out "$tmp/smollm2_$t.gguf" --eval-chars 1000
   args+=("smollm2_$t=$tmp/smollm2_$t.gguf")

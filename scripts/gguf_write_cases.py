@@ -2,7 +2,9 @@
 """Reference blocks for llm-quant's GGUF quantizers: random f32 rows, quantized by gguf-py's
 `quants.quantize` (the legacy types) and by llama.cpp's own quantizer (`llama_model_quantize`,
 pure, every legacy and K-quant type), written to fixtures/m_gguf_write/blocks.safetensors:
-`rows` (f32 [R, 512]) and, per type T, `T.gguf_py` / `T.llama_cpp` (u8, the raw blocks).
+`rows` (f32 [R, 512]) and, per type T, `T.gguf_py` / `T.llama_cpp` (u8, the raw blocks), plus
+`importance` (f32 [512], an importance matrix row for the tensor) and `T.llama_cpp_imatrix`,
+the blocks llama.cpp writes when given it (`--imatrix`: the weighted quantizers).
 
     ~/.cache/llm-rs/llama-cpp-venv/bin/python scripts/gguf_write_cases.py
 
@@ -101,12 +103,22 @@ FTYPES = {
 }
 
 
-def llama_cpp_blocks(src, tmp, qtype):
+def llama_cpp_blocks(src, tmp, qtype, importance=None):
     dst = os.path.join(tmp, f"{qtype.name}.gguf")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = FTYPES[qtype]
     params.pure = True
     params.nthread = 1
+    if importance is not None:
+        # One entry for the tensor, then the terminator llama.cpp stops at (name NULL).
+        data = (ctypes.c_float * len(importance))(*importance.tolist())
+        entries = (llama_cpp.llama_model_imatrix_data * 2)()
+        entries[0].name = b"blk.0.ffn_gate.weight"
+        entries[0].data = ctypes.cast(data, ctypes.POINTER(ctypes.c_float))
+        entries[0].size = len(importance)
+        entries[1].name = None
+        params.imatrix = ctypes.cast(entries, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
+        keep = (data, entries)  # alive through the call
     if llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params)) != 0:
         raise SystemExit(f"llama_model_quantize failed for {qtype.name}")
     (t,) = [t for t in gguf.GGUFReader(dst).tensors if t.name == "blk.0.ffn_gate.weight"]
@@ -138,6 +150,13 @@ def main():
         write_model(src, x)
         for q in FTYPES:
             out[f"{q.name}.llama_cpp"] = llama_cpp_blocks(src, tmp, q)
+        # Mean squared activations: positive, spread over three decades, as real ones are.
+        importance = (np.random.default_rng(11).lognormal(0.0, 1.5, D) * 1e-2).astype(np.float32)
+        out["importance"] = importance
+        for q in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K):
+            blocks = llama_cpp_blocks(src, tmp, q, importance)
+            out[f"{q.name}.llama_cpp_imatrix"] = blocks
+            print(f"{q.name}: imatrix changes {np.mean(blocks != out[f'{q.name}.llama_cpp']):.0%} of bytes")
     for q in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.BF16):
         same = np.array_equal(out[f"{q.name}.gguf_py"], out[f"{q.name}.llama_cpp"])
         print(f"{q.name}: gguf-py {'==' if same else '!='} llama.cpp")

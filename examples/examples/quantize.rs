@@ -49,6 +49,8 @@ enum MethodArg {
     Gptq,
     /// A GGUF file of `--type` (llama-quantize's file types), runnable by llama.cpp.
     Gguf,
+    /// The PEFT adapter of `--adapter` as a llama.cpp LoRA adapter GGUF (`llama-cli --lora`).
+    GgufLora,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -101,8 +103,9 @@ struct Cli {
     /// LLM.int8() outlier threshold.
     #[arg(long, default_value_t = 6.0)]
     threshold: f32,
-    /// Calibration text (default: the cached lee_background.cor).
-    #[arg(long)]
+    /// Calibration text (default: the cached lee_background.cor). With `--method gguf`, naming
+    /// it computes an importance matrix from it.
+    #[arg(long, alias = "calibration")]
     calib: Option<PathBuf>,
     /// Characters of the calibration text skipped (keeps it clear of the held-out text).
     #[arg(long, default_value_t = 10_000)]
@@ -142,6 +145,12 @@ struct Cli {
     /// first match wins over the file type's rules.
     #[arg(long = "tensor-type")]
     tensor_types: Vec<String>,
+    /// An importance matrix for `--method gguf` (llama-imatrix's GGUF or legacy .dat file).
+    #[arg(long)]
+    imatrix: Option<PathBuf>,
+    /// Write the importance matrix computed from `--calib` here (llama.cpp's GGUF format).
+    #[arg(long)]
+    imatrix_out: Option<PathBuf>,
 }
 
 impl Cli {
@@ -168,7 +177,7 @@ impl Cli {
             MethodArg::Fp4 => Method::Fp4 { kind: Fp4Kind::Fp4, blocksize: self.blocksize, double_quant: self.double_quant },
             MethodArg::Rtn => self.rtn_baseline(),
             MethodArg::Gptq => bail!("--method gptq is calibrated (gptq_config), not a direct method"),
-            MethodArg::Gguf => bail!("--method gguf writes a file (run_gguf), not a method applied in memory"),
+            MethodArg::Gguf | MethodArg::GgufLora => bail!("--method gguf writes a file (run_gguf), not a method applied in memory"),
         })
     }
 
@@ -235,6 +244,9 @@ impl BackendTask for Quantize {
         let cli = self.0;
         if cli.method == MethodArg::Gguf {
             return run_gguf::<B>(&cli, &device);
+        }
+        if cli.method == MethodArg::GgufLora {
+            return run_gguf_lora::<B>(&cli, &device);
         }
         let method = if cli.method == MethodArg::Gptq { cli.rtn_baseline() } else { cli.method()? };
         let ModelBundle { mut model, tokenizer, .. } = cli.model.load_bundle::<B>(&device)?;
@@ -322,14 +334,31 @@ impl BackendTask for Quantize {
 }
 
 /// `--method gguf`: write the GGUF, then perplexity of the source and of the file as llm-core
-/// runs it (from its blocks).
+/// runs it (from its blocks). With an importance matrix, the same file type without one is
+/// written beside it and measured too.
 fn run_gguf<B: Backend>(cli: &Cli, device: &B::Device) -> anyhow::Result<()> {
-    use llm_quant::gguf::{write_model_gguf, FileType, GgufOptions, TypeOverride};
+    use llm_quant::gguf::{write_model_gguf, FileType, GgufOptions, Imatrix, TypeOverride};
     let Some(out) = &cli.out else { bail!("--method gguf needs --out FILE.gguf") };
     let mut options = GgufOptions::new(FileType::parse(&cli.gguf_type)?);
     options.overrides = cli.tensor_types.iter().map(|s| TypeOverride::parse(s)).collect::<Result<_, _>>()?;
     let input = cli.model.model_path()?;
     let ModelBundle { model, tokenizer, .. } = cli.model.load_bundle::<B>(device)?;
+    options.imatrix = match (&cli.imatrix, &cli.calib) {
+        (Some(path), _) => Some(Imatrix::load(path)?),
+        (None, Some(path)) => {
+            let text: String = read_text(&cli.calib)?.chars().skip(cli.calib_offset).collect();
+            let calibration = Calibration::from_text(&tokenizer, &text, cli.calib_samples, cli.calib_len, model.config.bos_token_id)?;
+            let started = Instant::now();
+            let imatrix = Imatrix::compute(&model, &calibration, &path.display().to_string())?;
+            println!("importance matrix: {} weights from {} chunks of {} tokens ({:.1}s)", imatrix.entries.len(), imatrix.chunk_count, imatrix.chunk_size, started.elapsed().as_secs_f64());
+            if let Some(path) = &cli.imatrix_out {
+                imatrix.save(path)?;
+                println!("wrote {}", path.display());
+            }
+            Some(imatrix)
+        }
+        (None, None) => None,
+    };
     let text = read_text(&cli.eval)?;
     let eval_text: String = text.chars().take(cli.eval_chars).collect();
     let eval_ids = tokenizer.encode(&eval_text, true)?.ids;
@@ -337,32 +366,63 @@ fn run_gguf<B: Backend>(cli: &Cli, device: &B::Device) -> anyhow::Result<()> {
     let ppl_before = ppl(&model)?;
     drop(model);
     println!("source perplexity: {ppl_before:.4} on {} held-out tokens ({})", eval_ids.len(), input.display());
-    let report = write_model_gguf(&input, out, &options)?;
-    let types: Vec<String> = report.type_counts().iter().map(|(t, n)| format!("{n} {t}")).collect();
-    println!(
-        "wrote {} ({}): {:.1} MB, {:.2} bits per weight, {} tensors ({}) in {:.1}s",
-        out.display(),
-        options.file_type.name(),
-        report.file_bytes as f64 / 1e6,
-        report.bits_per_weight(),
-        report.tensors.len(),
-        types.join(", "),
-        report.seconds
-    );
-    let args = ModelArgs { model: Some(out.clone()), adapter: None, ..cli.model.clone() };
-    let ModelBundle { model, .. } = args.load_bundle::<B>(device)?;
-    let ppl_after = ppl(&model)?;
+    let write_and_measure = |options: &GgufOptions, out: &PathBuf| -> anyhow::Result<(llm_quant::gguf::GgufReport, f64)> {
+        let report = write_model_gguf(&input, out, options)?;
+        let types: Vec<String> = report.type_counts().iter().map(|(t, n)| format!("{n} {t}")).collect();
+        println!(
+            "wrote {} ({}{}): {:.1} MB, {:.2} bits per weight, {} tensors ({}) in {:.1}s",
+            out.display(),
+            options.file_type.name(),
+            if options.imatrix.is_some() { ", imatrix" } else { "" },
+            report.file_bytes as f64 / 1e6,
+            report.bits_per_weight(),
+            report.tensors.len(),
+            types.join(", "),
+            report.seconds
+        );
+        let args = ModelArgs { model: Some(out.clone()), adapter: None, ..cli.model.clone() };
+        let ppl = ppl(&args.load_bundle::<B>(device)?.model)?;
+        Ok((report, ppl))
+    };
+    let (report, ppl_after) = write_and_measure(&options, out)?;
     println!("perplexity: {ppl_before:.4} -> {ppl_after:.4} (delta {:+.4})", ppl_after - ppl_before);
-    if let Some(path) = &cli.report {
-        let tensors: Vec<serde_json::Value> =
-            report.tensors.iter().map(|t| json!({"name": t.name, "type": t.ggml_type.name(), "bytes": t.bytes})).collect();
-        let report = json!({
-            "method": "gguf", "type": options.file_type.name(), "ppl_source": ppl_before, "ppl_quantized": ppl_after,
-            "ppl_delta": ppl_after - ppl_before, "file_bytes": report.file_bytes, "bits_per_weight": report.bits_per_weight(),
-            "eval_tokens": eval_ids.len(), "quantize_seconds": report.seconds, "tensors": tensors,
-        });
-        llm_core::io::atomic::write_bytes_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    let mut json_report = json!({
+        "method": "gguf", "type": options.file_type.name(), "imatrix": options.imatrix.is_some(), "ppl_source": ppl_before,
+        "ppl_quantized": ppl_after, "ppl_delta": ppl_after - ppl_before, "file_bytes": report.file_bytes,
+        "bits_per_weight": report.bits_per_weight(), "eval_tokens": eval_ids.len(), "quantize_seconds": report.seconds,
+        "tensors": report.tensors.iter().map(|t| json!({"name": t.name, "type": t.ggml_type.name(), "bytes": t.bytes})).collect::<Vec<_>>(),
+    });
+    if options.imatrix.is_some() {
+        let plain = GgufOptions { imatrix: None, ..options.clone() };
+        let path = out.with_extension("no-imatrix.gguf");
+        let (_, ppl_plain) = write_and_measure(&plain, &path)?;
+        std::fs::remove_file(&path).ok();
+        println!("without the importance matrix: perplexity {ppl_plain:.4} (delta {:+.4}); with it {:+.4}", ppl_plain - ppl_before, ppl_after - ppl_before);
+        json_report["ppl_without_imatrix"] = ppl_plain.into();
     }
+    if let Some(path) = &cli.report {
+        llm_core::io::atomic::write_bytes_atomic(path, serde_json::to_string_pretty(&json_report)?.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `--method gguf-lora`: write the adapter as a LoRA GGUF, then perplexity of the base with the
+/// PEFT adapter and with the GGUF one (the same update, so the same perplexity).
+fn run_gguf_lora<B: Backend>(cli: &Cli, device: &B::Device) -> anyhow::Result<()> {
+    let (Some(out), Some(dir)) = (&cli.out, &cli.model.adapter) else { bail!("--method gguf-lora needs --adapter DIR and --out FILE.gguf") };
+    let peft = llm_core::adapter::PeftAdapter::load(dir)?;
+    let ModelBundle { model, tokenizer, .. } = cli.model.load_bundle::<B>(device)?;
+    let modules = llm_core::adapter::write_lora_gguf(&peft, &model.config, out)?;
+    println!("wrote {} ({} adapted modules, {:.1} KB)", out.display(), modules.len(), std::fs::metadata(out)?.len() as f64 / 1e3);
+    let text = read_text(&cli.eval)?;
+    let eval_text: String = text.chars().take(cli.eval_chars).collect();
+    let eval_ids = tokenizer.encode(&eval_text, true)?.ids;
+    let ppl = |m: &CausalLm<B>| -> anyhow::Result<f64> { Ok(perplexity(m, &eval_ids, cli.context, cli.stride)?.perplexity) };
+    let with_peft = ppl(&model)?;
+    drop(model);
+    let args = ModelArgs { adapter: Some(out.clone()), ..cli.model.clone() };
+    let with_gguf = ppl(&args.load_bundle::<B>(device)?.model)?;
+    println!("perplexity with the PEFT adapter {with_peft:.4}, with the GGUF adapter {with_gguf:.4}");
     Ok(())
 }
 

@@ -124,8 +124,8 @@ pub struct ModelArgs {
     /// Weight dtype in memory: f32, f16, bf16.
     #[arg(long, default_value = "f32", value_parser = parse_dtype)]
     pub dtype: DType,
-    /// A PEFT LoRA adapter directory (`adapter_config.json` + `adapter_model.safetensors`),
-    /// applied without merging.
+    /// A PEFT LoRA adapter directory (`adapter_config.json` + `adapter_model.safetensors`) or a
+    /// llama.cpp LoRA adapter `.gguf`, applied without merging.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
     /// How quantized layers multiply: auto (the fused kernel for few rows, dequantize for
@@ -155,8 +155,13 @@ impl ModelArgs {
         let mut bundle =
             llm_core::ModelBundle::load(&path, options, device).with_context(|| format!("loading {}", path.display()))?;
         if let Some(dir) = &self.adapter {
-            let adapter = llm_core::adapter::PeftAdapter::load(dir).with_context(|| format!("loading adapter {}", dir.display()))?;
-            adapter.apply(&mut bundle.model).with_context(|| format!("applying adapter {}", dir.display()))?;
+            if dir.is_file() {
+                // A llama.cpp LoRA adapter GGUF.
+                llm_core::adapter::apply_lora_gguf(&mut bundle.model, dir).with_context(|| format!("applying adapter {}", dir.display()))?;
+            } else {
+                let adapter = llm_core::adapter::PeftAdapter::load(dir).with_context(|| format!("loading adapter {}", dir.display()))?;
+                adapter.apply(&mut bundle.model).with_context(|| format!("applying adapter {}", dir.display()))?;
+            }
         }
         Ok(bundle)
     }

@@ -2,10 +2,12 @@
 //! writes them, applied to a loaded model without merging, or merged into its weights.
 
 mod config;
+mod gguf;
 
 use std::path::{Path, PathBuf};
 
 pub use config::{AdapterConfigJson, LoraConfig, TargetModules};
+pub use gguf::{apply_lora_gguf, write_lora_gguf};
 
 use burn::tensor::{backend::Backend, ElementConversion, Tensor};
 use serde_json::Value;

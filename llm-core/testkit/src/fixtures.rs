@@ -33,7 +33,7 @@ pub fn read_json(file: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()))
 }
 
-/// A tensor from a safetensors fixture (F32, I64, I32 or U8): (shape, values as f64).
+/// A tensor from a safetensors fixture (F32, F16, I64, I32 or U8): (shape, values as f64).
 ///
 /// # Panics
 /// When the file, the tensor or its dtype is not as expected.
@@ -47,6 +47,7 @@ pub fn read_tensor(file: &Path, name: &str) -> (Vec<usize>, Vec<f64>) {
         safetensors::Dtype::I64 => data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
         safetensors::Dtype::I32 => data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
         safetensors::Dtype::U8 => data.iter().map(|&b| b as f64).collect(),
+        safetensors::Dtype::F16 => data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
         other => panic!("{name} in {}: unexpected fixture dtype {other:?}", file.display()),
     };
     (view.shape().to_vec(), values)

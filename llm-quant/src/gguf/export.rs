@@ -16,7 +16,8 @@ use rayon::prelude::*;
 
 use super::mix::{tensor_type, FileType, MixContext, TypeOverride};
 use super::vocab::{self, SpecialIds};
-use super::{quantize_rows, GGUF_QUANTIZATION_VERSION};
+use super::imatrix::Imatrix;
+use super::{quantize_rows_weighted, GGUF_QUANTIZATION_VERSION};
 use crate::error::{QuantError, Result};
 
 /// How to write a GGUF.
@@ -28,12 +29,15 @@ pub struct GgufOptions {
     pub overrides: Vec<TypeOverride>,
     /// `general.name`; the source's file or directory name when `None`.
     pub name: Option<String>,
+    /// An importance matrix: the K-quant and legacy quantizers weigh each column's error by
+    /// it (llama-quantize's `--imatrix`).
+    pub imatrix: Option<Imatrix>,
 }
 
 impl GgufOptions {
     /// `file_type` with no overrides.
     pub fn new(file_type: FileType) -> Self {
-        Self { file_type, overrides: vec![], name: None }
+        Self { file_type, overrides: vec![], name: None, imatrix: None }
     }
 }
 
@@ -117,7 +121,8 @@ pub fn write_gguf_from(
     let entries = plan(source, config, options)?;
     let plan: Vec<GgufTensorPlan> = entries.iter().map(|e| e.plan.clone()).collect();
     tracing::info!(tensors = plan.len(), file_type = options.file_type.name(), out = %out.display(), "writing GGUF");
-    write_gguf(out, &metadata, &plan, |i| entries[i].bytes(source).map_err(core_err))?;
+    let imatrix = options.imatrix.as_ref();
+    write_gguf(out, &metadata, &plan, |i| entries[i].bytes(source, imatrix).map_err(core_err))?;
     let tensors = entries
         .iter()
         .map(|e| TensorReport {
@@ -217,9 +222,14 @@ struct Entry {
 
 impl Entry {
     /// The tensor's bytes: each source read as f32, permuted, quantized row by row.
-    fn bytes(&self, source: &dyn TensorSource) -> Result<Vec<u8>> {
+    fn bytes(&self, source: &dyn TensorSource, imatrix: Option<&Imatrix>) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.plan.byte_len()?);
-        for name in &self.sources {
+        let cols = self.plan.dims.first().copied().unwrap_or(1) as usize;
+        let importance = match imatrix {
+            Some(m) => m.weights_for(&self.plan.name, cols, self.sources.len())?,
+            None => None,
+        };
+        for (e, name) in self.sources.iter().enumerate() {
             let data = source.read(name)?;
             let shape = data.shape.clone();
             let mut values: Vec<f32> = data
@@ -232,8 +242,8 @@ impl Entry {
             if let Some(heads) = self.rope_heads {
                 values = permute_rows(name, &values, &shape, heads)?;
             }
-            let cols = shape.last().copied().unwrap_or(1).max(1);
-            out.extend(quantize_rows(&self.plan.name, self.plan.ggml_type, &values, cols)?);
+            let qw = importance.as_ref().map(|w| &w[e * cols..(e + 1) * cols]);
+            out.extend(quantize_rows_weighted(&self.plan.name, self.plan.ggml_type, &values, cols, qw)?);
         }
         Ok(out)
     }
@@ -247,6 +257,7 @@ fn plan(source: &dyn TensorSource, c: &ModelConfig, options: &GgufOptions) -> Re
         n_gqa: c.n_heads / c.n_kv_heads.max(1),
         n_experts: c.moe.map_or(0, |m| m.n_experts),
         tied_embeddings: c.tie_word_embeddings,
+        has_imatrix: options.imatrix.is_some(),
     };
     let available = source.tensor_names();
     let mut entries: Vec<Entry> = vec![];

@@ -8,11 +8,14 @@
 //! With an importance matrix (`quant_weights`), Q2_K..Q6_K take ggml's weighted variants
 //! (`quantize_row_q*_K_impl`) instead.
 
+// Indexed loops mirror ggml's C line for line, which is what keeps the bytes identical.
+#![allow(clippy::needless_range_loop)]
+
 use half::f16;
 
 /// Elements of a K-quant super-block.
 pub const QK_K: usize = 256;
-const GROUP_MAX_EPS: f32 = 1e-15;
+pub(super) const GROUP_MAX_EPS: f32 = 1e-15;
 
 /// ggml's `nearest_int`: round half to even through the 1.5·2²³ trick (exact for |v| < 2²²).
 pub(super) fn nearest_int(v: f32) -> i32 {
@@ -20,7 +23,7 @@ pub(super) fn nearest_int(v: f32) -> i32 {
     (bits & 0x007f_ffff) - 0x0040_0000
 }
 
-fn f16_round(v: f32) -> f16 {
+pub(super) fn f16_round(v: f32) -> f16 {
     f16::from_f32(v)
 }
 
@@ -158,10 +161,11 @@ fn make_q3_quants(nmax: i32, x: &[f32], l: &mut [i8]) -> f32 {
     }
 }
 
-/// `make_qx_quants` with `rmse_type = 1` and no weights: symmetric codes refined over 18 trial
-/// scales around `nmax`, x²-weighted.
-fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8]) -> f32 {
+/// `make_qx_quants` with `rmse_type = 1`: symmetric codes refined over 18 trial scales around
+/// `nmax`, weighted by `qw` (an importance matrix's) or by x².
+pub(super) fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8], qw: Option<&[f32]>) -> f32 {
     let n = x.len();
+    let weight = |i: usize| qw.map_or(x[i] * x[i], |w| w[i]);
     let (mut max, mut amax) = (0.0f32, 0.0f32);
     for &v in x {
         let ax = v.abs();
@@ -179,7 +183,7 @@ fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8]) -> f32 {
     for i in 0..n {
         let q = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
         l[i] = (q + nmax) as i8;
-        let w = x[i] * x[i];
+        let w = weight(i);
         sumlx += w * x[i] * q as f32;
         suml2 += w * q as f32 * q as f32;
     }
@@ -191,10 +195,10 @@ fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8]) -> f32 {
         }
         iscale = -(nmax as f32 + 0.1 * is as f32) / max;
         let (mut slx, mut sl2) = (0.0f32, 0.0f32);
-        for &v in x {
-            let q = nearest_int(iscale * v).clamp(-nmax, nmax - 1);
-            let w = v * v;
-            slx += w * v * q as f32;
+        for i in 0..n {
+            let q = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
+            let w = weight(i);
+            slx += w * x[i] * q as f32;
             sl2 += w * q as f32 * q as f32;
         }
         if sl2 > 0.0 && slx * slx > best * sl2 {
@@ -209,7 +213,7 @@ fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8]) -> f32 {
 }
 
 /// `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` of Q4_K / Q5_K.
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+pub(super) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
@@ -267,7 +271,7 @@ pub fn q2_k_row(x: &[f32], out: &mut Vec<u8>) {
 }
 
 /// Codes `j, j+32, j+64, j+96` of each 128 share a byte, two bits each.
-fn push_2bit(l: &[u8], out: &mut Vec<u8>) {
+pub(super) fn push_2bit(l: &[u8], out: &mut Vec<u8>) {
     for j in (0..QK_K).step_by(128) {
         for i in 0..32 {
             out.push(l[j + i] | (l[j + i + 32] << 2) | (l[j + i + 64] << 4) | (l[j + i + 96] << 6));
@@ -441,12 +445,19 @@ pub fn q5_k_row(x: &[f32], out: &mut Vec<u8>) {
 
 /// Q6_K: 16 sub-blocks of 16, 6-bit codes, 8-bit signed scales.
 pub fn q6_k_row(x: &[f32], out: &mut Vec<u8>) {
-    for x in x.chunks_exact(QK_K) {
+    q6_k_blocks(x, None, out);
+}
+
+/// Q6_K, its sub-block scales weighted by an importance matrix `qw` (one per column) when
+/// given (`quantize_row_q6_K_impl`), by x² otherwise.
+pub(super) fn q6_k_blocks(x: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
+    for (b, x) in x.chunks_exact(QK_K).enumerate() {
+        let qw = qw.map(|w| &w[b * QK_K..(b + 1) * QK_K]);
         let mut l = [0i8; QK_K];
         let mut scales = [0f32; 16];
         let (mut max_scale, mut max_abs) = (0.0f32, 0.0f32);
         for ib in 0..16 {
-            scales[ib] = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..]);
+            scales[ib] = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..], qw.map(|w| &w[16 * ib..16 * ib + 16]));
             if scales[ib].abs() > max_abs {
                 max_abs = scales[ib].abs();
                 max_scale = scales[ib];
@@ -500,7 +511,7 @@ mod tests {
     #[test]
     fn k_quant_blocks_have_their_size_and_dequantize_close() {
         let x: Vec<f32> = (0..512).map(|i| (((i * 7919) % 1013) as f32 / 1013.0 - 0.5) * (1.0 + (i % 5) as f32)).collect();
-        let cases: [(GgmlType, fn(&[f32], &mut Vec<u8>), f32); 5] = [
+        let cases: [(GgmlType, super::super::RowQuantizer, f32); 5] = [
             (GgmlType::Q2_K, q2_k_row, 0.45),
             (GgmlType::Q3_K, q3_k_row, 0.25),
             (GgmlType::Q4_K, q4_k_row, 0.12),

@@ -126,7 +126,7 @@ pub fn q5_1_row(x: &[f32], out: &mut Vec<u8>) {
 }
 
 /// `qh` (bit j: fifth bit of code j) then the low nibbles, code j and j + 16 sharing a byte.
-fn push_q5(codes: &[u8], out: &mut Vec<u8>) {
+pub(super) fn push_q5(codes: &[u8], out: &mut Vec<u8>) {
     let qh = codes.iter().enumerate().fold(0u32, |qh, (j, &c)| qh | (((c as u32 & 0x10) >> 4) << j));
     out.extend(qh.to_le_bytes());
     for j in 0..QK / 2 {
@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn legacy_blocks_dequantize_back_within_half_a_step() {
         let x: Vec<f32> = (0..256).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
-        let cases: [(GgmlType, fn(&[f32], &mut Vec<u8>), f32); 5] = [
+        let cases: [(GgmlType, super::super::RowQuantizer, f32); 5] = [
             (GgmlType::Q8_0, q8_0_row, 127.0),
             (GgmlType::Q4_0, q4_0_row, 8.0),
             (GgmlType::Q4_1, q4_1_row, 15.0),

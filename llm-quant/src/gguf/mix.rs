@@ -150,6 +150,9 @@ pub struct MixContext {
     pub n_experts: usize,
     /// The token embedding doubles as the output head.
     pub tied_embeddings: bool,
+    /// An importance matrix is used (llama-quantize then guards the first FFN-down layers of
+    /// Q4_0 / Q5_0 files with Q4_1 / Q5_1).
+    pub has_imatrix: bool,
 }
 
 /// What one tensor is, for the type rules (llama-quantize's `tensor_category`).
@@ -215,7 +218,7 @@ fn promoted(ftype: FileType, default: GgmlType, name: &str, cols: usize, ctx: &M
     let (i, n) = (layer(name).unwrap_or(0), ctx.n_layers);
     match cat {
         Category::Output | Category::TokenEmbd if cat == Category::Output || ctx.tied_embeddings => {
-            if cols % block(default) != 0 {
+            if !cols.is_multiple_of(block(default)) {
                 T::Q8_0
             } else if default != T::Q8_0 {
                 T::Q6_K
@@ -248,6 +251,8 @@ fn promoted(ftype: FileType, default: GgmlType, name: &str, cols: usize, ctx: &M
             F::Q3_K_L => T::Q5_K,
             F::Q4_K_M | F::Q5_K_M if use_more_bits(i, n) => T::Q6_K,
             F::Q4_K_S if i < n / 8 => T::Q5_K,
+            F::Q4_0 if ctx.has_imatrix && i < n / 8 => T::Q4_1,
+            F::Q5_0 if ctx.has_imatrix && i < n / 8 => T::Q5_1,
             _ => default,
         },
         Category::AttnOutput if ctx.n_experts == 8 => match ftype {
@@ -271,7 +276,7 @@ fn block(ty: GgmlType) -> usize {
 /// `tensor_type_fallback`: a K-quant whose rows are not a multiple of 256 falls back to a
 /// legacy type of similar size; rows that are not a multiple of 32 either are stored F16.
 pub fn fallback(ty: GgmlType, cols: usize) -> GgmlType {
-    if cols % block(ty) == 0 {
+    if cols.is_multiple_of(block(ty)) {
         return ty;
     }
     let legacy = match ty {
@@ -281,7 +286,7 @@ pub fn fallback(ty: GgmlType, cols: usize) -> GgmlType {
         GgmlType::Q6_K => GgmlType::Q8_0,
         other => other,
     };
-    if cols % block(legacy) == 0 {
+    if cols.is_multiple_of(block(legacy)) {
         legacy
     } else {
         GgmlType::F16
@@ -293,7 +298,7 @@ mod tests {
     use super::*;
 
     fn ctx(n_layers: usize) -> MixContext {
-        MixContext { n_layers, n_gqa: 3, n_experts: 0, tied_embeddings: true }
+        MixContext { n_layers, n_gqa: 3, n_experts: 0, tied_embeddings: true, has_imatrix: false }
     }
 
     #[test]

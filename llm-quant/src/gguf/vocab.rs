@@ -83,7 +83,7 @@ pub fn from_dir(dir: &Path, vocab_size: usize, config_ids: SpecialIds) -> Result
     let mut put = |k: &str, v: GgufValue| out.push((format!("tokenizer.{k}"), v));
     if byte_level {
         put("ggml.model", GgufValue::String("gpt2".into()));
-        put("ggml.pre", GgufValue::String(pre_tokenizer(&tok)?));
+        put("ggml.pre", GgufValue::String(pre_tokenizer(&tok, &json["pre_tokenizer"])?));
     } else {
         put("ggml.model", GgufValue::String("llama".into()));
         put("ggml.pre", GgufValue::String("default".into()));
@@ -180,19 +180,21 @@ fn adds_special(tok: &Tokenizer) -> (bool, bool) {
 
 /// convert_hf_to_gguf's `get_vocab_base_pre`: the pre-tokenizer llama.cpp must use, named by
 /// the SHA-256 of the ids the tokenizer gives a fixed text (Python's `str(list)` of them).
-fn pre_tokenizer(tok: &Tokenizer) -> Result<String> {
+fn pre_tokenizer(tok: &Tokenizer, spec: &Value) -> Result<String> {
     let enc = tok.encode(CHECK_TEXT, true)?;
     let listed = format!("[{}]", enc.ids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "));
     let hash = format!("{:x}", Sha256::digest(listed.as_bytes()));
-    match PRE_TOKENIZERS.iter().find(|(h, _)| *h == hash) {
-        Some((_, name)) => Ok(name.to_string()),
-        None => {
-            // convert refuses such a tokenizer; llama.cpp's default pre-tokenizer is GPT-2's
-            // regex, which is what a ByteLevel pre-tokenizer with `use_regex` applies.
-            tracing::warn!(hash, "pre-tokenizer hash is not in convert_hf_to_gguf's table; writing `default`");
-            Ok("default".into())
-        }
+    if let Some((_, name)) = PRE_TOKENIZERS.iter().find(|(h, _)| *h == hash) {
+        return Ok(name.to_string());
     }
+    // Not in convert's table (convert refuses such a tokenizer). A bare ByteLevel pre-tokenizer
+    // with its regex is GPT-2's, which llama.cpp's `gpt-2` applies; anything else gets
+    // llama.cpp's default, with a warning.
+    let gpt2 = spec["type"] == "ByteLevel" && spec["use_regex"] != Value::Bool(false);
+    if !gpt2 {
+        tracing::warn!(hash, "pre-tokenizer is not in convert_hf_to_gguf's table; writing `default`");
+    }
+    Ok(if gpt2 { "gpt-2" } else { "default" }.into())
 }
 
 /// convert_hf_to_gguf's `chktxt`.

@@ -60,3 +60,24 @@ fn rows_that_do_not_split_into_blocks_are_refused_by_name() {
     let err = quantize_rows("x", GgmlType::Q8_0, &[0.0; 40], 0).unwrap_err().to_string();
     assert!(err.contains("`x`"), "{err}");
 }
+
+#[test]
+fn importance_weighted_types_quantize_byte_for_byte_as_llama_cpp_with_an_imatrix() {
+    use llm_quant::gguf::quantize_rows_weighted;
+    let file = fixture("m_gguf_write/blocks.safetensors");
+    let (shape, rows) = read_f32(&file, "rows");
+    let (_, importance) = read_f32(&file, "importance");
+    let mut mismatched = vec![];
+    for ty in TYPES.into_iter().filter(|t| llm_quant::gguf::weighted::uses_importance(*t)) {
+        let ours = quantize_rows_weighted("rows", ty, &rows, shape[1], Some(&importance)).unwrap();
+        let theirs = blocks(&format!("{}.llama_cpp_imatrix", ty.name()));
+        let (_, block_bytes) = ty.block_layout().unwrap();
+        let differing = ours.chunks(block_bytes).zip(theirs.chunks(block_bytes)).filter(|(a, b)| a != b).count();
+        if ours.len() != theirs.len() || differing > 0 {
+            mismatched.push(format!("{}: {differing} of {} blocks differ", ty.name(), theirs.len() / block_bytes));
+        }
+        // The matrix changes the blocks (it is not ignored).
+        assert_ne!(ours, blocks(&format!("{}.llama_cpp", ty.name())), "{}", ty.name());
+    }
+    assert!(mismatched.is_empty(), "{mismatched:?}");
+}

@@ -18,7 +18,7 @@ type B = burn::backend::Flex;
 
 /// The tiny Llama with the 512-token byte-level BPE, in a directory named `tiny` (the file's
 /// `general.name`), as the reference script assembles it.
-fn tiny_dir() -> PathBuf {
+pub(crate) fn tiny_dir() -> PathBuf {
     let dir = temp_dir("gguf-export").join("tiny");
     std::fs::create_dir_all(&dir).unwrap();
     for f in ["config.json", "model.safetensors"] {
@@ -68,20 +68,34 @@ fn check_against_llama_cpp(label: &str, input: &Path, file_type: &str, tol: f32)
     }
     let ids = json_ids(&reference["ids"]);
     let (_, theirs) = read_f32(&fixture("m_gguf_write/llama_cpp_export.safetensors"), &format!("{label}.logits"));
-    let ours = logits(&load_model::<B>(&out, LoadOptions::default(), &Default::default()).unwrap(), &ids);
+    // Our exact path (blocks dequantized to f32): what differs from llama.cpp is its own
+    // rounding of activations and KV cache, not a second rounding of ours.
+    let exact = LoadOptions { ggml_blocks: false, ..Default::default() };
+    let mut ours = logits(&load_model::<B>(&out, exact, &Default::default()).unwrap(), &ids);
+    if let Some(rows) = want.get("rows") {
+        // The fixture keeps a few positions of a real vocabulary's logits.
+        let vocab = ours.len() / ids.len();
+        ours = json_ids(rows).iter().flat_map(|&r| ours[r as usize * vocab..(r as usize + 1) * vocab].to_vec()).collect();
+    }
     let (diff, scale) = max_abs_diff(&ours, &theirs);
+    let vocab = ours.len() / want.get("rows").map_or(ids.len(), |r| json_ids(r).len());
+    let argmax = |v: &[f32]| -> Vec<usize> {
+        v.chunks(vocab).map(|r| r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap()).collect()
+    };
+    assert_eq!(argmax(&ours), argmax(&theirs), "{label}: the top token differs from llama.cpp's");
     assert!(diff <= tol * scale, "{label}: max |ours - llama.cpp| = {diff} (largest logit {scale}, tolerance {tol})");
     out
 }
 
-// Tolerances, as fractions of the largest logit. F32: llama.cpp keeps the KV cache in f16
-// (measured 7e-4 on the f32 fixture of l_ggml). F16/BF16: llama.cpp also rounds activations to
-// f16 for its f16 matmuls. Quantized types: llama.cpp rounds activations to Q8_0/Q8_1 (Q8_K for
-// K-quants) where we run the blocks on 8-bit activations of our own rounding.
+// Tolerances, as fractions of the largest logit over 8 positions, with the top token equal at
+// every position. F32: llama.cpp keeps the KV cache in f16 (measured 9e-4). F16/BF16: it also
+// rounds activations to f16 for its f16 matmuls (1.2e-3, 6.1e-3). Quantized types: it rounds
+// every matmul's activations to 8 bits (Q8_0/Q8_1; Q8_K for K-quants), which our exact path
+// does not: measured up to 3.2% (SmolLM2 Q8_0 over 30 layers), so 5%.
 #[test]
 fn tiny_llama_gguf_files_run_in_llama_cpp_as_in_llm_core() {
     let dir = tiny_dir();
-    for (ty, tol) in [("F32", 2e-3), ("F16", 1e-2), ("BF16", 3e-2), ("Q8_0", 2e-2), ("Q4_0", 3e-2), ("Q4_1", 3e-2), ("Q5_0", 3e-2), ("Q5_1", 3e-2), ("Q4_K_M", 3e-2)] {
+    for (ty, tol) in [("F32", 2e-3), ("F16", 5e-3), ("BF16", 1.5e-2), ("Q8_0", 5e-2), ("Q4_0", 5e-2), ("Q4_1", 5e-2), ("Q5_0", 5e-2), ("Q5_1", 5e-2), ("Q4_K_M", 5e-2)] {
         check_against_llama_cpp(&format!("tiny_{ty}"), &dir, ty, tol);
     }
 }
@@ -148,12 +162,24 @@ fn a_written_gguf_runs_as_the_source_quantized_in_memory() {
 
 #[test]
 fn smollm2_requantized_to_q8_0_runs_in_llama_cpp_as_in_llm_core() {
-    let out = check_against_llama_cpp("smollm2_Q8_0", &smollm2_gguf(), "Q8_0", 3e-2);
+    let out = check_against_llama_cpp("smollm2_Q8_0", &smollm2_gguf(), "Q8_0", 5e-2);
     // The tokenizer and chat template are carried over key for key.
     let (src, dst) = (GgufSource::open(smollm2_gguf()).unwrap(), GgufFile::open(&out).unwrap());
     for (k, v) in src.file().metadata.iter().filter(|(k, _)| k.starts_with("tokenizer.")) {
         assert_eq!(dst.get(k), Some(v), "{k}");
     }
+}
+
+#[test]
+fn smollm2_as_q4_k_m_runs_in_llama_cpp_as_in_llm_core() {
+    // 576-wide rows fall back to Q5_0 (and Q8_0 for the promoted V), the 1536-wide FFN down
+    // rows hold real Q4_K / Q6_K blocks.
+    // llama.cpp rounds the activations of K-quant matmuls to Q8_K (one scale per 256) and of the
+    // rest to Q8_0, over 30 layers: measured 7.3% of the largest logit (5.0% RMS), against 3.4%
+    // (2.3%) for the Q8_0 file. That the blocks themselves are llama.cpp's is `gguf_blocks`'.
+    let out = check_against_llama_cpp("smollm2_Q4_K_M", &smollm2_gguf(), "Q4_K_M", 0.1);
+    let types: std::collections::BTreeSet<String> = GgufFile::open(&out).unwrap().tensors.values().map(|t| t.ggml_type.name()).collect();
+    assert_eq!(types.into_iter().collect::<Vec<_>>(), ["F32", "Q4_K", "Q5_0", "Q6_K", "Q8_0"]);
 }
 
 #[test]
@@ -167,4 +193,33 @@ fn unsupported_models_and_bad_overrides_are_named() {
     let err = write_model_gguf(&dir, &out, &GgufOptions::new(FileType::Q8_0)).unwrap_err().to_string();
     assert!(err.contains("qwen2") && !out.exists(), "{err}");
     assert!(mix::TypeOverride::parse("(=Q4_0").unwrap_err().to_string().contains("regex"));
+}
+
+#[test]
+fn a_peft_adapter_as_lora_gguf_runs_in_llama_cpp_as_peft_does_in_llm_core() {
+    use llm_core::adapter::{apply_lora_gguf, write_lora_gguf, PeftAdapter};
+    let dir = tiny_dir();
+    let reference = reference();
+    let ids = json_ids(&reference["ids"]);
+    let base = check_against_llama_cpp("tiny_F32", &dir, "F32", 2e-3);
+    let peft = PeftAdapter::load(fixture("c_lora/adapter")).unwrap();
+    let mut with_peft = load_model::<B>(&dir, LoadOptions::default(), &Default::default()).unwrap();
+    peft.apply(&mut with_peft).unwrap();
+    let lora = temp_dir("gguf-lora").join("adapter.gguf");
+    let modules = write_lora_gguf(&peft, &with_peft.config, &lora).unwrap();
+    assert_eq!(modules, peft.modules());
+    assert_eq!(sha256(&lora), reference["files"]["tiny_lora"]["sha256"].as_str().unwrap(), "not the adapter llama.cpp ran");
+    let want = logits(&with_peft, &ids);
+    // llama.cpp ran the tiny F32 base with our adapter file (`--lora`).
+    let (_, theirs) = read_f32(&fixture("m_gguf_write/llama_cpp_export.safetensors"), "tiny_lora.logits");
+    let (diff, scale) = max_abs_diff(&want, &theirs);
+    assert!(diff <= 2e-3 * scale, "llama.cpp with the LoRA GGUF: {diff} of {scale}");
+    // And our runtime reads the adapter file back onto the GGUF base: the same update.
+    let mut from_files = load_model::<B>(&base, LoadOptions::default(), &Default::default()).unwrap();
+    apply_lora_gguf(&mut from_files, &lora).unwrap();
+    let (diff, scale) = max_abs_diff(&logits(&from_files, &ids), &want);
+    assert!(diff <= 1e-5 * scale.max(1.0), "LoRA GGUF read back: {diff}");
+    // A model file is not an adapter.
+    let err = apply_lora_gguf(&mut from_files, &base).unwrap_err().to_string();
+    assert!(err.contains("adapter") && err.contains(&*base.display().to_string()), "{err}");
 }

@@ -6,6 +6,7 @@ mod crash_writers;
 mod formats_round_trip;
 mod gguf_blocks;
 mod gguf_export;
+mod gguf_imatrix;
 mod gptq_checkpoint;
 mod gptq_solver;
 mod int8_nf4_fixtures;

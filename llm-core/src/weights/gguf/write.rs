@@ -40,7 +40,7 @@ impl GgufTensorPlan {
         let err = |m: String| LlmError::config(format!("GGUF tensor `{}`", self.name), m);
         let (block, bytes) = self.ggml_type.block_layout().ok_or_else(|| err(format!("type {} cannot be written", self.ggml_type.name())))?;
         let row = *self.dims.first().ok_or_else(|| err("has no dimensions".into()))? as usize;
-        if row % block != 0 {
+        if !row.is_multiple_of(block) {
             return Err(err(format!("row length {row} is not a multiple of {}'s block of {block}", self.ggml_type.name())));
         }
         let elements = self.dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d as usize));
