@@ -229,7 +229,7 @@ pub fn q2_k_row(x: &[f32], out: &mut Vec<u8>) {
         let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
         for j in 0..16 {
             let sub = &x[16 * j..16 * j + 16];
-            let weights: Vec<f32> = sub.iter().map(|v| v.abs()).collect();
+            let weights: [f32; 16] = std::array::from_fn(|l| sub[l].abs());
             (scales[j], mins[j]) = make_qkx2_quants(3, sub, &weights, &mut l[16 * j..], -0.5, 0.1, 15, true);
             max_scale = max_scale.max_c(scales[j]);
             max_min = max_min.max_c(mins[j]);
@@ -362,7 +362,7 @@ fn k4_scales(x: &[f32], nmax: i32, rmin: f32, nstep: i32) -> (f16, f16, [u8; 12]
         let sub = &x[32 * j..32 * j + 32];
         let sum_x2 = sub.iter().fold(0.0f32, |s, v| s + v * v);
         let av_x = (sum_x2 / 32.0).sqrt();
-        let weights: Vec<f32> = sub.iter().map(|v| av_x + v.abs()).collect();
+        let weights: [f32; 32] = std::array::from_fn(|l| av_x + sub[l].abs());
         (scales[j], mins[j]) = make_qkx2_quants(nmax, sub, &weights, &mut l[32 * j..], rmin, 0.1, nstep, false);
         max_scale = max_scale.max_c(scales[j]);
         max_min = max_min.max_c(mins[j]);

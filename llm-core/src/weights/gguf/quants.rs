@@ -72,6 +72,14 @@ pub const QK_K: usize = 256;
 /// against [`GgmlType::block_layout`].
 pub fn dequantize(ty: GgmlType, bytes: &[u8]) -> Vec<f32> {
     let (block, size) = ty.block_layout().expect("caller checked the type is supported");
+    // Float types element by element without the per-block dispatch below (a whole f32
+    // checkpoint goes through here when it is requantized).
+    match ty {
+        GgmlType::F32 => return bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        GgmlType::F16 => return bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        GgmlType::BF16 => return bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        _ => {}
+    }
     let mut out = Vec::with_capacity(bytes.len() / size * block);
     for b in bytes.chunks_exact(size) {
         match ty {
