@@ -87,6 +87,9 @@ pub fn from_dir(dir: &Path, vocab_size: usize, config_ids: SpecialIds) -> Result
     } else {
         put("ggml.model", GgufValue::String("llama".into()));
         put("ggml.pre", GgufValue::String("default".into()));
+        // SentencePiece's dummy prefix: the Metaspace pre-tokenizer's `prepend_scheme`.
+        let prepend = json["pre_tokenizer"]["prepend_scheme"].as_str().unwrap_or("first") != "never";
+        put("ggml.add_space_prefix", GgufValue::Bool(prepend));
     }
     put("ggml.tokens", GgufValue::Array(tokens));
     if !byte_level {
@@ -99,7 +102,7 @@ pub fn from_dir(dir: &Path, vocab_size: usize, config_ids: SpecialIds) -> Result
     let ids = [
         ("bos_token_id", id_of(tok.bos_token()).or(config_ids.bos)),
         ("eos_token_id", id_of(tok.eos_token()).or(config_ids.eos)),
-        ("unknown_token_id", model["unk_token"].as_str().and_then(|t| tok.token_to_id(t))),
+        ("unknown_token_id", unk_token(dir, model).and_then(|t| tok.token_to_id(&t))),
         ("padding_token_id", tok.pad_token_id().or(config_ids.pad)),
     ];
     for (k, id) in ids {
@@ -125,6 +128,19 @@ pub struct SpecialIds {
     pub eos: Option<u32>,
     /// `pad_token_id`.
     pub pad: Option<u32>,
+}
+
+/// The unknown token: the BPE model's, else `tokenizer_config.json`'s (transformers keeps it there).
+fn unk_token(dir: &Path, model: &Value) -> Option<String> {
+    if let Some(t) = model["unk_token"].as_str() {
+        return Some(t.to_string());
+    }
+    let text = std::fs::read_to_string(dir.join("tokenizer_config.json")).ok()?;
+    let config: Value = serde_json::from_str(&text).ok()?;
+    match &config["unk_token"] {
+        Value::String(t) => Some(t.clone()),
+        v => v["content"].as_str().map(str::to_string),
+    }
 }
 
 fn format_err(path: &Path, message: String) -> QuantError {

@@ -223,3 +223,27 @@ fn a_peft_adapter_as_lora_gguf_runs_in_llama_cpp_as_peft_does_in_llm_core() {
     let err = apply_lora_gguf(&mut from_files, &base).unwrap_err().to_string();
     assert!(err.contains("adapter") && err.contains(&*base.display().to_string()), "{err}");
 }
+
+#[test]
+fn byte_level_and_sentencepiece_vocabularies_round_trip_through_gguf_metadata() {
+    use llm_core::weights::gguf::write_gguf;
+    use llm_quant::gguf::vocab::{from_dir, SpecialIds};
+    for (name, vocab, model) in [("bytelevel_bpe512", 512, "gpt2"), ("mistral_v1_sentencepiece", 32000, "llama")] {
+        let dir = fixture("b_tokenizer").join(name);
+        let metadata = from_dir(&dir, vocab, SpecialIds::default()).unwrap();
+        let path = temp_dir("gguf-vocab").join(format!("{name}.gguf"));
+        write_gguf(&path, &metadata, &[], |_| Ok(vec![])).unwrap();
+        let file = GgufFile::open(&path).unwrap();
+        assert_eq!(file.get("tokenizer.ggml.model").and_then(|v| v.as_str()), Some(model));
+        let (ours, source) = (Tokenizer::from_gguf(&file).unwrap(), Tokenizer::from_dir(&dir).unwrap());
+        let golden = read_json(&dir.join("golden.json"));
+        let cases = golden["encodings"].as_array().or(golden["cases"].as_array()).unwrap();
+        assert!(cases.len() >= 5, "{name}");
+        for case in cases {
+            let (text, special) = (case["text"].as_str().unwrap(), case["add_special_tokens"].as_bool().unwrap_or(false));
+            let ids = ours.encode(text, special).unwrap().ids;
+            assert_eq!(ids, source.encode(text, special).unwrap().ids, "{name}: {text:?}");
+            assert_eq!(ours.decode(&ids, false).unwrap(), source.decode(&ids, false).unwrap(), "{name}: {text:?}");
+        }
+    }
+}
