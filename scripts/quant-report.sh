@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs the quantization quality report on SmolLM2-135M-Instruct for every method and prints a
 # markdown table (perplexity on the held-out text, size of the decoder's linear weights).
-# Each run also leaves its JSON report in $out. Takes ~20 minutes on 2 cores (GPTQ dominates).
+# Each run also leaves its JSON report in $out, and the chart of perplexity against bits per
+# weight is drawn from them as $out/quality.svg (the quant_chart example). Takes ~25 minutes on
+# 2 cores (GPTQ dominates).
 #
 #   scripts/fetch-models.sh && scripts/quant-report.sh [OUT_DIR]
 set -euo pipefail
 out="${1:-target/quant-report}"
 mkdir -p "$out"
-cargo build --release --example quantize
+cargo build --release --example quantize --example quant_chart
 bin=target/release/examples/quantize
 run() {
   local name=$1; shift
@@ -24,6 +26,15 @@ run fp4               --method fp4
 run gptq4-g128        --method gptq --bits 4 --group-size 128 --partial-groups
 run gptq3-g128        --method gptq --bits 3 --group-size 128 --partial-groups
 run gptq4-g64         --method gptq --bits 4 --group-size 64
+run rtn4-g128         --method rtn --bits 4 --group-size 128 --partial-groups
+for t in Q8_0 Q6_K Q4_K_M Q4_0 Q3_K_M Q2_K; do
+  run "gguf-$t" --method gguf --type "$t" --out "$out/$t.gguf"
+  rm -f "$out/$t.gguf"
+done
+run gguf-Q3_K_M-imatrix --method gguf --type Q3_K_M --calibration "${LLM_CACHE_DIR:-$HOME/.cache/llm-rs}/lee_background.cor" --imatrix-out "$out/imatrix.gguf" --out "$out/q3.gguf"
+run gguf-Q2_K-imatrix --method gguf --type Q2_K --imatrix "$out/imatrix.gguf" --out "$out/q2.gguf"
+rm -f "$out/q3.gguf" "$out/q2.gguf"
+target/release/examples/quant_chart "$out" >&2
 python3 - "$out" <<'PY'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
@@ -31,6 +42,11 @@ print("| method | perplexity | delta | RTN same bits/groups | linear weights MB 
 print("|---|---|---|---|---|---|---|")
 for p in sorted(out.glob("*.json"), key=lambda p: p.stat().st_mtime):
     r = json.loads(p.read_text())
+    if r["method"] == "gguf":
+        extra = f" (without imatrix {r['ppl_without_imatrix']:.3f})" if "ppl_without_imatrix" in r else ""
+        print(f"| {p.stem} | {r['ppl_quantized']:.3f} | {r['ppl_delta']:+.3f} | {extra} | "
+              f"{r['file_bytes'] / 1e6:.1f} (file) | {32 / r['linear_bits_per_weight']:.2f} | {r['quantize_seconds']:.1f} |")
+        continue
     rtn = f"{r['ppl_rtn']:.3f} ({r['ppl_rtn'] - r['ppl_dense']:+.3f})" if "ppl_rtn" in r else ""
     print(f"| {p.stem} | {r['ppl_quantized']:.3f} | {r['ppl_delta']:+.3f} | {rtn} | "
           f"{r['linear_bytes_quantized'] / 1e6:.1f} | {r['linear_bytes_dense_f32'] / r['linear_bytes_quantized']:.2f} | "

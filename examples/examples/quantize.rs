@@ -219,15 +219,16 @@ fn progress(len: usize, what: &str) -> ProgressBar {
     bar
 }
 
-/// Bytes of the decoder's linear weights: f32 when dense, the format's bytes when quantized.
-fn linear_bytes<B: Backend>(model: &CausalLm<B>) -> usize {
+/// Bytes of the decoder's linear weights: f32 when dense (and, for `as_f32`, always: the
+/// baseline), the format's bytes when quantized.
+fn linear_bytes<B: Backend>(model: &CausalLm<B>, as_f32: bool) -> usize {
     model
         .linears()
         .iter()
         .filter(|(n, _)| n != "lm_head")
         .map(|(_, l)| match l.quantized_weight() {
-            Some(q) => q.storage_bytes(),
-            None => {
+            Some(q) if !as_f32 => q.storage_bytes(),
+            _ => {
                 let (o, i) = l.dims();
                 4 * o * i
             }
@@ -257,7 +258,7 @@ impl BackendTask for Quantize {
         let started = Instant::now();
         let ppl_before = ppl(&model)?;
         println!("dense perplexity: {ppl_before:.4} on {} held-out tokens ({:.1}s)", eval_ids.len(), started.elapsed().as_secs_f64());
-        let dense_bytes = linear_bytes(&model);
+        let dense_bytes = linear_bytes(&model, true);
 
         let started = Instant::now();
         let n_linears = model.linears().iter().filter(|(n, _)| n != "lm_head").count();
@@ -291,7 +292,7 @@ impl BackendTask for Quantize {
         }
         bar.finish_and_clear();
         let quantize_seconds = started.elapsed().as_secs_f64();
-        let quant_bytes = linear_bytes(&model);
+        let quant_bytes = linear_bytes(&model, false);
         let ppl_after = ppl(&model)?;
 
         println!("\nper-layer reconstruction error ({}):", if cli.method == MethodArg::Gptq { "relative output error on calibration inputs, GPTQ vs RTN" } else { "relative weight error ‖W−Q‖²/‖W‖²" });
@@ -389,7 +390,8 @@ fn run_gguf<B: Backend>(cli: &Cli, device: &B::Device) -> anyhow::Result<()> {
     let mut json_report = json!({
         "method": "gguf", "type": options.file_type.name(), "imatrix": options.imatrix.is_some(), "ppl_source": ppl_before,
         "ppl_quantized": ppl_after, "ppl_delta": ppl_after - ppl_before, "file_bytes": report.file_bytes,
-        "bits_per_weight": report.bits_per_weight(), "eval_tokens": eval_ids.len(), "quantize_seconds": report.seconds,
+        "bits_per_weight": report.bits_per_weight(), "linear_bits_per_weight": linear_bits(&report),
+        "eval_tokens": eval_ids.len(), "quantize_seconds": report.seconds,
         "tensors": report.tensors.iter().map(|t| json!({"name": t.name, "type": t.ggml_type.name(), "bytes": t.bytes})).collect::<Vec<_>>(),
     });
     if options.imatrix.is_some() {
@@ -404,6 +406,14 @@ fn run_gguf<B: Backend>(cli: &Cli, device: &B::Device) -> anyhow::Result<()> {
         llm_core::io::atomic::write_bytes_atomic(path, serde_json::to_string_pretty(&json_report)?.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Bits per weight of the decoder's linear layers alone (`blk.N.*.weight` matrices), the
+/// measure the other methods' reports give.
+fn linear_bits(report: &llm_quant::gguf::GgufReport) -> f64 {
+    let linear: Vec<_> = report.tensors.iter().filter(|t| t.name.starts_with("blk.") && !t.name.contains("norm")).collect();
+    let (bytes, elements) = linear.iter().fold((0usize, 0usize), |(b, e), t| (b + t.bytes, e + t.elements));
+    8.0 * bytes as f64 / elements.max(1) as f64
 }
 
 /// `--method gguf-lora`: write the adapter as a LoRA GGUF, then perplexity of the base with the

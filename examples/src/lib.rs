@@ -1,5 +1,7 @@
 //! Shared command-line plumbing for the examples: backend choice, model paths, dtypes.
 
+pub mod chart;
+
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};

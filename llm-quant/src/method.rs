@@ -187,7 +187,9 @@ pub fn quantize_model<B: Backend>(
     for name in names {
         let started = Instant::now();
         let linear = model.linear_mut(&name).expect("name listed by linears()");
-        if linear.quantized_weight().is_some() {
+        // A layer this crate already quantized stays as it is; GGML blocks (a GGUF loaded as
+        // stored) are the model's own weights here, dequantized and quantized like dense ones.
+        if linear.quantized_weight().is_some_and(|q| !matches!(q, llm_core::quant::QuantizedWeight::Ggml(_))) {
             continue;
         }
         let (d_out, d_in) = linear.dims();

@@ -162,3 +162,17 @@ fn a_checkpoint_may_mix_formats_layer_by_layer() {
     assert_eq!(before, logits(&loaded, &ids));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A GGUF loads with its linear weights in GGML blocks; quantizing it must treat those as the
+/// model's weights (it once skipped them as "already quantized", leaving the model unchanged).
+#[test]
+fn a_gguf_model_held_in_ggml_blocks_is_quantized_not_skipped() {
+    let mut model = load_model::<B>(repo_path("fixtures/l_ggml/tiny-q4_k_m.gguf"), LoadOptions::default(), &Default::default()).unwrap();
+    assert!(model.linears().iter().any(|(_, l)| matches!(l.quantized_weight(), Some(QuantizedWeight::Ggml(_)))));
+    let method = Method::Fp4 { kind: Fp4Kind::Nf4, blocksize: 64, double_quant: false };
+    let reports = quantize_model(&mut model, method, |n| n == "lm_head", |_| {}).unwrap();
+    assert_eq!(reports.len(), 2 * 7);
+    for (name, l) in model.linears().iter().filter(|(n, _)| n != "lm_head") {
+        assert!(!matches!(l.quantized_weight(), Some(QuantizedWeight::Ggml(_)) | None), "{name} was not quantized");
+    }
+}
