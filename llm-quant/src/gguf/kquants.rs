@@ -324,32 +324,38 @@ pub fn q3_k_row(x: &[f32], out: &mut Vec<u8>) {
         } else {
             f16_round(0.0)
         };
-        for j in 0..16 {
-            let low = if j < 8 { sc[j] & 0xf } else { sc[j - 8] >> 4 };
-            let s = (low | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) as i32 - 32;
-            let dj = d.to_f32() * s as f32;
-            if dj == 0.0 {
-                continue;
-            }
-            for ii in 0..16 {
-                l[16 * j + ii] = (nearest_int(x[16 * j + ii] / dj).clamp(-4, 3) + 4) as i8;
-            }
-        }
-        let mut hmask = [0u8; QK_K / 8];
-        let mut codes = [0u8; QK_K];
-        for j in 0..QK_K {
-            let mut c = l[j] as u8;
-            if c > 3 {
-                hmask[j % 32] |= 1 << (j / 32);
-                c -= 4;
-            }
-            codes[j] = c;
-        }
-        out.extend(hmask);
-        push_2bit(&codes, out);
-        out.extend(sc);
-        out.extend(d.to_le_bytes());
+        q3_k_finish(x, &sc, d, l, out);
     }
+}
+
+/// The end of Q3_K (reference and weighted alike): codes re-rounded against the stored
+/// 6-bit scales (sub-blocks whose scale is 0 keep `l`), high bits into `hmask`, then packed.
+pub(super) fn q3_k_finish(x: &[f32], sc: &[u8; 12], d: f16, mut l: [i8; QK_K], out: &mut Vec<u8>) {
+    for j in 0..16 {
+        let low = if j < 8 { sc[j] & 0xf } else { sc[j - 8] >> 4 };
+        let s = (low | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) as i32 - 32;
+        let dj = d.to_f32() * s as f32;
+        if dj == 0.0 {
+            continue;
+        }
+        for ii in 0..16 {
+            l[16 * j + ii] = (nearest_int(x[16 * j + ii] / dj).clamp(-4, 3) + 4) as i8;
+        }
+    }
+    let mut hmask = [0u8; QK_K / 8];
+    let mut codes = [0u8; QK_K];
+    for j in 0..QK_K {
+        let mut c = l[j] as u8;
+        if c > 3 {
+            hmask[j % 32] |= 1 << (j / 32);
+            c -= 4;
+        }
+        codes[j] = c;
+    }
+    out.extend(hmask);
+    push_2bit(&codes, out);
+    out.extend(sc);
+    out.extend(d.to_le_bytes());
 }
 
 /// Q4_K and Q5_K share their scales: 8 sub-blocks of 32, 6-bit scale and min packed in 12 bytes.
@@ -383,10 +389,14 @@ fn k4_scales(x: &[f32], nmax: i32, rmin: f32, nstep: i32) -> (f16, f16, [u8; 12]
             sc[j] |= (lm >> 4) << 6;
         }
     }
-    let d = f16_round(max_scale / 63.0);
-    let dmin = f16_round(max_min / 63.0);
+    (f16_round(max_scale / 63.0), f16_round(max_min / 63.0), sc, l)
+}
+
+/// The end of Q4_K (`nmax` 15) and Q5_K (31), reference and weighted alike: codes re-rounded
+/// against the stored 6-bit scales and mins (sub-blocks whose scale is 0 keep `l`), then packed.
+pub(super) fn k4_finish(x: &[f32], d: f16, dmin: f16, sc: &[u8; 12], mut l: [u8; QK_K], nmax: i32, out: &mut Vec<u8>) {
     for j in 0..8 {
-        let (s, m) = scale_min_k4(j, &sc);
+        let (s, m) = scale_min_k4(j, sc);
         let dj = d.to_f32() * s as f32;
         if dj == 0.0 {
             continue;
@@ -396,21 +406,40 @@ fn k4_scales(x: &[f32], nmax: i32, rmin: f32, nstep: i32) -> (f16, f16, [u8; 12]
             l[32 * j + ii] = nearest_int((x[32 * j + ii] + dm) / dj).clamp(0, nmax) as u8;
         }
     }
-    (d, dmin, sc, l)
+    out.extend(d.to_le_bytes());
+    out.extend(dmin.to_le_bytes());
+    out.extend(sc);
+    if nmax == 15 {
+        for j in (0..QK_K).step_by(64) {
+            out.extend((0..32).map(|i| l[j + i] | (l[j + i + 32] << 4)));
+        }
+        return;
+    }
+    // Q5_K: the fifth bits in `qh`, two per 64-value chunk.
+    let (mut qh, mut ql) = ([0u8; 32], [0u8; 128]);
+    for (n, chunk) in (0..QK_K).step_by(64).enumerate() {
+        for j in 0..32 {
+            let (mut l1, mut l2) = (l[chunk + j], l[chunk + j + 32]);
+            if l1 > 15 {
+                l1 -= 16;
+                qh[j] |= 1 << (2 * n);
+            }
+            if l2 > 15 {
+                l2 -= 16;
+                qh[j] |= 2 << (2 * n);
+            }
+            ql[32 * n + j] = l1 | (l2 << 4);
+        }
+    }
+    out.extend(qh);
+    out.extend(ql);
 }
 
 /// Q4_K: 8 sub-blocks of 32, 4-bit codes, 6-bit scale and min each.
 pub fn q4_k_row(x: &[f32], out: &mut Vec<u8>) {
     for x in x.chunks_exact(QK_K) {
         let (d, dmin, sc, l) = k4_scales(x, 15, -1.0, 20);
-        out.extend(d.to_le_bytes());
-        out.extend(dmin.to_le_bytes());
-        out.extend(sc);
-        for j in (0..QK_K).step_by(64) {
-            for i in 0..32 {
-                out.push(l[j + i] | (l[j + i + 32] << 4));
-            }
-        }
+        k4_finish(x, d, dmin, &sc, l, 15, out);
     }
 }
 
@@ -418,28 +447,7 @@ pub fn q4_k_row(x: &[f32], out: &mut Vec<u8>) {
 pub fn q5_k_row(x: &[f32], out: &mut Vec<u8>) {
     for x in x.chunks_exact(QK_K) {
         let (d, dmin, sc, l) = k4_scales(x, 31, -0.5, 15);
-        let mut qh = [0u8; 32];
-        let mut ql = [0u8; 128];
-        for (n, chunk) in (0..QK_K).step_by(64).enumerate() {
-            let (m1, m2) = (1u8 << (2 * n), 2u8 << (2 * n));
-            for j in 0..32 {
-                let (mut l1, mut l2) = (l[chunk + j], l[chunk + j + 32]);
-                if l1 > 15 {
-                    l1 -= 16;
-                    qh[j] |= m1;
-                }
-                if l2 > 15 {
-                    l2 -= 16;
-                    qh[j] |= m2;
-                }
-                ql[32 * n + j] = l1 | (l2 << 4);
-            }
-        }
-        out.extend(d.to_le_bytes());
-        out.extend(dmin.to_le_bytes());
-        out.extend(sc);
-        out.extend(qh);
-        out.extend(ql);
+        k4_finish(x, d, dmin, &sc, l, 31, out);
     }
 }
 

@@ -10,7 +10,7 @@
 // Indexed loops mirror ggml's C line for line, which is what keeps the bytes identical.
 #![allow(clippy::needless_range_loop)]
 
-use super::kquants::{f16_round, make_qkx2_quants, make_qx_quants, nearest_int, push_2bit, q6_k_blocks, scale_min_k4, GROUP_MAX_EPS, QK_K};
+use super::kquants::{f16_round, k4_finish, make_qkx2_quants, make_qx_quants, nearest_int, push_2bit, q3_k_finish, q6_k_blocks, GROUP_MAX_EPS, QK_K};
 use super::legacy::{push_q5, QK};
 use llm_core::weights::gguf::quants::GgmlType;
 
@@ -215,32 +215,7 @@ fn q3_k_block(x: &[f32], qw: &[f32], out: &mut Vec<u8>) {
         }
         sc[j % 4 + 8] |= ((q >> 4) << (2 * (j / 4))) as u8;
     }
-    let d = f16_round(d_block);
-    for j in 0..16 {
-        let low = if j < 8 { sc[j] & 0xf } else { sc[j - 8] >> 4 };
-        let s = (low | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) as i32 - 32;
-        let dj = d.to_f32() * s as f32;
-        if dj == 0.0 {
-            continue;
-        }
-        for ii in 0..16 {
-            l[16 * j + ii] = (nearest_int(x[16 * j + ii] / dj).clamp(-4, 3) + 4) as i8;
-        }
-    }
-    let mut hmask = [0u8; QK_K / 8];
-    let mut codes = [0u8; QK_K];
-    for j in 0..QK_K {
-        let mut c = l[j] as u8;
-        if c > 3 {
-            hmask[j % 32] |= 1 << (j / 32);
-            c -= 4;
-        }
-        codes[j] = c;
-    }
-    out.extend(hmask);
-    push_2bit(&codes, out);
-    out.extend(sc);
-    out.extend(d.to_le_bytes());
+    q3_k_finish(x, &sc, f16_round(d_block), l, out);
 }
 
 /// `quantize_row_q4_K_impl` (`nmax` 15) and `quantize_row_q5_K_impl` (31), one super-block.
@@ -269,41 +244,5 @@ fn k4_block(x: &[f32], qw: &[f32], nmax: i32, out: &mut Vec<u8>) {
             sc[j] |= (m >> 4) << 6;
         }
     }
-    for j in 0..8 {
-        let (s, m) = scale_min_k4(j, &sc);
-        let dj = d.to_f32() * s as f32;
-        if dj == 0.0 {
-            continue;
-        }
-        let dm = dmin.to_f32() * m as f32;
-        for ii in 0..32 {
-            l[32 * j + ii] = nearest_int((x[32 * j + ii] + dm) / dj).clamp(0, nmax) as u8;
-        }
-    }
-    out.extend(d.to_le_bytes());
-    out.extend(dmin.to_le_bytes());
-    out.extend(sc);
-    if nmax == 15 {
-        for j in (0..QK_K).step_by(64) {
-            out.extend((0..32).map(|i| l[j + i] | (l[j + i + 32] << 4)));
-        }
-        return;
-    }
-    let (mut qh, mut ql) = ([0u8; 32], [0u8; 128]);
-    for (n, chunk) in (0..QK_K).step_by(64).enumerate() {
-        for j in 0..32 {
-            let (mut l1, mut l2) = (l[chunk + j], l[chunk + j + 32]);
-            if l1 > 15 {
-                l1 -= 16;
-                qh[j] |= 1 << (2 * n);
-            }
-            if l2 > 15 {
-                l2 -= 16;
-                qh[j] |= 2 << (2 * n);
-            }
-            ql[32 * n + j] = l1 | (l2 << 4);
-        }
-    }
-    out.extend(qh);
-    out.extend(ql);
+    k4_finish(x, d, dmin, &sc, l, nmax, out);
 }
