@@ -2,8 +2,8 @@
 # Runs the quantization quality report on SmolLM2-135M-Instruct for every method and prints a
 # markdown table (perplexity on the held-out text, size of the decoder's linear weights).
 # Each run also leaves its JSON report in $out, and the chart of perplexity against bits per
-# weight is drawn from them as $out/quality.svg (the quant_chart example). Takes ~25 minutes on
-# 2 cores (GPTQ dominates).
+# weight is drawn from them as $out/quality.svg (the quant_chart example). Takes ~35 minutes on
+# 2 cores (GPTQ and AWQ dominate).
 #
 #   scripts/fetch-models.sh && scripts/quant-report.sh [OUT_DIR]
 set -euo pipefail
@@ -27,6 +27,11 @@ run gptq4-g128        --method gptq --bits 4 --group-size 128 --partial-groups
 run gptq3-g128        --method gptq --bits 3 --group-size 128 --partial-groups
 run gptq4-g64         --method gptq --bits 4 --group-size 64
 run rtn4-g128         --method rtn --bits 4 --group-size 128 --partial-groups
+run awq4-g128         --method awq --bits 4 --group-size 128 --partial-groups
+run hqq4-g64          --method hqq --bits 4 --group-size 64
+run hqq3-g64          --method hqq --bits 3 --group-size 64
+run hqq2-g32          --method hqq --bits 2 --group-size 32
+run rtn3-g64          --method rtn --bits 3 --group-size 64 --asym
 for t in Q8_0 Q6_K Q4_K_M Q4_0 Q3_K_M Q2_K; do
   run "gguf-$t" --method gguf --type "$t" --out "$out/$t.gguf"
   rm -f "$out/$t.gguf"

@@ -1,10 +1,12 @@
 //! Quantize a model, write the checkpoint, and report what it cost: per-layer reconstruction
-//! error, model size, and perplexity before and after on held-out text (for GPTQ, also
+//! error, model size, and perplexity before and after on held-out text (for GPTQ and AWQ, also
 //! round-to-nearest at the same bits and groups).
 //!
 //! ```text
 //! scripts/fetch-models.sh
 //! cargo run --release --example quantize -- --method gptq --bits 4 --group-size 128 --out /tmp/smollm2-gptq
+//! cargo run --release --example quantize -- --method awq --bits 4 --group-size 128 --partial-groups --out /tmp/smollm2-awq
+//! cargo run --release --example quantize -- --method hqq --bits 4 --group-size 64 --out /tmp/smollm2-hqq
 //! cargo run --release --example quantize -- --method nf4 --double-quant --out /tmp/smollm2-nf4
 //! cargo run --release --example quantize -- --method gguf --type Q4_K_M --out /tmp/smollm2-q4_k_m.gguf
 //! cargo run --release --example chat -- --model /tmp/smollm2-gptq --prompt "What is the capital of France?"
@@ -28,7 +30,8 @@ use llm_core::{CausalLm, ModelBundle};
 use llm_examples::ModelArgs;
 use llm_quant::int8::{Granularity, Int8Scheme};
 use llm_quant::nf4::Fp4Kind;
-use llm_quant::{quantize_gptq, quantize_model, save_quantized, Calibration, GptqConfig, GptqParams, Method};
+use llm_quant::hqq::HqqParams;
+use llm_quant::{quantize_awq, quantize_gptq, quantize_model, save_quantized, AwqConfig, Calibration, GptqConfig, GptqParams, Method};
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -47,6 +50,11 @@ enum MethodArg {
     Rtn,
     /// GPTQ at `--bits` / `--group-size` with calibration.
     Gptq,
+    /// AWQ at `--bits` / `--group-size` with calibration (AutoAWQ's GEMM checkpoint; 4 bits).
+    Awq,
+    /// HQQ at `--bits` (1-8) / `--group-size` (must divide every layer's width, e.g. 64),
+    /// calibration-free (transformers' HQQ checkpoint).
+    Hqq,
     /// A GGUF file of `--type` (llama-quantize's file types), runnable by llama.cpp.
     Gguf,
     /// The PEFT adapter of `--adapter` as a llama.cpp LoRA adapter GGUF (`llama-cli --lora`).
@@ -69,7 +77,7 @@ struct Cli {
     /// Quantization method.
     #[arg(long, value_enum)]
     method: MethodArg,
-    /// Bits for rtn / gptq: 2, 3, 4 or 8.
+    /// Bits for rtn / gptq (2, 3, 4, 8), awq (4 to write; 2-8 in memory), hqq (1-6, 8).
     #[arg(long, default_value_t = 4)]
     bits: u32,
     /// Columns per group (rtn, gptq, int8 `--granularity group`); -1 for one group per row.
@@ -176,7 +184,11 @@ impl Cli {
             MethodArg::Nf4 => Method::Fp4 { kind: Fp4Kind::Nf4, blocksize: self.blocksize, double_quant: self.double_quant },
             MethodArg::Fp4 => Method::Fp4 { kind: Fp4Kind::Fp4, blocksize: self.blocksize, double_quant: self.double_quant },
             MethodArg::Rtn => self.rtn_baseline(),
-            MethodArg::Gptq => bail!("--method gptq is calibrated (gptq_config), not a direct method"),
+            MethodArg::Hqq => {
+                let Some(group_size) = self.group_size() else { bail!("--method hqq needs a --group-size") };
+                Method::Hqq(HqqParams::new(self.bits, group_size))
+            }
+            MethodArg::Gptq | MethodArg::Awq => bail!("--method gptq/awq are calibrated, not direct methods"),
             MethodArg::Gguf | MethodArg::GgufLora => bail!("--method gguf writes a file (run_gguf), not a method applied in memory"),
         })
     }
@@ -184,6 +196,21 @@ impl Cli {
     /// Round-to-nearest at the same bits and groups: `--method rtn`, and GPTQ's baseline.
     fn rtn_baseline(&self) -> Method {
         Method::Rtn { bits: self.bits, group_size: self.group_size(), sym: !self.asym, partial_groups: self.partial_groups }
+    }
+
+    /// The baseline a calibrated method is measured against: round-to-nearest at the same
+    /// bits and groups (asymmetric for AWQ, whose grid has zero points).
+    fn baseline(&self) -> Method {
+        match self.rtn_baseline() {
+            Method::Rtn { bits, group_size, partial_groups, .. } if self.method == MethodArg::Awq => {
+                Method::Rtn { bits, group_size, sym: false, partial_groups }
+            }
+            m => m,
+        }
+    }
+
+    fn awq_config(&self) -> AwqConfig {
+        AwqConfig { bits: self.bits, group_size: self.group_size(), partial_groups: self.partial_groups, ..Default::default() }
     }
 
     fn gptq_config(&self) -> GptqConfig {
@@ -249,7 +276,8 @@ impl BackendTask for Quantize {
         if cli.method == MethodArg::GgufLora {
             return run_gguf_lora::<B>(&cli, &device);
         }
-        let method = if cli.method == MethodArg::Gptq { cli.rtn_baseline() } else { cli.method()? };
+        let calibrated = matches!(cli.method, MethodArg::Gptq | MethodArg::Awq);
+        let method = if calibrated { cli.baseline() } else { cli.method()? };
         let ModelBundle { mut model, tokenizer, .. } = cli.model.load_bundle::<B>(&device)?;
         let text = read_text(&cli.eval)?;
         let eval_text: String = text.chars().take(cli.eval_chars).collect();
@@ -264,11 +292,27 @@ impl BackendTask for Quantize {
         let n_linears = model.linears().iter().filter(|(n, _)| n != "lm_head").count();
         let bar = progress(n_linears, &format!("{:?}", cli.method).to_lowercase());
         let mut rows: Vec<serde_json::Value> = vec![];
-        if cli.method == MethodArg::Gptq {
+        let calibration = if calibrated {
             let calib_text: String = read_text(&cli.calib)?.chars().skip(cli.calib_offset).collect();
             let calibration = Calibration::from_text(&tokenizer, &calib_text, cli.calib_samples, cli.calib_len, model.config.bos_token_id)?;
             println!("calibration: {} sequences x {} tokens", calibration.sequences.len(), cli.calib_len);
-            quantize_gptq(&mut model, &calibration, &cli.gptq_config(), |l| {
+            Some(calibration)
+        } else {
+            None
+        };
+        if cli.method == MethodArg::Awq {
+            let calibration = calibration.as_ref().expect("calibrated");
+            quantize_awq(&mut model, calibration, &cli.awq_config(), |l| {
+                for s in &l.searches {
+                    rows.push(json!({ "layer": s.name, "ratio": s.ratio, "output_mse": s.loss, "rtn_output_mse": s.rtn_loss }));
+                }
+                let gain: f64 = l.searches.iter().map(|s| s.loss / s.rtn_loss.max(f64::MIN_POSITIVE)).sum::<f64>() / l.searches.len().max(1) as f64;
+                bar.set_message(format!("layer {} output error {:.2}x rtn's", l.layer, gain));
+                bar.inc(l.linears as u64);
+            })?;
+        } else if cli.method == MethodArg::Gptq {
+            let calibration = calibration.as_ref().expect("calibrated");
+            quantize_gptq(&mut model, calibration, &cli.gptq_config(), |l| {
                 if l.damp_retries > 0 {
                     bar.println(format!(
                         "{}: Hessian not positive definite; damping raised to {:.3} after {} retries",
@@ -295,9 +339,19 @@ impl BackendTask for Quantize {
         let quant_bytes = linear_bytes(&model, false);
         let ppl_after = ppl(&model)?;
 
-        println!("\nper-layer reconstruction error ({}):", if cli.method == MethodArg::Gptq { "relative output error on calibration inputs, GPTQ vs RTN" } else { "relative weight error ‖W−Q‖²/‖W‖²" });
+        let measure = match cli.method {
+            MethodArg::Gptq => "relative output error on calibration inputs, GPTQ vs RTN",
+            MethodArg::Awq => "output mean squared error of each scaled block on calibration inputs, AWQ (chosen ratio) vs RTN",
+            _ => "relative weight error ‖W−Q‖²/‖W‖²",
+        };
+        println!("\nper-layer reconstruction error ({measure}):");
         for row in &rows {
             let name = row["layer"].as_str().unwrap_or("");
+            if let Some(rtn) = row.get("rtn_output_mse") {
+                let (mse, ratio) = (row["output_mse"].as_f64().unwrap_or(0.0), row["ratio"].as_f64().unwrap_or(0.0));
+                println!("  {name:<40} {mse:>10.3e}  rtn {:>10.3e}  ratio {ratio:.2}", rtn.as_f64().unwrap_or(0.0));
+                continue;
+            }
             match row.get("rtn_relative_output_error") {
                 Some(rtn) => println!("  {name:<40} {:>10.3e}  rtn {:>10.3e}", row["relative_output_error"].as_f64().unwrap_or(0.0), rtn.as_f64().unwrap_or(0.0)),
                 None => println!("  {name:<40} {:>10.3e}", row["relative_weight_error"].as_f64().unwrap_or(0.0)),
@@ -314,17 +368,26 @@ impl BackendTask for Quantize {
             "eval_tokens": eval_ids.len(), "quantize_seconds": quantize_seconds, "layers": rows,
         });
         if let Some(out) = &cli.out {
-            let config = if cli.method == MethodArg::Gptq { cli.gptq_config().to_json() } else { method.config_json() };
+            let config = match cli.method {
+                MethodArg::Gptq => cli.gptq_config().to_json(),
+                MethodArg::Awq => cli.awq_config().to_json(),
+                _ => method.config_json(),
+            };
             let saved = save_quantized(&model, Some(&tokenizer), config, out)?;
             println!("wrote {} ({:.1} MB model.safetensors, {} quantized layers)", saved.dir.display(), saved.model_bytes as f64 / 1e6, saved.quantized_layers);
             report["checkpoint_bytes"] = saved.model_bytes.into();
         }
-        if cli.method == MethodArg::Gptq && !cli.no_baseline {
+        if calibrated && !cli.no_baseline {
             drop(model);
             let ModelBundle { mut model, .. } = cli.model.load_bundle::<B>(&device)?;
-            quantize_model(&mut model, cli.rtn_baseline(), |n| n == "lm_head", |_| {})?;
+            quantize_model(&mut model, cli.baseline(), |n| n == "lm_head", |_| {})?;
             let ppl_rtn = ppl(&model)?;
-            println!("round-to-nearest at the same bits/groups: perplexity {ppl_rtn:.4} (delta {:+.4}); GPTQ delta {:+.4}", ppl_rtn - ppl_before, ppl_after - ppl_before);
+            println!(
+                "round-to-nearest at the same bits/groups: perplexity {ppl_rtn:.4} (delta {:+.4}); {:?} delta {:+.4}",
+                ppl_rtn - ppl_before,
+                cli.method,
+                ppl_after - ppl_before
+            );
             report["ppl_rtn"] = ppl_rtn.into();
         }
         if let Some(path) = &cli.report {

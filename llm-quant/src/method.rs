@@ -1,5 +1,6 @@
 //! Weight-only methods that need no calibration — int8 absmax / zero-point, LLM.int8(),
-//! NF4/FP4, round-to-nearest at 2-8 bits — applied to one weight or to a whole model.
+//! NF4/FP4, round-to-nearest at 2-8 bits, HQQ at 1-8 bits — applied to one weight or to a
+//! whole model.
 
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 use crate::error::{QuantError, Result};
 use crate::gptq::{fp16_scales, host_f32, rtn_quantize, GptqParams};
+use crate::hqq::{quantize_hqq, HqqParams};
 use crate::int8::{int8_vectorwise, quantize_int8, Granularity, Int8Quantized, Int8Scheme};
 use crate::nf4::{quantize_fp4, Fp4Kind, Fp4Quantized};
 
@@ -49,6 +51,8 @@ pub enum Method {
         /// Allow a shorter last group when `group_size` does not divide a layer's width.
         partial_groups: bool,
     },
+    /// HQQ: a per-group affine grid whose zero point a proximal solver fits (see [`crate::hqq`]).
+    Hqq(HqqParams),
 }
 
 impl Method {
@@ -83,6 +87,7 @@ impl Method {
                 "pack_dtype": "int32",
                 "meta": { "quantizer": [format!("llm-quant:{} (round-to-nearest)", env!("CARGO_PKG_VERSION"))] },
             }),
+            Self::Hqq(params) => crate::hqq::config_json(&params),
         }
     }
 }
@@ -123,6 +128,10 @@ pub fn quantize_weight(w: &[f32], d_out: usize, d_in: usize, method: Method) -> 
             let params = GptqParams { bits, group_size, sym, partial_groups, ..Default::default() };
             let out = rtn_quantize(w, d_out, d_in, &params)?;
             QuantizedWeight::Affine(AffineWeight::new(d_out, d_in, bits, &out.codes, fp16_scales(&out.scales), out.zeros, out.g_idx)?)
+        }
+        Method::Hqq(params) => {
+            let q = quantize_hqq(w, d_out, d_in, &params)?;
+            QuantizedWeight::Affine(q.to_affine(d_out, d_in, params.bits, params.group_size)?)
         }
     })
 }

@@ -4,6 +4,8 @@
 //! |---|---|---|
 //! | GPTQ (affine, 2/3/4/8 bits) | `P.qweight` int32 `[d_in·bits/32, d_out]` (codes packed along the input, LSB first), `P.qzeros` int32 `[n_groups, d_out·bits/32]` (v1: each zero minus one, applied to the packed word), `P.scales` fp16 `[n_groups, d_out]`, `P.g_idx` int32 `[d_in]` | `quant_method: gptq`, `checkpoint_format: gptq` (GPTQModel/AutoGPTQ) |
 //! | NF4/FP4 | `P.weight` uint8 `[n/2, 1]` (element 2k in the high nibble), `P.weight.absmax` f32 (uint8 when double-quantized, with `P.weight.nested_absmax`, `P.weight.nested_quant_map`), `P.weight.quant_map` f32 `[16]`, `P.weight.quant_state.bitsandbytes__nf4` (JSON bytes) | `quant_method: bitsandbytes`, `load_in_4bit` (transformers + bitsandbytes) |
+//! | AWQ (AutoAWQ GEMM, 4 bits) | `P.qweight` int32 `[d_in, d_out/8]` (8 outputs per word in the order 0,2,4,6,1,3,5,7), `P.qzeros` int32 `[n_groups, d_out/8]` (same order, zeros as they are), `P.scales` fp16 `[n_groups, d_out]` | `quant_method: awq`, `version: gemm` (AutoAWQ, transformers) |
+//! | HQQ (1-8 bits) | `P.W_q` u8 (i32 for 3 bits) codes of the `[d_out·d_in/g, g]` group matrix packed along its rows, `P.scale` / `P.zero` `[d_out·d_in/g, 1]` (f16 when exact), `P.shape` i64, `P.nbits`/`group_size`/`axis` i32, `P.packing`/`compute_dtype` ASCII, flags u8 (HQQLinear's 19 keys) | `quant_method: hqq` (hqq, transformers 4.x) |
 //! | LLM.int8() | `P.weight` int8 `[d_out, d_in]`, `P.SCB` f32 `[d_out]` | `quant_method: bitsandbytes`, `load_in_8bit` |
 //! | int8 absmax / zero-point | `P.weight` int8 `[d_out, d_in]`, `P.weight_scale` f32 `[d_out, n_groups]` (dequantization step), `P.weight_zero_point` f32 `[d_out, n_groups]` (zero-point scheme only): `w = (q − zp) · scale` | `quant_method: llm-rs`, `format: int8` |
 //!
@@ -39,8 +41,8 @@ pub struct SaveReport {
 /// Writes `model` (with whatever mix of quantized layers it holds) as a Hugging Face directory.
 ///
 /// `quantization_config` goes into `config.json` (and `quantize_config.json` for GPTQ); use
-/// [`crate::gptq::GptqConfig::to_json`] or [`crate::method::Method::config_json`]. Affine layers are written in the GPTQ layout unless
-/// `quant_method` is `llm-rs`.
+/// [`crate::gptq::GptqConfig::to_json`] or [`crate::method::Method::config_json`] or [`crate::awq::AwqConfig::to_json`]. Affine layers are
+/// written in the GPTQ layout unless `quant_method` is `llm-rs` (int8), `awq` (AWQ GEMM) or `hqq`.
 pub fn save_quantized<B: Backend>(
     model: &CausalLm<B>,
     tokenizer: Option<&Tokenizer>,
@@ -85,7 +87,12 @@ fn save<B: Backend>(
         quantization_config["lm_head"] = head_quantized.into();
     }
     let method = quantization_config.get("quant_method").and_then(Value::as_str).unwrap_or("").to_string();
-    let affine = if method == "llm-rs" { AffineFormat::Int8 } else { AffineFormat::Gptq };
+    let affine = match method.as_str() {
+        "llm-rs" => AffineFormat::Int8,
+        "awq" => AffineFormat::Awq,
+        "hqq" => AffineFormat::Hqq,
+        _ => AffineFormat::Gptq,
+    };
     let tensors = collect_tensors(model, affine)?;
     let quantized_layers = model.linears().iter().filter(|(_, l)| l.quantized_weight().is_some()).count();
     let model_path = dir.join("model.safetensors");

@@ -29,6 +29,19 @@ pub enum CheckpointQuantization {
     },
     /// This family's int8 layout (`weight` int8, `weight_scale`, optional `weight_zero_point`).
     LlmRs,
+    /// AutoAWQ's GEMM layout: `qweight` int32 `[d_in, d_out·bits/32]` and `qzeros` packed
+    /// along the outputs in AWQ's interleaved order, `scales` `[n_groups, d_out]`.
+    Awq {
+        /// Bits per weight (4: the only width the GEMM layout packs).
+        bits: u32,
+        /// Columns per group; `None` for one group per row (`group_size: -1`).
+        group_size: Option<usize>,
+        /// Asymmetric groups with a zero point (`zero_point`, AutoAWQ's default true).
+        zero_point: bool,
+    },
+    /// HQQ as transformers 4.x saves it: each layer's `W_q`, `scale`, `zero` and metadata
+    /// tensors say its bits, groups and packing.
+    Hqq,
 }
 
 impl CheckpointQuantization {
@@ -61,10 +74,34 @@ impl CheckpointQuantization {
                 llm_int8_threshold: q.get("llm_int8_threshold").and_then(Value::as_f64).unwrap_or(6.0) as f32,
             }),
             "llm-rs" => Ok(Self::LlmRs),
+            "awq" => Self::awq_from_json(q),
+            "hqq" => Ok(Self::Hqq),
             other => Err(LlmError::config(
                 "quantization_config.quant_method",
-                format!("`{other}` is not supported; supported: gptq, bitsandbytes, llm-rs"),
+                format!("`{other}` is not supported; supported: gptq, awq, hqq, bitsandbytes, llm-rs"),
             )),
         }
+    }
+
+    /// AutoAWQ's `quantization_config` (also `quant_config.json`): only the GEMM packing
+    /// (`version: gemm`, the default) is read; GEMV and the kernel-specific layouts are refused.
+    fn awq_from_json(q: &Value) -> Result<Self> {
+        let version = q.get("version").and_then(Value::as_str).unwrap_or("gemm");
+        if !version.eq_ignore_ascii_case("gemm") {
+            return Err(LlmError::config(
+                "quantization_config.version",
+                format!("AWQ `{version}` packing is not supported; supported: gemm"),
+            ));
+        }
+        let bits = q.get("bits").or_else(|| q.get("w_bit")).and_then(Value::as_u64).unwrap_or(4) as u32;
+        if bits != 4 {
+            return Err(LlmError::config("quantization_config.bits", format!("AWQ GEMM packs 4-bit codes, got {bits}")));
+        }
+        let group_size = q.get("group_size").or_else(|| q.get("q_group_size")).and_then(Value::as_i64).unwrap_or(128);
+        Ok(Self::Awq {
+            bits,
+            group_size: (group_size > 0).then_some(group_size as usize),
+            zero_point: q.get("zero_point").and_then(Value::as_bool).unwrap_or(true),
+        })
     }
 }

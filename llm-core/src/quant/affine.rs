@@ -1,6 +1,7 @@
 //! Integer codes in groups of input columns with a scale and zero point per (row, group):
-//! `w[o, c] = scale[o, g(c)] · (q[o, c] − zero[o, g(c)])`. GPTQ/RTN at 2, 3, 4 or 8 bits, and
-//! int8 absmax/zero-point (stored as 8-bit codes offset by 128) all live here.
+//! `w[o, c] = scale[o, g(c)] · (q[o, c] − zero[o, g(c)])`. GPTQ/RTN at 2, 3, 4 or 8 bits,
+//! AWQ at 4, HQQ at 1 to 8 (its zero points are not integers), and int8 absmax/zero-point
+//! (stored as 8-bit codes offset by 128) all live here.
 
 use rayon::prelude::*;
 
@@ -18,7 +19,7 @@ pub struct AffineWeight {
     pub d_out: usize,
     /// Input features.
     pub d_in: usize,
-    /// Bits per code: 2, 3, 4 or 8.
+    /// Bits per code: 1 to 8.
     pub bits: u32,
     n_groups: usize,
     /// `[d_in]` group of each input column (GPTQ's `g_idx`).
@@ -51,8 +52,8 @@ impl AffineWeight {
         g_idx: Vec<u32>,
     ) -> Result<Self> {
         let bad = |message: String| Err(LlmError::Quant { tensor: "affine weight".into(), message });
-        if !matches!(bits, 2 | 3 | 4 | 8) {
-            return bad(format!("bits = {bits}; supported: 2, 3, 4, 8"));
+        if !(1..=8).contains(&bits) {
+            return bad(format!("bits = {bits}; supported: 1 to 8"));
         }
         if codes.len() != d_out * d_in || g_idx.len() != d_in {
             return bad(format!("codes {} / g_idx {} do not fit [{d_out}, {d_in}]", codes.len(), g_idx.len()));

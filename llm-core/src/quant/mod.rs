@@ -25,7 +25,7 @@ pub use ggml::GgmlWeight;
 pub use linear::{QuantExecution, QuantLinear};
 pub(crate) use linear::host_backend;
 pub use outlier::{is_outlier, outlier_columns, OutlierInt8Weight};
-pub use crate::weights::quantized::{pack_stream, unpack_stream, v1_zero_offset_word};
+pub use crate::weights::quantized::{awq_pack_word, awq_unpack_word, hqq_pack, hqq_unpack, pack_stream, unpack_stream, v1_zero_offset_word, AWQ_ORDER};
 
 /// A weight `[d_out, d_in]` held in one of the quantized formats.
 #[derive(Clone)]

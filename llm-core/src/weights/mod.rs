@@ -199,7 +199,7 @@ fn check_tensors(config: &ModelConfig, source: &dyn TensorSource) -> Result<()> 
     // (their shapes are checked when the layer is read).
     let mut known = std::collections::HashSet::new();
     for spec in &expected {
-        let layout = spec.name.strip_suffix(".weight").map(|p| (p, CheckpointLayout::detect(source, p)));
+        let layout = spec.name.strip_suffix(".weight").map(|p| (p, CheckpointLayout::detect(source, p, config.quantization.as_ref())));
         if let Some((prefix, layout)) = layout.filter(|(_, l)| *l != CheckpointLayout::Dense) {
             let (required, optional) = layout.tensors(source, prefix);
             for suffix in required {
@@ -269,7 +269,7 @@ impl<B: Backend> Loader<'_, B> {
             let q = QuantizedWeight::Ggml(blocks?);
             return Ok(Linear::quantized_as(q, bias, self.options.quant_execution, self.options.dtype, self.device));
         }
-        match CheckpointLayout::detect(self.source, &prefix) {
+        match CheckpointLayout::detect(self.source, &prefix, self.config.quantization.as_ref()) {
             CheckpointLayout::Dense => Ok(Linear::new(self.tensor(&name)?, bias)),
             layout => {
                 let [d_out, d_in] = id.shape(self.config);

@@ -128,13 +128,15 @@ impl TensorSource for SafetensorsSource {
             Dtype::BF16 => TensorData::new(le_words(bytes, half::bf16::from_le_bytes), shape),
             // Quantized layouts (GPTQ qweight/qzeros/g_idx, bitsandbytes codes).
             Dtype::I32 => TensorData::new(le_words(bytes, i32::from_le_bytes), shape),
+            // HQQ's `shape` (torch.Size encoded as int64).
+            Dtype::I64 => TensorData::new(le_words(bytes, i64::from_le_bytes), shape),
             Dtype::I8 => TensorData::new(bytes.iter().map(|&b| b as i8).collect::<Vec<_>>(), shape),
             Dtype::U8 => TensorData::new(bytes.to_vec(), shape),
             other => {
                 return Err(LlmError::UnsupportedDtype {
                     path: self.paths[entry.file].clone(),
                     tensor: name.to_string(),
-                    dtype: format!("{other:?} (supported: F32, F16, BF16, and I32/I8/U8 for quantized layouts)"),
+                    dtype: format!("{other:?} (supported: F32, F16, BF16, and I64/I32/I8/U8 for quantized layouts)"),
                 })
             }
         })

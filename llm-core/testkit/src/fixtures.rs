@@ -44,6 +44,7 @@ pub fn read_tensor(file: &Path, name: &str) -> (Vec<usize>, Vec<f64>) {
     let data = view.data();
     let values = match view.dtype() {
         safetensors::Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        safetensors::Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
         safetensors::Dtype::I64 => data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
         safetensors::Dtype::I32 => data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
         safetensors::Dtype::U8 => data.iter().map(|&b| b as f64).collect(),

@@ -17,6 +17,7 @@ use serde_json::Value;
 use tracing::info;
 
 pub use solver::{gptq_quantize, rtn_quantize, GptqOutput, GptqParams, Hessian};
+pub(crate) use solver::group_width;
 
 use crate::calib::Calibration;
 use crate::error::{QuantError, Result};

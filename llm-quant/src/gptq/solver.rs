@@ -89,7 +89,7 @@ impl GptqParams {
 
 /// Group width for a layer of `cols` columns: `cols` for `None`, else `g` if it divides `cols`
 /// (or `partial` allows a shorter last group).
-fn group_width(group_size: Option<usize>, cols: usize, partial: bool) -> Result<usize> {
+pub(crate) fn group_width(group_size: Option<usize>, cols: usize, partial: bool) -> Result<usize> {
     match group_size {
         None => Ok(cols),
         Some(0) => Err(QuantError::config("group_size", "must be positive (or None for one group)")),

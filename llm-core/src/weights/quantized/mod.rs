@@ -1,5 +1,6 @@
 //! Quantized linear layers in checkpoints: GPTQModel/AutoGPTQ (`qweight`, `qzeros`, `scales`,
-//! `g_idx`), bitsandbytes as transformers serialises it (4-bit `weight.absmax`/`quant_map`/
+//! `g_idx`), AutoAWQ's GEMM layout (the same names, packed along the outputs), HQQ as
+//! transformers 4.x saves it (`W_q`, `scale`, `zero` and metadata tensors), bitsandbytes as transformers serialises it (4-bit `weight.absmax`/`quant_map`/
 //! `quant_state`, 8-bit `SCB`), and this family's int8 (`weight_scale`, `weight_zero_point`).
 //!
 //! A layer's format is told by which companion tensors it has, so one checkpoint may mix them.
@@ -13,9 +14,13 @@ use crate::error::{LlmError, Result};
 use crate::io::safetensors::OwnedTensor;
 use crate::quant::QuantizedWeight;
 
+mod awq;
+pub use awq::{awq_pack_word, awq_unpack_word, AWQ_ORDER};
 mod bnb4;
 mod bnb8;
 mod gptq;
+mod hqq;
+pub use hqq::{hqq_pack, hqq_unpack};
 mod int8;
 
 /// The on-disk layout of one linear layer.
@@ -25,6 +30,10 @@ pub enum CheckpointLayout {
     Dense,
     /// GPTQ: `qweight`, `qzeros`, `scales`, `g_idx`.
     Gptq,
+    /// AWQ GEMM: `qweight`, `qzeros`, `scales` (told from GPTQ by `quant_method: awq`).
+    Awq,
+    /// HQQ: `W_q`, `scale`, `zero` and its metadata tensors.
+    Hqq,
     /// bitsandbytes 4-bit.
     Bnb4bit,
     /// bitsandbytes 8-bit (LLM.int8()).
@@ -34,11 +43,18 @@ pub enum CheckpointLayout {
 }
 
 impl CheckpointLayout {
-    /// Detects the layout of the layer `prefix` (a [`crate::model::LinearId::hf`] name).
-    pub fn detect(source: &dyn TensorSource, prefix: &str) -> Self {
+    /// Detects the layout of the layer `prefix` (a [`crate::model::LinearId::hf`] name);
+    /// `quantization` (the checkpoint's `quantization_config`) tells AWQ's `qweight` from GPTQ's.
+    pub fn detect(source: &dyn TensorSource, prefix: &str, quantization: Option<&CheckpointQuantization>) -> Self {
         let has = |suffix: &str| source.shape(&format!("{prefix}.{suffix}")).is_some();
         if has("qweight") {
-            Self::Gptq
+            if matches!(quantization, Some(CheckpointQuantization::Awq { .. })) {
+                Self::Awq
+            } else {
+                Self::Gptq
+            }
+        } else if has("W_q") {
+            Self::Hqq
         } else if has("weight.absmax") {
             Self::Bnb4bit
         } else if has("SCB") {
@@ -56,6 +72,11 @@ impl CheckpointLayout {
         match self {
             Self::Dense => (own(&["weight"]), vec![]),
             Self::Gptq => (own(&["qweight", "qzeros", "scales"]), own(&["g_idx"])),
+            Self::Awq => (own(&["qweight", "qzeros", "scales"]), vec![]),
+            Self::Hqq => {
+                let (required, optional) = hqq::hqq_keys();
+                (own(required), own(optional))
+            }
             Self::Bnb4bit => {
                 let state = source
                     .tensor_names()
@@ -92,6 +113,14 @@ pub fn read_quantized(
             };
             r.gptq(d_out, d_in, offset, group_size).map(QuantizedWeight::Affine)
         }
+        CheckpointLayout::Awq => {
+            let group_size = match quantization {
+                Some(CheckpointQuantization::Awq { group_size, .. }) => *group_size,
+                _ => Some(128),
+            };
+            r.awq(d_out, d_in, group_size).map(QuantizedWeight::Affine)
+        }
+        CheckpointLayout::Hqq => r.hqq(d_out, d_in).map(QuantizedWeight::Affine),
         CheckpointLayout::Bnb4bit => r.bnb4(d_out, d_in).map(QuantizedWeight::Fp4),
         CheckpointLayout::Bnb8bit => {
             let threshold = match quantization {
@@ -154,6 +183,10 @@ pub enum AffineFormat {
     Gptq,
     /// This family's int8 (8 bits, equal consecutive groups).
     Int8,
+    /// AutoAWQ's GEMM layout (4 bits, consecutive groups, integer zeros).
+    Awq,
+    /// HQQ as transformers 4.x saves it (1-8 bits, equal consecutive groups).
+    Hqq,
 }
 
 /// The tensors of the quantized layer `prefix`, in the layout its weight kind is stored in
@@ -162,6 +195,8 @@ pub fn write_quantized(prefix: &str, weight: &QuantizedWeight, affine: AffineFor
     match (weight, affine) {
         (QuantizedWeight::Affine(w), AffineFormat::Gptq) => gptq::gptq_tensors(prefix, w),
         (QuantizedWeight::Affine(w), AffineFormat::Int8) => int8::int8_tensors(prefix, w),
+        (QuantizedWeight::Affine(w), AffineFormat::Awq) => awq::awq_tensors(prefix, w),
+        (QuantizedWeight::Affine(w), AffineFormat::Hqq) => hqq::hqq_tensors(prefix, w),
         (QuantizedWeight::Fp4(w), _) => Ok(bnb4::bnb4_tensors(prefix, w)),
         (QuantizedWeight::OutlierInt8(w), _) => Ok(bnb8::bnb8_tensors(prefix, w)),
         (QuantizedWeight::Ggml(w), _) => Err(LlmError::Quant {
