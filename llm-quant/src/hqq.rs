@@ -104,7 +104,8 @@ impl HqqParams {
             return Err(QuantError::config("group_size", format!("{} is not a positive multiple of 8", self.group_size)));
         }
         let s = &self.solver;
-        if !(s.lp_norm > 0.0 && s.lp_norm <= 1.0) || !(s.beta > 0.0 && s.beta.is_finite()) || s.iters < 2 {
+        let in_range = s.lp_norm > 0.0 && s.lp_norm <= 1.0 && s.beta > 0.0 && s.beta.is_finite();
+        if !in_range || s.iters < 2 {
             return Err(QuantError::config("solver", format!("{s:?}: need 0 < lp_norm <= 1, 0 < beta < inf, iters >= 2")));
         }
         Ok(())

@@ -135,8 +135,11 @@ fn awq_checkpoint_has_autoawq_gemm_layout_and_round_trips_with_identical_logits(
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A group that does not divide a layer is refused unless `partial_groups`; then the last
+/// group is shorter (`ceil(d_in/g)` groups, as SmolLM2's 576 at 128), and the checkpoint
+/// round-trips.
 #[test]
-fn awq_refuses_a_group_that_does_not_divide_a_layer_unless_partial_groups() {
+fn awq_partial_groups_only_when_asked_and_they_round_trip() {
     let mut model = tiny();
     let bad = AwqConfig { group_size: Some(48), ..Default::default() };
     let e = quantize_awq(&mut model, &calibration(), &bad, |_| {}).unwrap_err();
@@ -144,6 +147,16 @@ fn awq_refuses_a_group_that_does_not_divide_a_layer_unless_partial_groups() {
     let partial = AwqConfig { group_size: Some(48), partial_groups: true, ..Default::default() };
     let mut model = tiny();
     quantize_awq(&mut model, &calibration(), &partial, |_| {}).unwrap();
+    let ids: Vec<i64> = (0..12).map(|i| (i * 41 + 3) % 512).collect();
+    let want = logits(&model, &ids);
+    let dir = temp_path("awq-partial");
+    save_quantized(&model, None, partial.to_json(), &dir).unwrap();
+    let t = tensors(&dir.join("model.safetensors"));
+    // d_in 128 at 48: groups 48, 48, 32.
+    assert_eq!(t["model.layers.0.mlp.down_proj.scales"], (safetensors::Dtype::F16, vec![3, 64]));
+    let back = load_model::<B>(&dir, LoadOptions::default(), &Default::default()).unwrap();
+    assert_eq!(logits(&back, &ids), want, "logits after the round trip");
+    let _ = std::fs::remove_dir_all(&dir);
     let e = quantize_awq(&mut tiny(), &calibration(), &AwqConfig { bits: 9, ..Default::default() }, |_| {}).unwrap_err();
     assert!(e.to_string().contains("bits"), "{e}");
 }
