@@ -102,6 +102,9 @@ fn save<B: Backend>(
         if !quantization_config.is_null() {
             config["quantization_config"] = quantization_config.clone();
         }
+        if method == "hqq" {
+            add_legacy_rope(&mut config);
+        }
         write_json(&tmp.join("config.json"), &config)?;
         if method == "gptq" {
             write_json(&tmp.join("quantize_config.json"), &quantization_config)?;
@@ -113,6 +116,21 @@ fn save<B: Backend>(
     })?;
     let model_bytes = std::fs::metadata(&model_path).map(|m| m.len()).map_err(|e| QuantError::Io { path: model_path, source: e })?;
     Ok(SaveReport { dir: dir.to_path_buf(), model_bytes, quantized_layers })
+}
+
+/// Adds transformers 4.x's RoPE spelling (`rope_theta`, and `rope_scaling` unless the type is
+/// `default`) beside transformers 5's `rope_parameters`: only 4.x loads HQQ checkpoints, and it
+/// ignores `rope_parameters`, silently running any other theta (SmolLM2's 100000) at 10000.
+fn add_legacy_rope(config: &mut Value) {
+    let Some(params) = config.get("rope_parameters").and_then(Value::as_object).cloned() else { return };
+    if let Some(theta) = params.get("rope_theta") {
+        config["rope_theta"] = theta.clone();
+    }
+    if params.get("rope_type").and_then(Value::as_str).is_some_and(|t| t != "default") {
+        let mut scaling = params;
+        scaling.remove("rope_theta");
+        config["rope_scaling"] = Value::Object(scaling);
+    }
 }
 
 /// Every tensor of `model` as the checkpoint stores it: the embedding and norms in f32, then

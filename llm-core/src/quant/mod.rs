@@ -7,7 +7,7 @@
 //!
 //! | format | what it holds | made by |
 //! |---|---|---|
-//! | [`AffineWeight`] | 2/3/4/8-bit codes in groups of input columns, a scale and a zero point per (output row, group), optional act-order `g_idx` | GPTQ, RTN, int8 absmax / zero-point |
+//! | [`AffineWeight`] | 1- to 8-bit codes in groups of input columns, a scale and a zero point per (output row, group), optional act-order `g_idx` | GPTQ, RTN, AWQ, HQQ, int8 absmax / zero-point |
 //! | [`Fp4Weight`] | NF4/FP4 codes in blocks of the flattened weight, an absmax per block (optionally double-quantized) | bitsandbytes `quantize_4bit`, QLoRA |
 //! | [`OutlierInt8Weight`] | int8 rows with their absmax; activations split into outlier and int8 parts at run time | LLM.int8() |
 //! | [`GgmlWeight`] | GGML blocks as a GGUF file stores them (Q4_0..Q8_0, Q2_K..Q6_K); integer dot products against 8-bit activations | llama.cpp |

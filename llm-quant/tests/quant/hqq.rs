@@ -151,9 +151,12 @@ fn our_hqq_checkpoint_has_hqqlinear_keys_and_round_trips_with_identical_logits()
     let out = temp_path("hqq-checkpoint");
     save_quantized(&model, None, config_json(&params), &out).unwrap();
 
-    // transformers' HqqConfig(nbits=4, group_size=64) writes the same quantization_config.
+    // transformers' HqqConfig(nbits=4, group_size=64) writes the same quantization_config, and
+    // the RoPE base is spelled as 4.x (the version that loads HQQ) reads it too.
     let theirs = read_json(&repo_path("fixtures/hqq_ref/tiny/config.json"));
-    assert_eq!(read_json(&out.join("config.json"))["quantization_config"], theirs["quantization_config"]);
+    let config = read_json(&out.join("config.json"));
+    assert_eq!(config["quantization_config"], theirs["quantization_config"]);
+    assert_eq!((config["rope_theta"].as_f64(), theirs["rope_theta"].as_f64()), (Some(10_000.0), Some(10_000.0)));
     // The same keys, dtypes and shapes per layer as transformers' checkpoint, but scale and
     // zero: f16 here (hqq's default compute dtype), f32 there (the fixture's).
     let ours = raw(&out.join("model.safetensors"));

@@ -1,7 +1,8 @@
 //! Quantized linear layers in checkpoints: GPTQModel/AutoGPTQ (`qweight`, `qzeros`, `scales`,
 //! `g_idx`), AutoAWQ's GEMM layout (the same names, packed along the outputs), HQQ as
-//! transformers 4.x saves it (`W_q`, `scale`, `zero` and metadata tensors), bitsandbytes as transformers serialises it (4-bit `weight.absmax`/`quant_map`/
-//! `quant_state`, 8-bit `SCB`), and this family's int8 (`weight_scale`, `weight_zero_point`).
+//! transformers 4.x saves it (`W_q`, `scale`, `zero` and metadata tensors), bitsandbytes as
+//! transformers serialises it (4-bit `weight.absmax`/`quant_map`/`quant_state`, 8-bit `SCB`),
+//! and this family's int8 (`weight_scale`, `weight_zero_point`).
 //!
 //! A layer's format is told by which companion tensors it has, so one checkpoint may mix them.
 //! Each format's reader and writer sit side by side in its own module.
