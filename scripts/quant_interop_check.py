@@ -292,13 +292,18 @@ def run_awq(d, ids):
                     iw, iz = reverse_awq_order(iw, iz, bits)
                     mask = (1 << bits) - 1
                     iw, iz = torch.bitwise_and(iw, mask).float(), torch.bitwise_and(iz, mask).float()
-                    wt = (iw - iz.repeat_interleave(gs, 0)) * s.float().repeat_interleave(gs, 0)
+                    n = iw.shape[0]  # a shorter last group (ceil(d_in/g) groups) is cut here
+                    wt = (iw - iz.repeat_interleave(gs, 0)[:n]) * s.float().repeat_interleave(gs, 0)[:n]
                 sd[p + ".weight"] = wt.t().contiguous()
             elif not (k.endswith(".qzeros") or k.endswith(".scales")):
                 sd[k] = v.float()
         res = ref.load_state_dict(sd, strict=False)
-        if res.missing_keys or res.unexpected_keys:
-            problems.append(f"fp32 model ({tag}): missing {res.missing_keys} unexpected {res.unexpected_keys}")
+        tied = bool(getattr(ref.config, "tie_word_embeddings", False))
+        if tied:
+            ref.tie_weights()
+        missing = [k for k in res.missing_keys if not (tied and k == "lm_head.weight")]
+        if missing or res.unexpected_keys:
+            problems.append(f"fp32 model ({tag}): missing {missing} unexpected {res.unexpected_keys}")
         with torch.no_grad():
             rl = ref(x).logits[0].float()
         vs[tag] = {"max_abs": float((logits - rl).abs().max()), "argmax_agree": argmax_agree(logits, rl),
@@ -384,9 +389,13 @@ def run_hqq(d, ids):
     meta = [k for k, v in plain_sd.items() if v.device.type == "meta"]
     if meta:
         problems.append(f"left on meta: {meta}")
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
     for k, v in plain_sd.items():
         f = file_sd.get(k)
         used.add(k)
+        if f is None and tied and k == "lm_head.weight":
+            # A tied head is the embedding table itself, not a tensor of its own in the file.
+            f = file_sd.get("model.embed_tokens.weight")
         if f is None:
             problems.append(f"model tensor {k} is not in the file (randomly initialised)")
         elif tuple(v.shape) != tuple(f.shape) or not torch.equal(v.cpu(), f.to(v.dtype)):
@@ -419,8 +428,11 @@ def run_hqq(d, ids):
         for n, m in hq.items():
             sd[n + ".weight"] = m.dequantize().float()
     res = ref.load_state_dict(sd, strict=False)
-    if res.missing_keys or res.unexpected_keys:
-        problems.append(f"fp32 model: missing {res.missing_keys} unexpected {res.unexpected_keys}")
+    if tied:
+        ref.tie_weights()
+    missing = [k for k in res.missing_keys if not (tied and k == "lm_head.weight")]
+    if missing or res.unexpected_keys:
+        problems.append(f"fp32 model: missing {missing} unexpected {res.unexpected_keys}")
     with torch.no_grad():
         rl = ref(x).logits[0].float()
     vs = {"HQQLinear.dequantize() weights": {"max_abs": float((logits - rl).abs().max()),
