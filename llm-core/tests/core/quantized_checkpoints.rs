@@ -125,11 +125,20 @@ fn gptq_group_index_out_of_range_is_an_error() {
 
 #[test]
 fn unsupported_quant_method_names_the_supported_ones() {
-    let dir = temp_dir("awq");
+    let dir = temp_dir("aqlm");
     let mut cfg = read_json(&gptq_dir().join("config.json"));
-    cfg["quantization_config"]["quant_method"] = "awq".into();
+    cfg["quantization_config"]["quant_method"] = "aqlm".into();
     std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
     let err = llm_core::ModelConfig::from_file(dir.join("config.json")).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("awq") && msg.contains("gptq, bitsandbytes, llm-rs"), "{msg}");
+    assert!(msg.contains("aqlm") && msg.contains("gptq, awq, hqq, bitsandbytes, llm-rs"), "{msg}");
+    // AWQ's GEMV and kernel-specific packings are refused by name, as is a width GEMM cannot pack.
+    cfg["quantization_config"] = serde_json::json!({"quant_method": "awq", "version": "gemv", "bits": 4, "group_size": 128});
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    let msg = llm_core::ModelConfig::from_file(dir.join("config.json")).unwrap_err().to_string();
+    assert!(msg.contains("quantization_config.version") && msg.contains("gemv"), "{msg}");
+    cfg["quantization_config"] = serde_json::json!({"quant_method": "awq", "version": "GEMM", "bits": 3, "group_size": 128});
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    let msg = llm_core::ModelConfig::from_file(dir.join("config.json")).unwrap_err().to_string();
+    assert!(msg.contains("quantization_config.bits"), "{msg}");
 }
