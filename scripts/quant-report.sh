@@ -56,6 +56,7 @@ for p in sorted(out.glob("*.json"), key=lambda p: p.stat().st_mtime):
     print(f"| {p.stem} | {r['ppl_quantized']:.3f} | {r['ppl_delta']:+.3f} | {rtn} | "
           f"{r['linear_bytes_quantized'] / 1e6:.1f} | {r['linear_bytes_dense_f32'] / r['linear_bytes_quantized']:.2f} | "
           f"{r['quantize_seconds']:.1f} |")
-print(f"\ndense f32: perplexity {r['ppl_dense']:.4f}, linear weights {r['linear_bytes_dense_f32'] / 1e6:.1f} MB, "
-      f"{r['eval_tokens']} held-out tokens")
+dense = next(json.loads(p.read_text()) for p in out.glob("*.json") if "ppl_dense" in json.loads(p.read_text()))
+print(f"\ndense f32: perplexity {dense['ppl_dense']:.4f}, linear weights {dense['linear_bytes_dense_f32'] / 1e6:.1f} MB, "
+      f"{dense['eval_tokens']} held-out tokens")
 PY
