@@ -45,6 +45,7 @@ pub fn quality_chart(points: &[Point], baseline: f64, title: &str, out: &Path) -
     let mut families: Vec<&str> = points.iter().map(|p| p.family.as_str()).collect();
     families.sort();
     families.dedup();
+    let mut collapsed = 0usize;
     for (i, family) in families.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         let (inside, above): (Vec<&Point>, Vec<&Point>) = points.iter().filter(|p| p.family == *family).partition(|p| p.y <= ceiling);
@@ -53,12 +54,14 @@ pub fn quality_chart(points: &[Point], baseline: f64, title: &str, out: &Path) -
             .label(family.to_string())
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
         chart.draw_series(inside.iter().map(|p| Text::new(p.label.clone(), (p.x, p.y), ("sans-serif", 12))))?;
-        // One row per collapsed point, stepping down from the top edge so labels do not overlap.
-        let row = |k: usize| y_max * 1.05 * 0.95f64.powi(k as i32);
+        // One row per collapsed point of any family, stepping down from the top edge so labels
+        // do not overlap.
+        let row = |k: usize| y_max * 1.05 * 0.95f64.powi((collapsed + k) as i32);
         chart.draw_series(above.iter().enumerate().map(|(k, p)| TriangleMarker::new((p.x, row(k)), 7, color.filled())))?;
         chart.draw_series(above.iter().enumerate().map(|(k, p)| {
             Text::new(format!("{} ({:.0}, off the chart)", p.label, p.y), (p.x, row(k)), ("sans-serif", 12))
         }))?;
+        collapsed += above.len();
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     root.present()?;

@@ -184,6 +184,14 @@ pub fn quantize_hqq(w: &[f32], d_out: usize, d_in: usize, params: &HqqParams) ->
     for z in &mut zero {
         *z = params.meta_dtype.round(*z);
     }
+    // A narrow group far from zero (inverse scale clamped at 2e4) can put its zero point past
+    // float16's 65504: hqq would store inf; say so instead.
+    if let Some(v) = inv.iter().chain(&zero).find(|v| !v.is_finite()) {
+        return Err(QuantError::config(
+            "meta_dtype",
+            format!("a scale or zero point becomes {v} in {}; keep them in float32", params.meta_dtype.torch_name()),
+        ));
+    }
     Ok(HqqQuantized { codes, scale: inv, zero, iterations })
 }
 
@@ -300,6 +308,17 @@ mod tests {
         let w = weights(4 * 96);
         let e = quantize_hqq(&w, 4, 96, &HqqParams::new(4, 64)).unwrap_err();
         assert!(e.to_string().contains("group_size"), "{e}");
+    }
+
+    #[test]
+    fn a_zero_point_past_float16_is_an_error_not_inf() {
+        // A group spanning 3.1e-4 at -5: inverse scale 15/3.1e-4, clamped to 2e4; zero 1e5.
+        let w: Vec<f32> = (0..32).map(|i| -5.0 + i as f32 * 1e-5).collect();
+        let e = quantize_hqq(&w, 1, 32, &HqqParams::new(4, 32)).unwrap_err();
+        assert!(e.to_string().contains("meta_dtype"), "{e}");
+        let mut f32_meta = HqqParams::new(4, 32);
+        f32_meta.meta_dtype = HqqMetaDtype::F32;
+        assert!(quantize_hqq(&w, 1, 32, &f32_meta).is_ok());
     }
 
     #[test]

@@ -83,8 +83,9 @@ impl CheckpointQuantization {
         }
     }
 
-    /// AutoAWQ's `quantization_config` (also `quant_config.json`): only the GEMM packing
-    /// (`version: gemm`, the default) is read; GEMV and the kernel-specific layouts are refused.
+    /// AutoAWQ's `quantization_config`: only the GEMM packing (`version: gemm`, the default)
+    /// with zero points is read; GEMV, the kernel-specific layouts and `zero_point: false`
+    /// (which the GEMM kernels do not run) are refused.
     fn awq_from_json(q: &Value) -> Result<Self> {
         let version = q.get("version").and_then(Value::as_str).unwrap_or("gemm");
         if !version.eq_ignore_ascii_case("gemm") {
@@ -98,10 +99,10 @@ impl CheckpointQuantization {
             return Err(LlmError::config("quantization_config.bits", format!("AWQ GEMM packs 4-bit codes, got {bits}")));
         }
         let group_size = q.get("group_size").or_else(|| q.get("q_group_size")).and_then(Value::as_i64).unwrap_or(128);
-        Ok(Self::Awq {
-            bits,
-            group_size: (group_size > 0).then_some(group_size as usize),
-            zero_point: q.get("zero_point").and_then(Value::as_bool).unwrap_or(true),
-        })
+        let zero_point = q.get("zero_point").and_then(Value::as_bool).unwrap_or(true);
+        if !zero_point {
+            return Err(LlmError::config("quantization_config.zero_point", "AWQ GEMM without zero points is not supported"));
+        }
+        Ok(Self::Awq { bits, group_size: (group_size > 0).then_some(group_size as usize), zero_point })
     }
 }

@@ -5,7 +5,8 @@
 //! - 4 bits: blocks of 32 codes in 16 bytes, byte `k` holding code `k` in its low nibble and
 //!   code `k + 16` in its high nibble (llama.cpp's Q4 order), so unpacking a block is two
 //!   contiguous vector operations instead of an interleave; rows are padded to whole blocks;
-//! - 2 and 3 bits: a little-endian bit stream (code `p` at bits `p·b .. p·b + b`).
+//! - every other width (1-3, 5-7 bits): a little-endian bit stream (code `p` at bits
+//!   `p·b .. p·b + b`).
 //!
 //! The fused products dequantize one weight row at a time into a small scratch buffer (it
 //! stays in L1) and take its dot product with every input row: two loops that vectorize, for

@@ -3,7 +3,8 @@
 //! `z = clamp(−round(min / s), 0, 2^bits − 1)`, `q = clamp(round(w / s) + z, 0, 2^bits − 1)`,
 //! `ŵ = (q − z) · s`. torch rounds half to even.
 //!
-//! The searches evaluate this in f32 (the model's dtype). The final codes are taken as
+//! The searches evaluate this in f32 (AutoAWQ uses the model's dtype; an f32 model is what
+//! its fixture ran). The final codes are taken as
 //! AutoAWQ's `_apply_quant` takes them, after casting the layer to fp16: every operation
 //! rounded to fp16 (the 1e-5 floor becomes fp16's 1.0014e-5), so the codes, fp16 scales and
 //! zeros equal AutoAWQ's, and the model in memory computes what the saved checkpoint holds.

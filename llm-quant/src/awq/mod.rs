@@ -32,7 +32,7 @@ use serde_json::Value;
 use tracing::info;
 
 use self::grid::Grid;
-use self::search::{candidate_scales, clip_weight, sample_rows, scaled_fake_quant, weight_mean, N_GRID};
+use self::search::{candidate_scales, clip_weight, sample_step, scaled_fake_quant, weight_mean, N_GRID};
 use crate::calib::Calibration;
 use crate::error::{QuantError, Result};
 use crate::gptq::{group_width, host_f32};
@@ -69,8 +69,11 @@ impl AwqConfig {
         if self.group_size == Some(0) {
             return Err(QuantError::config("group_size", "must be positive (or None for one group)"));
         }
-        if self.batch_size == 0 || self.clip_tokens == 0 {
-            return Err(QuantError::config("batch_size", "batch_size and clip_tokens must be at least 1"));
+        if self.batch_size == 0 {
+            return Err(QuantError::config("batch_size", "must be at least 1"));
+        }
+        if self.clip_tokens == 0 {
+            return Err(QuantError::config("clip_tokens", "must be at least 1"));
         }
         Ok(())
     }
@@ -138,7 +141,9 @@ pub fn quantize_awq<B: Backend>(
     }
     let started = Instant::now();
     let device = model.device();
-    let seq = calibration.sequences[0].len();
+    let seq = calibration.sequences.first().map(Vec::len).filter(|&n| n > 0).ok_or_else(|| {
+        QuantError::Calibration("no calibration sequence (need at least one non-empty)".into())
+    })?;
     let mut hidden = Vec::new();
     let mut contexts = Vec::new();
     for chunk in calibration.sequences.chunks(config.batch_size) {
@@ -251,9 +256,26 @@ impl<B: Backend> Features<B> {
         }
     }
 
-    /// `[tokens, width]` on the host.
-    fn host(&self, input: LinearInput) -> Vec<f32> {
-        self.of(input).iter().flat_map(|t| host_f32(t.clone())).collect()
+    /// Every `step`-th token over all batches (AutoAWQ's sampling for the clip search), taken
+    /// on the device so only the sample reaches the host: `[sampled, width]`.
+    fn sample(&self, input: LinearInput, n_sample: usize) -> Vec<f32> {
+        let xs = self.of(input);
+        let n: usize = xs.iter().map(|t| t.dims()[0] * t.dims()[1]).sum();
+        let step = sample_step(n, n_sample);
+        let (mut first, mut out) = (0usize, Vec::new());
+        for t in xs {
+            let [b, s, width] = t.dims();
+            // Global token indices 0, step, 2·step.. that fall in this batch, made local.
+            let local: Vec<i64> = (first.div_ceil(step) * step..first + b * s).step_by(step).map(|g| (g - first) as i64).collect();
+            first += b * s;
+            if local.is_empty() {
+                continue;
+            }
+            let device = t.device();
+            let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(local.clone(), [local.len()]), &device);
+            out.extend(host_f32(t.clone().reshape([b * s, width]).select(0, idx)));
+        }
+        out
     }
 }
 
@@ -402,7 +424,15 @@ impl LayerWork {
                     row.iter_mut().for_each(|v| *v /= s);
                 }
                 let w = w.clone();
-                set_dense(layer.linear_mut(prev).expect("planned slot"), &w, shape, self.dtype, &device);
+                let linear = layer.linear_mut(prev).expect("planned slot");
+                set_dense(linear, &w, shape, self.dtype, &device);
+                // The bias is part of the output the next linear now sees times s: divide it
+                // too (AutoAWQ's scale_fc_fc).
+                if let Some(bias) = &mut linear.bias {
+                    let s = Tensor::<B, 1>::from_data(TensorData::new(scales.to_vec(), [scales.len()]), &device);
+                    let b = bias.val();
+                    *bias = Param::from_tensor(b.clone() / s.cast(b.dtype()));
+                }
             }
         }
         for &slot in &group.linears {
@@ -421,7 +451,7 @@ impl LayerWork {
     fn clip<B: Backend>(&mut self, slot: LinearSlot, features: &Features<B>, clip_tokens: usize, device: &B::Device) -> Result<()> {
         let [d_out, d_in] = self.weight(slot).1;
         let grid = (self.grid_for)(d_in).map_err(|e| in_layer(e, self.layer, slot))?;
-        let x = sample_rows(&features.host(input_of(slot)), d_in, clip_tokens);
+        let x = features.sample(input_of(slot), clip_tokens);
         let clipped = clip_weight::<B>(self.weight(slot).0, d_out, &x, &grid, device);
         *self.weight_mut(slot) = clipped;
         Ok(())
@@ -497,4 +527,25 @@ fn mse<B: Backend>(
         sum += f64::from(host_f32(d.powi_scalar(2).sum())[0]);
     }
     sum / n.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_on_the_device_takes_the_rows_the_host_rule_takes() {
+        type B = burn::backend::Flex;
+        let device = Default::default();
+        // Two batches of [2, 5, 3] and [1, 5, 3]: 15 tokens, every 3rd sampled for 5 asked.
+        let batch = |b: usize, offset: f32| {
+            let v: Vec<f32> = (0..b * 5 * 3).map(|i| offset + i as f32).collect();
+            Tensor::<B, 3>::from_data(TensorData::new(v, [b, 5, 3]), &device)
+        };
+        let (x0, x1) = (batch(2, 0.0), batch(1, 100.0));
+        let features = Features::<B> { inputs: [vec![], vec![], vec![x0.clone(), x1.clone()], vec![]], next: vec![] };
+        let all: Vec<f32> = host_f32(x0).into_iter().chain(host_f32(x1)).collect();
+        assert_eq!(features.sample(LinearInput::Mlp, 5), search::sample_rows(&all, 3, 5));
+        assert_eq!(features.sample(LinearInput::Mlp, 100), all);
+    }
 }

@@ -5,6 +5,7 @@
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 use super::grid::Grid;
+use crate::gptq::host_f32;
 
 /// Ratios of AutoAWQ's scale grid: `0, 1/20, .., 19/20`.
 pub(crate) const N_GRID: usize = 20;
@@ -64,6 +65,10 @@ pub(crate) fn scaled_fake_quant(w: &[f32], scales: &[f32], grid: &Grid) -> Vec<f
 /// Clip steps AutoAWQ tries: `max|w| · (1 − i/20)` for `i < 0.5 · 20`.
 const CLIP_STEPS: usize = 10;
 
+/// Output rows searched at once: bounds the `[n_groups, tokens, rows]` products (AutoAWQ
+/// batches 64 or 256 output channels for the same reason).
+const CLIP_ROWS: usize = 256;
+
 /// AutoAWQ's `_compute_best_clip`: for every (row, group), the clipping bound among
 /// `max|w| · (1 − i/20)`, `i = 0..10`, whose quantized group gives the smallest mean squared
 /// error of the group's partial dot products over the sampled inputs; returns the weight
@@ -72,11 +77,22 @@ const CLIP_STEPS: usize = 10;
 pub(crate) fn clip_weight<B: Backend>(w: &[f32], d_out: usize, x: &[f32], grid: &Grid, device: &B::Device) -> Vec<f32> {
     let d_in = grid.bounds[grid.n_groups()];
     let n = x.len() / d_in;
-    let n_groups = grid.n_groups();
     let width = grid.bounds.windows(2).map(|b| b[1] - b[0]).max().unwrap_or(0);
     // [n_groups, n, width]: each group's inputs, the short last group padded with zeros (a
     // zero input adds nothing to a partial dot product).
-    let xg = Tensor::<B, 3>::from_data(TensorData::new(group_major(x, n, grid, width), [n_groups, n, width]), device);
+    let xg = Tensor::<B, 3>::from_data(TensorData::new(group_major(x, n, grid, width), [grid.n_groups(), n, width]), device);
+    let mut out = Vec::with_capacity(d_out * d_in);
+    for rows in w.chunks(CLIP_ROWS * d_in.max(1)) {
+        out.extend(clip_rows(rows, &xg, grid, width, device));
+    }
+    debug_assert_eq!(out.len(), d_out * d_in);
+    out
+}
+
+/// [`clip_weight`] for a block of rows. w: `[rows, d_in]`, xg: `[n_groups, n, width]`.
+fn clip_rows<B: Backend>(w: &[f32], xg: &Tensor<B, 3>, grid: &Grid, width: usize, device: &B::Device) -> Vec<f32> {
+    let (d_in, n_groups) = (grid.bounds[grid.n_groups()], grid.n_groups());
+    let d_out = w.len() / d_in;
     // [n_groups, width, d_out]
     let as_groups = |w: &[f32]| -> Tensor<B, 3> {
         let data = group_major(w, d_out, grid, width);
@@ -98,7 +114,7 @@ pub(crate) fn clip_weight<B: Backend>(w: &[f32], d_out: usize, x: &[f32], grid: 
         let out = xg.clone().matmul(as_groups(&clipped));
         // [n_groups, 1, d_out] mean over the sampled tokens.
         let err = (out - reference.clone()).powi_scalar(2).mean_dim(1);
-        let err = llm_core::io::host_f32(err).1;
+        let err = host_f32(err);
         for o in 0..d_out {
             for g in 0..n_groups {
                 let (e, k) = (err[g * d_out + o], o * n_groups + g);
@@ -142,10 +158,14 @@ fn group_major(a: &[f32], rows: usize, grid: &Grid, width: usize) -> Vec<f32> {
 
 /// Every `step`-th row of `x` (`[n, width]`), `step = max(1, n / n_sample)`: AutoAWQ's token
 /// sampling for the clip search.
+#[cfg(test)]
 pub(crate) fn sample_rows(x: &[f32], width: usize, n_sample: usize) -> Vec<f32> {
-    let n = x.len() / width;
-    let step = (n / n_sample).max(1);
-    x.chunks_exact(width).step_by(step).flatten().copied().collect()
+    x.chunks_exact(width).step_by(sample_step(x.len() / width, n_sample)).flatten().copied().collect()
+}
+
+/// Row stride that takes about `n_sample` of `n` rows.
+pub(crate) fn sample_step(n: usize, n_sample: usize) -> usize {
+    (n / n_sample.max(1)).max(1)
 }
 
 #[cfg(test)]
@@ -209,6 +229,18 @@ mod tests {
             // Clamping to the bound leaves max|w| equal to it (the bound never exceeds max|w|).
             assert_close(name, &ours, &bound, 1e-6);
         }
+    }
+
+    #[test]
+    fn clipping_in_blocks_of_rows_equals_clipping_all_rows_at_once() {
+        type B = burn::backend::Flex;
+        let (d_out, d_in, n) = (CLIP_ROWS + 44, 64, 40);
+        let w: Vec<f32> = (0..d_out * d_in).map(|i| ((i * 7919 % 1009) as f32 / 504.0 - 1.0) * if i % 61 == 0 { 4.0 } else { 1.0 }).collect();
+        let x: Vec<f32> = (0..n * d_in).map(|i| (i * 104729 % 997) as f32 / 498.0 - 1.0).collect();
+        let grid = Grid::new(4, d_in, 32);
+        let device = Default::default();
+        let xg = Tensor::<B, 3>::from_data(TensorData::new(group_major(&x, n, &grid, 32), [2, n, 32]), &device);
+        assert_eq!(clip_weight::<B>(&w, d_out, &x, &grid, &device), clip_rows::<B>(&w, &xg, &grid, 32, &device));
     }
 
     #[test]

@@ -101,6 +101,34 @@ fn awq_model_output_is_closer_to_float_than_rtn_at_the_same_grid() {
     assert!(e_awq < e_rtn, "AWQ logit error {e_awq} vs RTN {e_rtn}");
 }
 
+/// A biased up_proj (Llama's `mlp_bias`) is scaled with its rows, as AutoAWQ's scale_fc_fc
+/// does: at 8 bits AWQ then stays as close to the float model as round-to-nearest.
+#[test]
+fn awq_scales_the_bias_of_the_linear_it_folds_into() {
+    let with_biases = || {
+        let mut model = tiny();
+        for layer in &mut model.layers {
+            for slot in [llm_core::model::LinearSlot::Up, llm_core::model::LinearSlot::Down] {
+                let linear = layer.linear_mut(slot).unwrap();
+                let d_out = linear.dims().0;
+                let b: Vec<f32> = (0..d_out).map(|i| ((i * 37 % 17) as f32 - 8.0) * 0.5).collect();
+                linear.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(b, [d_out]), &Default::default())));
+            }
+        }
+        model
+    };
+    let ids: Vec<i64> = (0..16).map(|i| (i * 31 + 9) % 512).collect();
+    let want = logits(&with_biases(), &ids);
+    let err = |got: &[f32]| got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let mut awq = with_biases();
+    quantize_awq(&mut awq, &calibration(), &AwqConfig { bits: 8, group_size: Some(32), ..Default::default() }, |_| {}).unwrap();
+    let mut rtn = with_biases();
+    quantize_model(&mut rtn, Method::Rtn { bits: 8, group_size: Some(32), sym: false, partial_groups: false }, |n| n == "lm_head", |_| {}).unwrap();
+    let (e_awq, e_rtn) = (err(&logits(&awq, &ids)), err(&logits(&rtn, &ids)));
+    eprintln!("AWQ 8-bit max logit error {e_awq}, RTN {e_rtn}");
+    assert!(e_awq < 2.0 * e_rtn.max(1e-4), "AWQ 8-bit max logit error {e_awq} vs RTN {e_rtn}");
+}
+
 fn tensors(path: &Path) -> BTreeMap<String, (safetensors::Dtype, Vec<usize>)> {
     let bytes = std::fs::read(path).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();

@@ -40,6 +40,9 @@ impl Reader<'_> {
             return Err(self.err("scales", format!("{n_groups} groups, but group_size {g} over {d_in} inputs makes {}", d_in.div_ceil(g))));
         }
         let scales = self.f32s("scales", Some(&[n_groups, d_out]))?;
+        if let Some(v) = scales.iter().find(|v| !v.is_finite()) {
+            return Err(self.err("scales", format!("holds {v}")));
+        }
         let qzeros: Vec<i32> = self.typed("qzeros", Some(&[n_groups, words]), "I32")?;
         // qweight [d_in, d_out/8] -> codes [d_out, d_in].
         let mut codes = vec![0u8; d_out * d_in];

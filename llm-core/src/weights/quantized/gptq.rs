@@ -71,6 +71,15 @@ pub(super) fn gptq_tensors(prefix: &str, w: &AffineWeight) -> Result<Vec<OwnedTe
             message: format!("GPTQ packs d_in·bits into 32-bit words: d_in {d_in} at {bits} bits does not divide"),
         });
     }
+    let err = |suffix: &str, message: String| LlmError::Quant { tensor: format!("{prefix}.{suffix}"), message };
+    if !matches!(bits, 2 | 3 | 4 | 8) {
+        return Err(err("qweight", format!("GPTQ stores 2, 3, 4 or 8 bits, this layer has {bits}")));
+    }
+    // Fractional zeros (HQQ's) have no GPTQ encoding: refuse rather than truncate them.
+    let max_zero = ((1u32 << bits) - 1) as f32;
+    if let Some(z) = w.zeros().iter().find(|z| z.fract() != 0.0 || !(0.0..=max_zero).contains(*z)) {
+        return Err(err("qzeros", format!("zero point {z} is not a {bits}-bit integer (save HQQ layers with quant_method hqq)")));
+    }
     let codes = w.codes();
     let words_per_col = d_in * bits as usize / 32;
     // [d_in·bits/32, d_out]: column o packs codes[o, :].

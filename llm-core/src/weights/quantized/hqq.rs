@@ -65,11 +65,19 @@ pub fn hqq_pack(codes: &[u8], rows: usize, g: usize, packing: &str) -> Option<Ve
     Some(out)
 }
 
-/// The inverse of [`hqq_pack`]: `[s, g]` words to `rows` code rows of `g`.
+/// The inverse of [`hqq_pack`]: `[s, g]` words to `rows` code rows of `g`; `None` unless
+/// `words` holds exactly the packed rows `rows` make.
 pub fn hqq_unpack(words: &[u32], rows: usize, g: usize, packing: &str) -> Option<Vec<u8>> {
     let (fields, bits) = fields_of(packing)?;
     let s = words.len() / g.max(1);
-    if s * fields < rows || words.len() != s * g {
+    let expected = if fields == 10 {
+        rows.div_ceil(10)
+    } else if rows.is_multiple_of(fields) {
+        rows / fields
+    } else {
+        return None;
+    };
+    if s != expected || words.len() != s * g {
         return None;
     }
     let mask = (1u32 << bits) - 1;
@@ -134,12 +142,18 @@ impl Reader<'_> {
         let rows = d_out * d_in / g;
         let scale = self.f32s("scale", Some(&[rows, 1]))?;
         let zero = self.f32s("zero", Some(&[rows, 1]))?;
+        for (suffix, values) in [("scale", &scale), ("zero", &zero)] {
+            if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+                return Err(self.err(suffix, format!("holds {v}")));
+            }
+        }
         let data = self.read("W_q", None)?;
         let (w_shape, dtype) = (data.shape.clone(), data.dtype);
-        let words: Vec<u32> = match dtype {
-            burn::tensor::DType::U8 => data.into_vec::<u8>().unwrap_or_default().into_iter().map(u32::from).collect(),
-            burn::tensor::DType::I32 => data.into_vec::<i32>().unwrap_or_default().into_iter().map(|v| v as u32).collect(),
-            _ => return Err(self.err("W_q", format!("dtype {dtype:?}, expected U8 or I32"))),
+        // 3-bit fields fill int32 words; the other packings are bytes.
+        let words: Vec<u32> = match (dtype, packing.as_str()) {
+            (burn::tensor::DType::I32, "3bit_32") => data.into_vec::<i32>().unwrap_or_default().into_iter().map(|v| v as u32).collect(),
+            (burn::tensor::DType::U8, p) if p != "3bit_32" => data.into_vec::<u8>().unwrap_or_default().into_iter().map(u32::from).collect(),
+            _ => return Err(self.err("W_q", format!("dtype {dtype:?} does not hold `{packing}` (I32 for 3bit_32, U8 otherwise)"))),
         };
         if w_shape.len() != 2 || w_shape[1] != g {
             return Err(self.err("W_q", format!("shape {w_shape:?} is not [packed rows, {g}]")));
@@ -247,6 +261,16 @@ pub(super) fn hqq_keys() -> (&'static [&'static str], &'static [&'static str]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unpacking_wants_exactly_the_packed_rows() {
+        let words = vec![0u32; 3 * 8]; // 3 packed rows of 8
+        assert!(hqq_unpack(&words, 6, 8, "4bit_u8").is_some());
+        assert!(hqq_unpack(&words, 4, 8, "4bit_u8").is_none(), "an extra packed row");
+        assert!(hqq_unpack(&words, 5, 8, "4bit_u8").is_none(), "rows not a multiple of 2");
+        assert!(hqq_unpack(&words, 30, 8, "3bit_32").is_some());
+        assert!(hqq_unpack(&words, 20, 8, "3bit_32").is_none(), "3 packed rows hold 21-30 rows");
+    }
 
     #[test]
     fn packings_round_trip_and_put_the_first_block_high() {

@@ -115,6 +115,7 @@ pub fn read_quantized(
             r.gptq(d_out, d_in, offset, group_size).map(QuantizedWeight::Affine)
         }
         CheckpointLayout::Awq => {
+            // `detect` says Awq only under an AWQ config; AutoAWQ's default group otherwise.
             let group_size = match quantization {
                 Some(CheckpointQuantization::Awq { group_size, .. }) => *group_size,
                 _ => Some(128),
