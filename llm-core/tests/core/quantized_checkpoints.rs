@@ -73,11 +73,18 @@ fn gptqmodel_fp16_run_agrees_loosely() {
     eprintln!("vs GPTQModel fp16: max |diff| {diff:e}");
 }
 
+type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
+
 /// A copy of the GPTQModel checkpoint with `edit` applied to its tensors.
-fn edited_gptq(name: &str, edit: impl Fn(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) -> std::path::PathBuf {
+fn edited_gptq(name: &str, edit: impl Fn(&mut Tensors)) -> std::path::PathBuf {
+    edited(&gptq_dir(), name, edit)
+}
+
+/// A copy of the checkpoint in `src` (config and weights) with `edit` applied to its tensors.
+fn edited(src: &std::path::Path, name: &str, edit: impl Fn(&mut Tensors)) -> std::path::PathBuf {
     let dir = temp_dir(name);
-    std::fs::copy(gptq_dir().join("config.json"), dir.join("config.json")).unwrap();
-    let bytes = std::fs::read(gptq_dir().join("model.safetensors")).unwrap();
+    std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut tensors: Vec<_> =
         st.iter().map(|(n, v)| (n.to_string(), v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
@@ -141,4 +148,78 @@ fn unsupported_quant_method_names_the_supported_ones() {
     std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
     let msg = llm_core::ModelConfig::from_file(dir.join("config.json")).unwrap_err().to_string();
     assert!(msg.contains("quantization_config.bits"), "{msg}");
+}
+
+fn tensor<'a>(t: &'a mut Tensors, name: &str) -> &'a mut (String, safetensors::Dtype, Vec<usize>, Vec<u8>) {
+    t.iter_mut().find(|(n, ..)| n == name).unwrap_or_else(|| panic!("{name} in the fixture"))
+}
+
+/// AutoAWQ's tiny checkpoint (fixtures/awq_ref/checkpoint) with one tensor spoiled: each is a
+/// typed error naming that tensor, never a panic or a silently wrong weight.
+#[test]
+fn a_malformed_awq_checkpoint_names_the_tensor() {
+    let src = repo_path("fixtures/awq_ref/checkpoint");
+    let p = "model.layers.0.mlp.up_proj";
+    let cases: Vec<(&str, Box<dyn Fn(&mut Tensors)>)> = vec![
+        ("qweight", Box::new(move |t| {
+            let q = tensor(t, &format!("{p}.qweight"));
+            q.2 = vec![32, 16];
+            q.3.truncate(32 * 16 * 4);
+        })),
+        ("scales", Box::new(move |t| {
+            let s = tensor(t, &format!("{p}.scales"));
+            s.3[0..2].copy_from_slice(&half::f16::NAN.to_le_bytes());
+        })),
+        ("scales", Box::new(move |t| {
+            let s = tensor(t, &format!("{p}.scales"));
+            s.2 = vec![3, 128];
+            s.3.extend(vec![0u8; 128 * 2]);
+        })),
+        ("qzeros", Box::new(move |t| {
+            let z = tensor(t, &format!("{p}.qzeros"));
+            z.1 = safetensors::Dtype::F32;
+        })),
+    ];
+    for (k, (suffix, edit)) in cases.into_iter().enumerate() {
+        let err = load_error(&edited(&src, &format!("awq-bad-{k}"), edit));
+        assert!(matches!(&err, llm_core::LlmError::Quant { tensor, .. } if *tensor == format!("{p}.{suffix}")), "case {k}: {err}");
+    }
+}
+
+/// transformers' tiny HQQ checkpoint (fixtures/hqq_ref/tiny) with one tensor spoiled.
+#[test]
+fn a_malformed_hqq_checkpoint_names_the_tensor() {
+    let src = repo_path("fixtures/hqq_ref/tiny");
+    let p = "model.layers.1.mlp.down_proj";
+    let cases: Vec<(&str, Box<dyn Fn(&mut Tensors)>)> = vec![
+        // One packed row too many would shift every block of rows.
+        ("W_q", Box::new(move |t| {
+            let w = tensor(t, &format!("{p}.W_q"));
+            w.2[0] += 1;
+            let extra = w.2[1];
+            w.3.extend(vec![0u8; extra]);
+        })),
+        // 4-bit codes stored as int32 words.
+        ("W_q", Box::new(move |t| {
+            let w = tensor(t, &format!("{p}.W_q"));
+            w.1 = safetensors::Dtype::I32;
+            w.2[0] /= 4;
+        })),
+        ("zero", Box::new(move |t| {
+            let z = tensor(t, &format!("{p}.zero"));
+            z.3[0..4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+        })),
+        ("shape", Box::new(move |t| tensor(t, &format!("{p}.shape")).3[0..8].copy_from_slice(&65i64.to_le_bytes()))),
+        ("nbits", Box::new(move |t| tensor(t, &format!("{p}.nbits")).3.copy_from_slice(&(-4i32).to_le_bytes()))),
+        ("group_size", Box::new(move |t| tensor(t, &format!("{p}.group_size")).3.copy_from_slice(&0i32.to_le_bytes()))),
+        ("axis", Box::new(move |t| tensor(t, &format!("{p}.axis")).3.copy_from_slice(&0i32.to_le_bytes()))),
+        ("packing", Box::new(move |t| {
+            let k = tensor(t, &format!("{p}.packing"));
+            k.3 = b"9bit_u8".to_vec();
+        })),
+    ];
+    for (k, (suffix, edit)) in cases.into_iter().enumerate() {
+        let err = load_error(&edited(&src, &format!("hqq-bad-{k}"), edit));
+        assert!(matches!(&err, llm_core::LlmError::Quant { tensor, .. } if *tensor == format!("{p}.{suffix}")), "case {k}: {err}");
+    }
 }
