@@ -42,7 +42,7 @@ with the tool's own dequantized weights, (b) our runtime's top-5 logits at every
 skipped with a message if the binary is absent), and whether the argmax agrees everywhere.
 
 Tolerances for (b), on the top-5 logits (override with --tol-awq / --tol-hqq):
-- AWQ 0.05: AutoAWQ computes everything in fp16 (activations rounded to 2^-11 relative at every
+- AWQ max(0.05, 2% of the largest logit): AutoAWQ computes everything in fp16 (activations rounded to 2^-11 relative at every
   op, fp16 embeddings, norms' weights and lm_head) while our runtime computes in f32. On
   AutoAWQ's own checkpoint of this same tiny Llama (fixtures/awq_ref/golden.json,
   model.max_abs_diff.awq_gemm_cpu_vs_exact) that fp16 forward is 0.0126 away from the fp32 forward
@@ -70,7 +70,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BIN = REPO / "target" / "release" / "examples" / "logits"
 DEFAULT_IDS = "1,328,384,353,219"  # fixtures/a_tiny_llama/llama/golden.json prompt 0
-TOL = {"awq": 0.05, "hqq_f32": 1e-3, "hqq_f16": 0.05}
+# "awq" is a floor: the tolerance is max(0.05, 2% of the largest logit), since AutoAWQ's fp16
+# forward drifts with depth (SmolLM2, 30 layers: 0.27 from its own fp32 dequantized model at
+# logits up to 26.5, 1%). "exact": ours against the tool's fp32 model with the tool's own
+# dequantization of the file: both f32 with the same weights (SmolLM2 AWQ: 4.1e-5).
+TOL = {"awq": 0.05, "awq_rel": 0.02, "hqq_f32": 1e-3, "hqq_f16": 0.05, "exact": 1e-3}
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -153,7 +157,12 @@ def report(tool, res, tol):
         print(f"  (b) max|tool logit - our logit| over our top-5 at every position = "
               f"{o['max_abs_top5']:.3e}  [{flag}]")
         print(f"      argmax agrees with ours at every position: {o['argmax_agree']}")
-        print(f"      (ours vs the fp32 dequantized model, same top-5: {fmt(o.get('max_abs_top5_vs_dequant'))})")
+        exact = o.get("max_abs_top5_vs_dequant")
+        flag = "ok" if exact is None or exact <= TOL["exact"] else f"EXCEEDS tol {TOL['exact']:g}"
+        print(f"      ours vs the tool's fp32 model with its own dequantization of the file, same top-5: "
+              f"{fmt(exact)}  [{flag}]")
+        if exact is not None and exact > TOL["exact"]:
+            fails.append(f"(b) ours vs the tool's fp32 dequantized model {exact:.3e} > {TOL['exact']:g}")
         for d in o["details"]:
             print(f"      {d}")
         if o["max_abs_top5"] > tol:
@@ -245,6 +254,8 @@ def run_awq(d, ids):
     missing = sorted(set(model_sd) - set(file_sd))
     if unexpected:
         problems.append(f"unexpected keys (in the file, not in the model): {unexpected}")
+    if getattr(model.config, "tie_word_embeddings", False):
+        missing = [k for k in missing if k != "lm_head.weight"]  # a tied head is the embedding
     if missing:
         problems.append(f"missing keys (model tensors not in the file): {missing}")
     differ = []
@@ -523,7 +534,7 @@ def main():
             fails[tool] = [res["error"]]
             continue
         if tool == "awq":
-            tol = a.tol_awq
+            tol = max(a.tol_awq, TOL["awq_rel"] * res["max_abs_logit"])
         else:
             tol = a.tol_hqq if a.tol_hqq is not None else (
                 TOL["hqq_f32"] if res["hqq_compute_dtypes"] == ["torch.float32"] else TOL["hqq_f16"])
