@@ -1,5 +1,6 @@
 //! Calibration data: token sequences that drive GPTQ's Hessians.
 
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use llm_core::Tokenizer;
 
 use crate::error::{QuantError, Result};
@@ -47,6 +48,22 @@ impl Calibration {
             .map(|chunk| bos.into_iter().chain(chunk.iter().copied()).collect())
             .collect();
         Self::new(sequences)
+    }
+
+    /// The sequences as id batches of up to `batch_size` rows, each `[rows, seq_len]`: what
+    /// calibration forwards embed. An empty calibration (built by hand) is an error.
+    pub fn id_batches<B: Backend>(&self, batch_size: usize, device: &B::Device) -> Result<Vec<Tensor<B, 2, Int>>> {
+        let seq = self.sequences.first().map(Vec::len).filter(|&n| n > 0).ok_or_else(|| {
+            QuantError::Calibration("no calibration sequence (need at least one non-empty)".into())
+        })?;
+        Ok(self
+            .sequences
+            .chunks(batch_size.max(1))
+            .map(|chunk| {
+                let flat: Vec<i64> = chunk.iter().flatten().map(|&t| i64::from(t)).collect();
+                Tensor::from_data(TensorData::new(flat, [chunk.len(), seq]), device)
+            })
+            .collect())
     }
 
     /// Total tokens.

@@ -98,6 +98,14 @@ impl AffineWeight {
         &self.g_idx
     }
 
+    /// The group width when groups are runs of consecutive columns (`g_idx[c] = c / width`,
+    /// the last run possibly shorter), as layouts without a `g_idx` store them; `None` with
+    /// act-order or uneven groups.
+    pub fn consecutive_group_width(&self) -> Option<usize> {
+        let width = self.g_idx.iter().take_while(|&&g| g == 0).count();
+        (width > 0 && self.g_idx.iter().enumerate().all(|(c, &g)| g as usize == c / width)).then_some(width)
+    }
+
     /// `[d_out, n_groups]` dequantization steps.
     pub fn scales(&self) -> &[f32] {
         &self.scales

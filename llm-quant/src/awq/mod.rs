@@ -141,16 +141,12 @@ pub fn quantize_awq<B: Backend>(
     }
     let started = Instant::now();
     let device = model.device();
-    let seq = calibration.sequences.first().map(Vec::len).filter(|&n| n > 0).ok_or_else(|| {
-        QuantError::Calibration("no calibration sequence (need at least one non-empty)".into())
-    })?;
     let mut hidden = Vec::new();
     let mut contexts = Vec::new();
-    for chunk in calibration.sequences.chunks(config.batch_size) {
-        let flat: Vec<i64> = chunk.iter().flatten().map(|&t| i64::from(t)).collect();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [chunk.len(), seq]), &device);
+    for ids in calibration.id_batches::<B>(config.batch_size, &device)? {
+        let [rows, seq] = ids.dims();
+        contexts.push(model.layer_context(rows, seq));
         hidden.push(model.embed(ids)?);
-        contexts.push(model.layer_context(chunk.len(), seq));
     }
     let mut report = AwqReport::default();
     for i in 0..model.layers.len() {
@@ -272,7 +268,8 @@ impl<B: Backend> Features<B> {
                 continue;
             }
             let device = t.device();
-            let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(local.clone(), [local.len()]), &device);
+            let n = local.len();
+            let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(local, [n]), &device);
             out.extend(host_f32(t.clone().reshape([b * s, width]).select(0, idx)));
         }
         out

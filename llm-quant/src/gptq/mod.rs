@@ -8,7 +8,7 @@ mod solver;
 
 use std::time::Instant;
 
-use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, ElementConversion, Tensor, TensorData};
 use llm_core::model::{FeedForward, LinearId, LinearInput};
 use llm_core::nn::Linear;
 use llm_core::quant::{AffineWeight, QuantExecution, QuantizedWeight};
@@ -118,15 +118,7 @@ pub fn quantize_gptq<B: Backend>(
     }
     let started = Instant::now();
     let device = model.device();
-    let seq = calibration.sequences[0].len();
-    let batches: Vec<Tensor<B, 2, Int>> = calibration
-        .sequences
-        .chunks(config.batch_size)
-        .map(|chunk| {
-            let flat: Vec<i64> = chunk.iter().flatten().map(|&t| i64::from(t)).collect();
-            Tensor::from_data(TensorData::new(flat, [chunk.len(), seq]), &device)
-        })
-        .collect();
+    let batches = calibration.id_batches::<B>(config.batch_size, &device)?;
     let mut hidden: Vec<Tensor<B, 3>> = batches.into_iter().map(|ids| model.embed(ids)).collect::<llm_core::Result<_>>()?;
     let mut report = GptqReport::default();
     for i in 0..model.layers.len() {

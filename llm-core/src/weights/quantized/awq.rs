@@ -82,9 +82,8 @@ pub(super) fn awq_tensors(prefix: &str, w: &AffineWeight) -> Result<Vec<OwnedTen
     if !d_out.is_multiple_of(8) {
         return Err(err("qweight", format!("AWQ packs 8 outputs per word: d_out {d_out} is not a multiple of 8")));
     }
-    // Group width from the first group; the last one may be shorter (`ceil(d_in/g)` groups).
-    let g = w.g_idx().iter().take_while(|&&gi| gi == 0).count().max(1);
-    if w.g_idx().iter().enumerate().any(|(c, &gi)| gi as usize != c / g) {
+    // The last group may be shorter (`ceil(d_in/g)` groups).
+    if w.consecutive_group_width().is_none() {
         return Err(err("qweight", "AWQ groups are consecutive columns; this layer has act-order or uneven groups".into()));
     }
     let (zeros, scales) = (w.zeros(), w.scales());

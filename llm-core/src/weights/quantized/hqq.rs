@@ -195,10 +195,9 @@ pub(super) fn hqq_tensors(prefix: &str, w: &AffineWeight) -> Result<Vec<OwnedTen
     let (d_out, d_in, bits, n_groups) = (w.d_out, w.d_in, w.bits, w.n_groups());
     let err = |suffix: &str, message: String| LlmError::Quant { tensor: format!("{prefix}.{suffix}"), message };
     let packing = packing_of(bits).ok_or_else(|| err("W_q", format!("hqq has no packing for {bits}-bit codes")))?;
-    let g = d_in / n_groups.max(1);
-    if g * n_groups != d_in || w.g_idx().iter().enumerate().any(|(c, &gi)| gi as usize != c / g) {
+    let Some(g) = w.consecutive_group_width().filter(|g| d_in.is_multiple_of(*g)) else {
         return Err(err("W_q", "HQQ groups are equal runs of consecutive columns; this layer has act-order or uneven groups".into()));
-    }
+    };
     let rows = d_out * n_groups;
     let words = hqq_pack(&w.codes(), rows, g, packing)
         .ok_or_else(|| err("W_q", format!("{rows} group rows do not split into `{packing}`'s blocks")))?;

@@ -36,8 +36,7 @@ pub(super) fn int8_tensors(prefix: &str, w: &AffineWeight) -> Result<Vec<OwnedTe
     }
     let n_groups = w.n_groups();
     // The layout stores groups implicitly as equal consecutive runs of columns.
-    let uniform = w.d_in.is_multiple_of(n_groups)
-        && w.g_idx().iter().enumerate().all(|(c, &g)| g as usize == c / (w.d_in / n_groups));
+    let uniform = w.consecutive_group_width().is_some_and(|g| w.d_in.is_multiple_of(g));
     if !uniform {
         return Err(LlmError::config(
             "quant_method",
