@@ -158,6 +158,20 @@ pub enum LlmError {
         message: String,
     },
 
+    /// An evaluation task (lm-eval YAML, BIG-bench `task.json`, a dataset row, a red-team or
+    /// judge file) is malformed: the file, the line where known, and the field at fault.
+    #[error("{path}{}: field `{field}`: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Task {
+        /// The task, dataset or case file.
+        path: PathBuf,
+        /// 1-based line of the field or row, when known.
+        line: Option<usize>,
+        /// The field (`doc_to_choice`, `metric_list[1].metric`, a dataset column...).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A backend was requested that this build does not include, or has no device.
     #[error("backend `{name}` is not available: {message}")]
     Backend {
@@ -196,5 +210,10 @@ impl LlmError {
 
     pub(crate) fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Config { field: field.into(), message: message.into() }
+    }
+
+    /// A [`LlmError::Task`] error.
+    pub fn task(path: impl Into<PathBuf>, line: Option<usize>, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Task { path: path.into(), line, field: field.into(), message: message.into() }
     }
 }
