@@ -8,9 +8,12 @@
 //! - [`task`]: lm-eval's YAML task format over local JSON datasets.
 //! - [`harness`]: runs tasks, scores them (acc, acc_norm, acc_bytes, exact_match, perplexities)
 //!   and prints lm-eval's results table.
+//! - [`judge`]: LLM-as-a-judge as MT-Bench runs it (FastChat's single-answer grading and
+//!   position-swapped pairwise comparison), the verdict held to its format by constrained decoding.
 
 pub mod bigbench;
 pub mod harness;
+pub mod judge;
 pub mod kl;
 pub mod lm;
 pub mod perplexity;

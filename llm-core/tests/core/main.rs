@@ -10,6 +10,7 @@ mod constrained;
 mod context_length;
 mod generate_parity;
 mod ggml_blocks;
+mod judge;
 mod lora_adapter;
 mod packed_forward;
 mod quantized_checkpoints;
