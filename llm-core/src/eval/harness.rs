@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::metrics;
 use super::lm::{GenerateRequest, LanguageModel, Loglikelihood, LoglikelihoodRequest};
 use super::task::{DocRequests, Instance, MetricSpec, PromptOptions, Target, Task};
-use crate::error::{LlmError, Result};
+use crate::error::Result;
 use crate::tokenizer::Tokenizer;
 
 /// What the model answered for one request.
@@ -53,7 +54,15 @@ pub struct DocResult {
     pub target: String,
     /// Requests in lm-eval's order (one per choice for multiple choice).
     pub requests: Vec<RequestRecord>,
-    /// Per-document metric values (for corpus metrics: 0, the score is the corpus's).
+    /// The filter pipeline these metrics went through (`none` without `filter_list`); a
+    /// generation task with several pipelines has one record per document and pipeline, as
+    /// lm-eval's samples do.
+    pub filter: String,
+    /// The generation after the filter pipeline (what the metrics scored); `None` for
+    /// log-likelihood requests.
+    pub filtered: Option<String>,
+    /// Per-document metric values (corpus metrics, BLEU, chrF and TER, have none: their score
+    /// is the corpus's, from `target` and `filtered`).
     pub metrics: BTreeMap<String, f64>,
 }
 
@@ -62,6 +71,8 @@ pub struct DocResult {
 pub struct MetricValue {
     /// The metric's name.
     pub metric: String,
+    /// The filter pipeline it scored (`none` without `filter_list`).
+    pub filter: String,
     /// Its aggregate.
     pub value: f64,
     /// Standard error of a mean (sample standard deviation / sqrt(n)); `None` where lm-eval
@@ -93,10 +104,16 @@ pub fn evaluate_task(lm: &dyn LanguageModel, task: &Task, options: &PromptOption
     let answers = answer_all(lm, task, &instances)?;
     let mut docs = vec![];
     for (inst, records) in instances.iter().zip(answers) {
-        docs.push(score_doc(task, inst, records)?);
+        docs.extend(score_doc(task, inst, records)?);
     }
     let num_fewshot = options.num_fewshot.or(task.config.num_fewshot).unwrap_or(0);
-    let metrics = task.config.metrics.iter().map(|m| aggregate(m, &docs, &instances)).collect::<Result<_>>()?;
+    let mut metrics = vec![];
+    for filter in &task.config.filters {
+        let docs: Vec<&DocResult> = docs.iter().filter(|d| d.filter == filter.name).collect();
+        for spec in &task.config.metrics {
+            metrics.push(aggregate(spec, &filter.name, &docs, &instances)?);
+        }
+    }
     Ok(TaskResult { task: task.name().to_string(), version: task.config.version.clone(), num_fewshot, metrics, docs })
 }
 
@@ -189,7 +206,11 @@ fn gold_indices(task: &Task, doc_id: usize, gold: &Target, choices: &[String]) -
     }
 }
 
-fn score_doc(task: &Task, inst: &Instance, requests: Vec<RequestRecord>) -> Result<DocResult> {
+/// A document's records: one, or one per filter pipeline for a generation task.
+fn score_doc(task: &Task, inst: &Instance, requests: Vec<RequestRecord>) -> Result<Vec<DocResult>> {
+    if let DocRequests::Generate { gold, choices, .. } = &inst.requests {
+        return score_generation(task, inst, requests, gold, choices.as_deref());
+    }
     let mut metrics = BTreeMap::new();
     let wants = |m: &str| task.config.metrics.iter().any(|s| s.metric == m);
     let target = match &inst.requests {
@@ -229,20 +250,44 @@ fn score_doc(task: &Task, inst: &Instance, requests: Vec<RequestRecord>) -> Resu
             }
             text.clone()
         }
-        DocRequests::Generate { gold, choices, .. } => {
-            let Response::Text { text } = &requests[0].response else { unreachable!("generation answers are text") };
-            let golds = generation_golds(task, inst.doc_id, gold, choices.as_deref())?;
-            for spec in &task.config.metrics {
-                if spec.metric == "exact_match" {
-                    let hit = golds.iter().any(|g| exact_match(text, g, spec));
-                    metrics.insert("exact_match".into(), if hit { 1.0 } else { 0.0 });
-                }
-            }
-            golds.first().cloned().unwrap_or_default()
-        }
+        DocRequests::Generate { .. } => unreachable!("scored by score_generation"),
     };
-    Ok(DocResult { doc_id: inst.doc_id, target, requests, metrics })
+    Ok(vec![DocResult { doc_id: inst.doc_id, target, requests, filter: "none".into(), filtered: None, metrics }])
 }
+
+/// A generation scored through each filter pipeline: exact match per document; BLEU, chrF
+/// and TER are corpus scores, computed in [`aggregate`] from the records' target and filtered
+/// text.
+fn score_generation(task: &Task, inst: &Instance, requests: Vec<RequestRecord>, gold: &Target, choices: Option<&[String]>) -> Result<Vec<DocResult>> {
+    let Response::Text { text } = &requests[0].response else { unreachable!("generation answers are text") };
+    let golds = generation_golds(task, inst.doc_id, gold, choices)?;
+    let corpus = task.config.metrics.iter().find(|m| CORPUS_METRICS.contains(&m.metric.as_str()));
+    if let (Some(m), true) = (corpus, golds.len() != 1) {
+        let msg = format!("{} scores one reference per document; this target is a list of {}", m.metric, golds.len());
+        return Err(task.eval_docs().row_error(inst.doc_id, "doc_to_target", msg));
+    }
+    let mut out = vec![];
+    for filter in &task.config.filters {
+        let filtered = filter.apply(text);
+        let mut metrics = BTreeMap::new();
+        for spec in task.config.metrics.iter().filter(|m| m.metric == "exact_match") {
+            let hit = golds.iter().any(|g| exact_match(&filtered, g, spec));
+            metrics.insert("exact_match".into(), if hit { 1.0 } else { 0.0 });
+        }
+        out.push(DocResult {
+            doc_id: inst.doc_id,
+            target: golds.first().cloned().unwrap_or_default(),
+            requests: requests.clone(),
+            filter: filter.name.clone(),
+            filtered: Some(filtered),
+            metrics,
+        });
+    }
+    Ok(out)
+}
+
+/// Metrics whose score is the corpus's (sacrebleu's `corpus_*`), not a mean over documents.
+const CORPUS_METRICS: &[&str] = &["bleu", "chrf", "ter"];
 
 /// The texts a generation may equal: the gold choice, every target of a list, or the text.
 fn generation_golds(task: &Task, doc_id: usize, gold: &Target, choices: Option<&[String]>) -> Result<Vec<String>> {
@@ -280,7 +325,7 @@ pub fn exact_match(prediction: &str, reference: &str, spec: &MetricSpec) -> bool
     norm(prediction) == norm(reference)
 }
 
-fn aggregate(spec: &MetricSpec, docs: &[DocResult], instances: &[Instance]) -> Result<MetricValue> {
+fn aggregate(spec: &MetricSpec, filter: &str, docs: &[&DocResult], instances: &[Instance]) -> Result<MetricValue> {
     let values: Vec<f64> = docs.iter().filter_map(|d| d.metrics.get(&spec.metric).copied()).collect();
     let text_of = |i: &Instance| match &i.requests {
         DocRequests::Rolling { text } => Some(text.clone()),
@@ -300,12 +345,22 @@ fn aggregate(spec: &MetricSpec, docs: &[DocResult], instances: &[Instance]) -> R
             };
             (v, None)
         }
-        "bleu" | "chrf" | "ter" => {
-            return Err(LlmError::config("metric_list", format!("{} needs the corpus metrics of llm_core::eval::metrics", spec.metric)));
-        }
+        "bleu" | "chrf" | "ter" => (corpus_score(&spec.metric, docs)?, None),
         _ => (mean(&values), Some(mean_stderr(&values))),
     };
-    Ok(MetricValue { metric: spec.metric.clone(), value, stderr, higher_is_better: spec.higher_is_better })
+    Ok(MetricValue { metric: spec.metric.clone(), filter: filter.to_string(), value, stderr, higher_is_better: spec.higher_is_better })
+}
+
+/// lm-eval's `bleu` / `chrf` / `ter` aggregations: sacrebleu's corpus score of the filtered
+/// generations against one reference stream (lm-eval's bootstrap stderr is random: not given).
+fn corpus_score(metric: &str, docs: &[&DocResult]) -> Result<f64> {
+    let hyps: Vec<&str> = docs.iter().map(|d| d.filtered.as_deref().unwrap_or("")).collect();
+    let refs: Vec<[&str; 1]> = docs.iter().map(|d| [d.target.as_str()]).collect();
+    Ok(match metric {
+        "bleu" => metrics::corpus_bleu(&hyps, &refs)?.score,
+        "chrf" => metrics::corpus_chrf(&hyps, &refs)?.score,
+        _ => metrics::corpus_ter(&hyps, &refs)?.score,
+    })
 }
 
 /// `len(re.split(r"\s+", text))`: a leading or trailing run of whitespace counts an empty word.
@@ -348,7 +403,7 @@ pub fn results_table(results: &[TaskResult]) -> String {
             rows.push([
                 if first { r.task.clone() } else { String::new() },
                 if first { r.version.clone().unwrap_or_else(|| "N/A".into()) } else { String::new() },
-                if first { "none".into() } else { String::new() },
+                m.filter.clone(),
                 if first { r.num_fewshot.to_string() } else { String::new() },
                 m.metric.clone(),
                 if m.higher_is_better { "↑".into() } else { "↓".into() },

@@ -8,6 +8,9 @@
 //! - [`task`]: lm-eval's YAML task format over local JSON datasets.
 //! - [`harness`]: runs tasks, scores them (acc, acc_norm, acc_bytes, exact_match, perplexities)
 //!   and prints lm-eval's results table.
+//! - [`metrics`]: BLEU, chrF, TER (sacrebleu), ROUGE (rouge-score), SQuAD EM/F1.
+//! - [`kl`]: llama.cpp-style KL divergence and top-token agreement between two models.
+//! - [`bigbench`]: BIG-bench `task.json` multiple-choice tasks.
 //! - [`judge`]: LLM-as-a-judge as MT-Bench runs it (FastChat's single-answer grading and
 //!   position-swapped pairwise comparison), the verdict held to its format by constrained decoding.
 
@@ -16,6 +19,7 @@ pub mod harness;
 pub mod judge;
 pub mod kl;
 pub mod lm;
+pub mod metrics;
 pub mod perplexity;
 pub mod pyrandom;
 pub mod task;

@@ -31,3 +31,25 @@ fn bigbench_task_keeps_name_and_description() {
     assert_eq!(task.name, "emoji_movie");
     assert_eq!(task.description, "Guess popular movies from their emoji descriptions");
 }
+
+#[test]
+fn bigbench_task_builds_lm_eval_multiple_choice_requests() {
+    use llm_core::eval::task::{DocRequests, PromptOptions, Task, Target};
+    let path = repo_path("fixtures/bigbench/novel_concepts/task.json");
+    let task = Task::from_bigbench(&path).unwrap();
+    assert_eq!(task.name(), "bigbench_novel_concepts_multiple_choice");
+    let docs = read_json(&repo_path("fixtures/bigbench/novel_concepts/docs.json"));
+    let instances = task.build_requests(&PromptOptions::default(), None).unwrap();
+    assert_eq!(instances.len(), 32);
+    for (inst, doc) in instances.iter().zip(docs.as_array().unwrap()) {
+        let DocRequests::Choices { context, choices, gold, continuations } = &inst.requests else { panic!("multiple choice") };
+        // lm-eval: the prompt is `inputs`, each continuation " " + choice, gold the index of
+        // targets[0] among the choices.
+        assert_eq!(context, doc["inputs"].as_str().unwrap());
+        let want: Vec<&str> = doc["multiple_choice_targets"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+        assert_eq!(choices, &want);
+        assert_eq!(continuations, &want.iter().map(|c| format!(" {c}")).collect::<Vec<_>>());
+        let target = doc["targets"][0].as_str().unwrap();
+        assert_eq!(gold, &Target::Index(want.iter().position(|c| *c == target).unwrap() as i64));
+    }
+}

@@ -4,13 +4,16 @@
 
 mod atomic_writer;
 mod bad_inputs;
+mod bigbench_tasks;
 mod build_then_load;
 mod checkpoint_formats;
 mod constrained;
+mod eval_task_errors;
 mod context_length;
 mod generate_parity;
 mod ggml_blocks;
 mod judge;
+mod lm_eval_parity;
 mod lora_adapter;
 mod packed_forward;
 mod quantized_checkpoints;
@@ -18,6 +21,7 @@ mod serve;
 mod smollm2_gguf_parity;
 mod speculative;
 mod template_limits;
+mod text_metrics;
 mod throughput;
 mod tiny_llama_parity;
 mod tool_calls;

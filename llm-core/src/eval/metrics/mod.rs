@@ -30,7 +30,7 @@
 mod bleu;
 mod chrf;
 mod porter;
-mod pystr;
+pub(crate) mod pystr;
 mod rouge;
 mod squad;
 mod ter;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{LlmError, Result};
+use super::filter::FilterPipeline;
 
 /// What a task asks of the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +121,8 @@ pub struct TaskConfig {
     pub version: Option<String>,
     /// `output_type`.
     pub output_type: OutputType,
-    /// Split name -> files (`dataset_kwargs.data_files`), resolved against the YAML's folder
-    /// first, then the working directory (where lm-eval resolves them).
+    /// Split name -> files (`dataset_kwargs.data_files`), resolved against the working
+    /// directory (where lm-eval resolves them), then the YAML's folder and the folders above it.
     pub data_files: BTreeMap<String, Vec<PathBuf>>,
     /// `test_split`.
     pub test_split: Option<String>,
@@ -151,13 +152,15 @@ pub struct TaskConfig {
     pub metrics: Vec<MetricSpec>,
     /// `generation_kwargs`.
     pub generation: GenerationKwargs,
+    /// `filter_list`, or the single pipeline `none` (`take_first`).
+    pub filters: Vec<FilterPipeline>,
     source: String,
 }
 
 /// Keys lm-eval reads that change nothing here (names, grouping, bookkeeping).
 const IGNORED: &[&str] = &["task_alias", "tag", "group", "dataset_name", "should_decontaminate", "doc_to_decontamination_query", "unsafe_code"];
 /// Keys whose Python-only or model-side features are not supported: refused unless empty.
-const REFUSED: &[&str] = &["process_docs", "process_results", "doc_to_image", "doc_to_audio", "use_prompt", "class", "custom_dataset", "filter_list"];
+const REFUSED: &[&str] = &["process_docs", "process_results", "doc_to_image", "doc_to_audio", "use_prompt", "class", "custom_dataset"];
 
 impl TaskConfig {
     /// Reads a task YAML (and the bases it `include:`s).
@@ -178,7 +181,7 @@ impl TaskConfig {
         LlmError::task(&self.path, self.line_of(key), field, message)
     }
 
-    fn from_map(path: &Path, m: Map<String, Value>, source: String) -> Result<Self> {
+    pub(crate) fn from_map(path: &Path, m: Map<String, Value>, source: String) -> Result<Self> {
         let err = |field: &str, msg: String| LlmError::task(path, line_of(&source, field.split(['.', '[']).next().unwrap_or(field)), field, msg);
         for (k, v) in &m {
             if REFUSED.contains(&k.as_str()) && !is_empty(v) {
@@ -247,6 +250,13 @@ impl TaskConfig {
         .map_err(|(f, msg)| err(&format!("fewshot_config.{f}"), msg))?;
         let metrics = metric_list(m.get("metric_list"), output_type).map_err(|(f, msg)| err(&f, msg))?;
         let generation = generation_kwargs(m.get("generation_kwargs"), &fewshot_delimiter).map_err(|(f, msg)| err(&f, msg))?;
+        let filters = match m.get("filter_list").filter(|v| !v.is_null()) {
+            None => vec![FilterPipeline::none()],
+            Some(_) if output_type != OutputType::GenerateUntil => {
+                return Err(err("filter_list", "filters apply to generate_until tasks only".into()));
+            }
+            Some(v) => FilterPipeline::parse_list(v).map_err(|(f, msg)| err(&f, msg))?,
+        };
         let version = m.get("metadata").and_then(|md| md.get("version")).map(|v| match v {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.as_f64().map(crate::eval::task::template::py_float).unwrap_or_else(|| n.to_string()),
@@ -272,6 +282,7 @@ impl TaskConfig {
             fewshot,
             metrics,
             generation,
+            filters,
             source,
         })
     }
@@ -282,7 +293,7 @@ const KNOWN: &[&str] = &[
     "task", "dataset_path", "dataset_kwargs", "training_split", "validation_split", "test_split", "fewshot_split",
     "doc_to_text", "doc_to_target", "doc_to_choice", "description", "target_delimiter", "fewshot_delimiter",
     "fewshot_config", "num_fewshot", "metric_list", "output_type", "generation_kwargs", "repeats", "gen_prefix",
-    "metadata", "include",
+    "metadata", "include", "filter_list",
 ];
 
 fn is_empty(v: &Value) -> bool {
@@ -401,13 +412,17 @@ fn data_files(yaml: &Path, kwargs: Option<&Value>) -> std::result::Result<BTreeM
     Ok(out)
 }
 
+/// A data file as written (absolute, or relative to the working directory, where lm-eval
+/// resolves it) when it exists there; else beside the YAML; else under the nearest folder
+/// above the YAML that has it (a path written from a repository's root works from anywhere in
+/// it). A file found nowhere keeps the path as written, for the error to name.
 fn resolve(yaml: &Path, file: &str) -> PathBuf {
-    let beside = yaml.parent().unwrap_or(Path::new(".")).join(file);
-    if beside.exists() {
-        beside
-    } else {
-        PathBuf::from(file)
+    let written = PathBuf::from(file);
+    if written.exists() {
+        return written;
     }
+    let dir = yaml.parent().unwrap_or(Path::new("."));
+    dir.ancestors().map(|d| d.join(file)).find(|p| p.exists()).unwrap_or(written)
 }
 
 fn fewshot_config(v: Option<&Value>, base: &FewshotConfig) -> std::result::Result<FewshotConfig, (String, String)> {

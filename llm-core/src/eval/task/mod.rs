@@ -4,6 +4,7 @@
 
 pub mod config;
 mod dataset;
+pub mod filter;
 mod prompt;
 pub mod template;
 
@@ -11,6 +12,7 @@ use std::path::Path;
 
 pub use config::{DocField, FewshotConfig, GenerationKwargs, MetricSpec, OutputType, SamplerKind, TaskConfig};
 pub use dataset::{Doc, Split};
+pub use filter::{FilterPipeline, FilterStep};
 pub use prompt::{ChatFormat, DocRequests, Instance, PromptOptions};
 
 use crate::error::{LlmError, Result};
@@ -56,6 +58,38 @@ impl Task {
         }
         let task = Self { config, splits };
         task.eval_split_name()?;
+        Ok(task)
+    }
+
+    /// A BIG-bench `task.json` as lm-eval's `bigbench_<name>_multiple_choice` runs it
+    /// (`multiple_choice_template_a_yaml`): the rows of [`crate::eval::bigbench`], those
+    /// without choices dropped (its `filter_multiple_choice`), `inputs` as the prompt, the
+    /// choices `multiple_choice_targets`, gold `multiple_choice_targets.index(targets[0])`,
+    /// metric `acc`.
+    pub fn from_bigbench(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bb = crate::eval::bigbench::read_bigbench_task(path)?;
+        let mut split = Split::default();
+        for d in bb.docs.iter().filter(|d| !d.multiple_choice_targets.is_empty()) {
+            let serde_json::Value::Object(row) = d.to_json() else { unreachable!("rows are objects") };
+            split.docs.push(row);
+            split.origin.push((path.to_path_buf(), d.idx + 1));
+        }
+        let yaml = serde_json::json!({
+            "task": format!("bigbench_{}_multiple_choice", bb.name),
+            "dataset_path": "json",
+            "dataset_kwargs": { "data_files": { "default": path.to_string_lossy() } },
+            "output_type": "multiple_choice",
+            "test_split": "default",
+            "doc_to_text": "inputs",
+            "doc_to_target": "{{multiple_choice_targets.index(targets[0])}}",
+            "doc_to_choice": "{{multiple_choice_targets}}",
+            "metric_list": [{ "metric": "acc" }],
+            "metadata": { "version": 1.0 },
+        });
+        let serde_json::Value::Object(map) = yaml else { unreachable!("a literal map") };
+        let config = TaskConfig::from_map(path, map, String::new())?;
+        let task = Self { config, splits: [("default".to_string(), split)].into() };
         Ok(task)
     }
 

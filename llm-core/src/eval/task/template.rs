@@ -11,7 +11,7 @@ pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(python_methods);
     env.add_filter("regex_replace", regex_replace);
     // `{{ x }}` prints as Python's str(x) (True, None, ['a', 'b']), since lm-eval parses the
     // rendered text back with ast.literal_eval.
@@ -19,6 +19,26 @@ pub fn environment() -> Environment<'static> {
         out.write_str(&py_str(value)).map_err(|e| JinjaError::new(ErrorKind::WriteFailure, e.to_string()))
     });
     env
+}
+
+/// Python's methods on values: `list.index(x)` / `str.index(sub)` (lm-eval's templates use
+/// them for gold indices, e.g. BIG-bench's `multiple_choice_targets.index(targets[0])`; a
+/// missing item is Python's ValueError, an error here), then minijinja-contrib's `pycompat`
+/// (`str.strip`, `dict.items`...).
+fn python_methods(state: &minijinja::State, value: &Value, method: &str, args: &[Value]) -> Result<Value, JinjaError> {
+    if method == "index" && args.len() == 1 {
+        let not_found = || JinjaError::new(ErrorKind::InvalidOperation, format!("{}.index({}): not found", py_str(value), py_str(&args[0])));
+        if let Some(s) = value.as_str() {
+            let sub = args[0].as_str().ok_or_else(not_found)?;
+            // Python counts characters, not bytes.
+            return s.find(sub).map(|at| Value::from(s[..at].chars().count())).ok_or_else(not_found);
+        }
+        if value.kind() == ValueKind::Seq {
+            let mut items = value.try_iter()?;
+            return items.position(|item| item == args[0]).map(Value::from).ok_or_else(not_found);
+        }
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
 }
 
 /// `re.sub(pattern, repl, string, count)`; Python's `\1` group references become `${1}`.
@@ -308,6 +328,18 @@ mod tests {
         assert_eq!(render("{{[a, n]}}\n"), "['x', 3]\n");
         assert_eq!(render("{{ a | regex_replace('(x)', '<\\\\1>') }}"), "<x>");
         assert!(env.render_str("{{missing}}", Value::from_serialize(&doc)).is_err());
+    }
+
+    #[test]
+    fn index_finds_as_python_and_fails_when_missing() {
+        let env = environment();
+        let doc = serde_json::json!({"label": "C", "t": ["b"], "m": ["a", "b"], "s": "héllo"});
+        let render = |t: &str| env.render_str(t, Value::from_serialize(&doc));
+        assert_eq!(render("{{['A', 'B', 'C', 'D'].index(label)}}").unwrap(), "2");
+        assert_eq!(render("{{m.index(t[0])}}").unwrap(), "1");
+        assert_eq!(render("{{s.index('llo')}}").unwrap(), "2", "characters, not bytes");
+        assert!(render("{{m.index('z')}}").is_err());
+        assert_eq!(render("{{s.upper()}}").unwrap(), "HÉLLO", "pycompat still answers the rest");
     }
 
     #[test]
