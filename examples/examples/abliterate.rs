@@ -15,7 +15,9 @@
 //! requests a chat model declines, and harmless twins of them). The first half of each set
 //! gives the directions, the second half scores them: refusal rate on held-out refused prompts
 //! (greedy completions containing a refusal phrase), mean next-token KL on held-out harmless
-//! prompts.
+//! prompts. Then the edit's cost on ordinary text: llama.cpp's KL divergence summary of the
+//! abliterated model against the original (perplexities, KL, top-token agreement) on the first
+//! 3000 characters of `--text`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,6 +25,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use burn::backend::Flex;
 use clap::Parser;
+use llm_core::eval::kl_divergence;
 use llm_core::weights::LoadOptions;
 use llm_core::ModelBundle;
 use llm_examples::ModelArgs;
@@ -55,6 +58,12 @@ struct Cli {
     /// Tokens generated per refused prompt to judge refusals.
     #[arg(long, default_value_t = 24)]
     max_new_tokens: usize,
+    /// Ordinary text the edit is measured on (default: the cached lee_background.cor).
+    #[arg(long)]
+    text: Option<PathBuf>,
+    /// Tokens per KL divergence chunk (the second half of each is scored).
+    #[arg(long, default_value_t = 256)]
+    kl_context: usize,
 }
 
 fn lines(path: &PathBuf) -> anyhow::Result<Vec<String>> {
@@ -99,6 +108,11 @@ fn main() -> anyhow::Result<()> {
     println!("chose layer {layer}: refusal rate {:.1}% -> {:.1}%, mean next-token KL on harmless prompts {:.4} nats", 100.0 * before, 100.0 * after, chosen.kl);
     println!("residual stream along the direction after the edit: {projection:.2e} of its mean norm (max over layers and positions)");
     println!("first held-out answer: {:?}", texts.first().map(|t| t.chars().take(120).collect::<String>()));
+    let text_path = cli.text.clone().unwrap_or_else(|| llm_core::weights::cache_dir().join("lee_background.cor"));
+    let text = std::fs::read(&text_path).with_context(|| format!("reading {} (run scripts/fetch-models.sh)", text_path.display()))?;
+    let text: String = llm_core::io::decode_text(text).chars().take(3000).collect();
+    let kl = kl_divergence(&edited, &model, &tokenizer.encode(&text, true)?.ids, cli.kl_context)?;
+    println!("\nKL divergence of the abliterated model from the original on {} (chunks of {} tokens, the second half of each scored):\n{kl}", text_path.display(), cli.kl_context);
     llm_quant::save_model(&edited, Some(&tokenizer), &cli.out)?;
     println!("wrote {} in {:.1} s", cli.out.display(), started.elapsed().as_secs_f64());
     Ok(())

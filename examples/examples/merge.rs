@@ -1,6 +1,7 @@
 //! Merge models from a mergekit YAML configuration (linear, slerp, task_arithmetic, ties,
 //! dare_ties, dare_linear, breadcrumbs, della, passthrough), streamed tensor by tensor into a
-//! Hugging Face checkpoint; optionally the perplexity of every input and of the result.
+//! Hugging Face checkpoint; optionally the perplexity of every input and of the result, and
+//! their KL divergence from the base model (llama.cpp's `--kl-divergence` summary for the merge).
 //!
 //! ```text
 //! scripts/fetch-models.sh
@@ -19,7 +20,7 @@ use anyhow::Context;
 use burn::backend::Flex;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use llm_core::eval::perplexity;
+use llm_core::eval::{kl_divergence, perplexity};
 use llm_core::weights::LoadOptions;
 use llm_core::ModelBundle;
 use llm_train::merge::{merge, MergeConfig, MergeOptions, Plan};
@@ -43,7 +44,8 @@ struct Cli {
     /// Do not copy the tokenizer.
     #[arg(long)]
     no_copy_tokenizer: bool,
-    /// Report the perplexity of each input and of the merge on held-out text.
+    /// Report the perplexity of each input and of the merge on held-out text, and their KL
+    /// divergence from the base model (`base_model`, else the model the output's config comes from).
     #[arg(long)]
     perplexity: bool,
     /// Text for `--perplexity` (default: the cached lee_background.cor, first 3000 characters).
@@ -58,6 +60,8 @@ fn main() -> anyhow::Result<()> {
     let config = MergeConfig::from_yaml(&yaml, &cli.config)?;
     let plan = Plan::build(&config, cli.config.parent())?;
     let inputs: Vec<(String, PathBuf)> = plan.models.iter().map(|m| (m.name.clone(), m.dir.clone())).collect();
+    // `base_model` comes first among the plan's models when the configuration names one.
+    let base = if config.base_model.is_some() { 0 } else { plan.reference };
     let bar = ProgressBar::new(plan.tensors.len() as u64);
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} tensors {msg}")?);
     let options = MergeOptions { seed: cli.seed, max_shard_bytes: cli.max_shard_bytes, copy_tokenizer: !cli.no_copy_tokenizer };
@@ -79,20 +83,38 @@ fn main() -> anyhow::Result<()> {
     if cli.perplexity {
         let text = std::fs::read(cli.text.clone().unwrap_or_else(|| llm_core::weights::cache_dir().join("lee_background.cor")))?;
         let text: String = llm_core::io::decode_text(text).chars().take(3000).collect();
-        for (name, path) in inputs.iter().cloned().chain([("merged".to_string(), cli.out.clone())]) {
-            let ppl = model_perplexity(&path, &text)?;
-            println!("  perplexity {ppl:8.3}  {name}");
-        }
+        report_quality(&inputs, base, &cli.out, &text)?;
     }
     Ok(())
 }
 
-/// Perplexity over 256-token windows, stride 128, with the model's own tokenizer.
-fn model_perplexity(path: &Path, text: &str) -> anyhow::Result<f64> {
+/// Perplexity over 256-token windows (stride 128) of every input and of the merge, and the KL
+/// divergence of each from the base on 256-token chunks of the same tokens (the base's
+/// tokenizer: a merge needs one vocabulary).
+fn report_quality(inputs: &[(String, PathBuf)], base: usize, merged: &Path, text: &str) -> anyhow::Result<()> {
     let device = Default::default();
-    let ModelBundle { model, tokenizer, .. } = ModelBundle::<Flex>::load(path, LoadOptions::default(), &device)?;
-    let ids = tokenizer.encode(text, true)?.ids;
-    Ok(perplexity(&model, &ids, 256, 128)?.perplexity)
+    let load = |path: &Path| ModelBundle::<Flex>::load(path, LoadOptions::default(), &device).with_context(|| format!("loading {}", path.display()));
+    let reference = load(&inputs[base].1)?;
+    let ids = reference.tokenizer.encode(text, true)?.ids;
+    let mut merged_kl = None;
+    for (k, (name, path)) in inputs.iter().cloned().chain([("merged".to_string(), merged.to_path_buf())]).enumerate() {
+        let loaded = if k == base { None } else { Some(load(&path)?) };
+        let model = loaded.as_ref().map_or(&reference.model, |b| &b.model);
+        let ppl = perplexity(model, &ids, 256, 128)?.perplexity;
+        if k == base {
+            println!("  perplexity {ppl:8.3}  (the base)  {name}");
+            continue;
+        }
+        let kl = kl_divergence(model, &reference.model, &ids, 256)?;
+        println!("  perplexity {ppl:8.3}  KL from the base {:.6} ± {:.6} (same top {:5.1}%)  {name}", kl.mean_kl, kl.kl_stderr, 100.0 * kl.same_top);
+        if k == inputs.len() {
+            merged_kl = Some(kl);
+        }
+    }
+    if let Some(kl) = merged_kl {
+        println!("\nKL divergence of the merge from the base `{}` (chunks of 256 tokens, the second half of each scored):\n{kl}", inputs[base].0);
+    }
+    Ok(())
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), MiB; 0 elsewhere.

@@ -1,6 +1,7 @@
 //! Quantize a model, write the checkpoint, and report what it cost: per-layer reconstruction
-//! error, model size, and perplexity before and after on held-out text (for GPTQ and AWQ, also
-//! round-to-nearest at the same bits and groups).
+//! error, model size, perplexity before and after on held-out text (for GPTQ and AWQ, also
+//! round-to-nearest at the same bits and groups), and the KL divergence of the quantized model
+//! from the source on that text (llama.cpp's `llama-perplexity --kl-divergence` summary).
 //!
 //! ```text
 //! scripts/fetch-models.sh
@@ -25,7 +26,7 @@ use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use llm_core::backend::BackendTask;
 use llm_examples::run_on;
-use llm_core::eval::perplexity;
+use llm_core::eval::{kl_divergence, perplexity, KlReport};
 use llm_core::{CausalLm, ModelBundle};
 use llm_examples::ModelArgs;
 use llm_quant::int8::{Granularity, Int8Scheme};
@@ -287,6 +288,8 @@ impl BackendTask for Quantize {
         let ppl_before = ppl(&model)?;
         println!("dense perplexity: {ppl_before:.4} on {} held-out tokens ({:.1}s)", eval_ids.len(), started.elapsed().as_secs_f64());
         let dense_bytes = linear_bytes(&model, true);
+        // Quantizing replaces the layers; the clone keeps the source's for the KL divergence.
+        let reference = model.clone();
 
         let started = Instant::now();
         let n_linears = model.linears().iter().filter(|(n, _)| n != "lm_head").count();
@@ -338,6 +341,8 @@ impl BackendTask for Quantize {
         let quantize_seconds = started.elapsed().as_secs_f64();
         let quant_bytes = linear_bytes(&model, false);
         let ppl_after = ppl(&model)?;
+        let kl = kl_divergence(&model, &reference, &eval_ids, cli.context)?;
+        drop(reference);
 
         let measure = match cli.method {
             MethodArg::Gptq => "relative output error on calibration inputs, GPTQ vs RTN",
@@ -360,12 +365,13 @@ impl BackendTask for Quantize {
         println!("\nquantized in {quantize_seconds:.1}s");
         println!("decoder linear weights: {:.1} MB (f32) -> {:.1} MB ({:.2}x smaller)", dense_bytes as f64 / 1e6, quant_bytes as f64 / 1e6, dense_bytes as f64 / quant_bytes as f64);
         println!("perplexity: {ppl_before:.4} -> {ppl_after:.4} (delta {:+.4})", ppl_after - ppl_before);
+        print_kl(&kl, "the dense model", cli.context);
 
         let mut report = json!({
             "method": format!("{:?}", cli.method).to_lowercase(), "bits": cli.bits, "group_size": cli.group_size,
             "ppl_dense": ppl_before, "ppl_quantized": ppl_after, "ppl_delta": ppl_after - ppl_before,
             "linear_bytes_dense_f32": dense_bytes, "linear_bytes_quantized": quant_bytes,
-            "eval_tokens": eval_ids.len(), "quantize_seconds": quantize_seconds, "layers": rows,
+            "eval_tokens": eval_ids.len(), "quantize_seconds": quantize_seconds, "layers": rows, "kl": kl,
         });
         if let Some(out) = &cli.out {
             let config = match cli.method {
@@ -428,9 +434,9 @@ fn run_gguf<B: Backend>(cli: &Cli, device: &B::Device) -> anyhow::Result<()> {
     let eval_ids = tokenizer.encode(&eval_text, true)?.ids;
     let ppl = |m: &CausalLm<B>| -> anyhow::Result<f64> { Ok(perplexity(m, &eval_ids, cli.context, cli.stride)?.perplexity) };
     let ppl_before = ppl(&model)?;
-    drop(model);
     println!("source perplexity: {ppl_before:.4} on {} held-out tokens ({})", eval_ids.len(), input.display());
-    let write_and_measure = |options: &GgufOptions, out: &PathBuf| -> anyhow::Result<(llm_quant::gguf::GgufReport, f64)> {
+    // The source stays loaded: the reference of the KL divergence.
+    let write_and_measure = |options: &GgufOptions, out: &PathBuf| -> anyhow::Result<(llm_quant::gguf::GgufReport, f64, KlReport)> {
         let report = write_model_gguf(&input, out, options)?;
         let types: Vec<String> = report.type_counts().iter().map(|(t, n)| format!("{n} {t}")).collect();
         println!(
@@ -445,30 +451,38 @@ fn run_gguf<B: Backend>(cli: &Cli, device: &B::Device) -> anyhow::Result<()> {
             report.seconds
         );
         let args = ModelArgs { model: Some(out.clone()), adapter: None, ..cli.model.clone() };
-        let ppl = ppl(&args.load_bundle::<B>(device)?.model)?;
-        Ok((report, ppl))
+        let quantized = args.load_bundle::<B>(device)?.model;
+        Ok((report, ppl(&quantized)?, kl_divergence(&quantized, &model, &eval_ids, cli.context)?))
     };
-    let (report, ppl_after) = write_and_measure(&options, out)?;
+    let (report, ppl_after, kl) = write_and_measure(&options, out)?;
     println!("perplexity: {ppl_before:.4} -> {ppl_after:.4} (delta {:+.4})", ppl_after - ppl_before);
+    print_kl(&kl, "the source", cli.context);
     let mut json_report = json!({
         "method": "gguf", "type": options.file_type.name(), "imatrix": options.imatrix.is_some(), "ppl_source": ppl_before,
         "ppl_quantized": ppl_after, "ppl_delta": ppl_after - ppl_before, "file_bytes": report.file_bytes,
         "bits_per_weight": report.bits_per_weight(), "linear_bits_per_weight": linear_bits(&report),
-        "eval_tokens": eval_ids.len(), "quantize_seconds": report.seconds,
+        "eval_tokens": eval_ids.len(), "quantize_seconds": report.seconds, "kl": kl,
         "tensors": report.tensors.iter().map(|t| json!({"name": t.name, "type": t.ggml_type.name(), "bytes": t.bytes})).collect::<Vec<_>>(),
     });
     if options.imatrix.is_some() {
         let plain = GgufOptions { imatrix: None, ..options.clone() };
         let path = out.with_extension("no-imatrix.gguf");
-        let (_, ppl_plain) = write_and_measure(&plain, &path)?;
+        let (_, ppl_plain, kl_plain) = write_and_measure(&plain, &path)?;
         std::fs::remove_file(&path).ok();
         println!("without the importance matrix: perplexity {ppl_plain:.4} (delta {:+.4}); with it {:+.4}", ppl_plain - ppl_before, ppl_after - ppl_before);
+        println!("mean KL divergence from the source without the importance matrix {:.6}, with it {:.6}", kl_plain.mean_kl, kl.mean_kl);
         json_report["ppl_without_imatrix"] = ppl_plain.into();
+        json_report["kl_without_imatrix"] = serde_json::to_value(&kl_plain)?;
     }
     if let Some(path) = &cli.report {
         llm_core::io::atomic::write_bytes_atomic(path, serde_json::to_string_pretty(&json_report)?.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// llama.cpp's KL divergence summary, headed by what it measures.
+fn print_kl(kl: &KlReport, reference: &str, context: usize) {
+    println!("\nKL divergence from {reference} (chunks of {context} held-out tokens, the second half of each scored):\n{kl}");
 }
 
 /// Bits per weight of the decoder's linear layers alone (`blk.N.*.weight` matrices), the

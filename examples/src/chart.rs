@@ -70,3 +70,85 @@ pub fn quality_chart(points: &[Point], baseline: f64, title: &str, out: &Path) -
 
 /// Perplexities above this multiple of the baseline are marked on the top edge.
 const CEILING: f64 = 5.0;
+
+/// One bar of [`metric_bars_svg`]: a model's value of a metric.
+#[derive(Debug, Clone)]
+pub struct Bar {
+    /// The model (one colour per series, the same in every panel).
+    pub series: String,
+    /// The metric's value.
+    pub value: f64,
+    /// Standard error, drawn as a ± whisker (none for perplexities and corpus metrics).
+    pub stderr: Option<f64>,
+}
+
+/// One metric's bars, in a panel of its own: a task's metrics differ in scale (accuracy
+/// against perplexity), so they do not share an axis.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    /// The metric's name.
+    pub metric: String,
+    /// Whether larger is better (an arrow in the panel's title, as lm-eval's table shows it).
+    pub higher_is_better: bool,
+    /// Its bars, in series order.
+    pub bars: Vec<Bar>,
+}
+
+/// A task's metrics as bars with ±stderr whiskers, a panel per metric and a colour per
+/// model, as SVG text. Proportions (every value and whisker within 0..1) share a 0..1 axis so
+/// models and tasks compare by eye; other metrics start at zero.
+pub fn metric_bars_svg(panels: &[Panel], title: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(!panels.is_empty(), "no metrics to draw");
+    let mut svg = String::new();
+    {
+        // Room for each bar's model name under it.
+        let bars = panels.iter().map(|p| p.bars.len()).max().unwrap_or(1) as u32;
+        let width = ((100 + 190 * bars) * panels.len() as u32).max(480);
+        let root = SVGBackend::with_string(&mut svg, (width, 400)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(title, ("sans-serif", 20))?;
+        for (area, panel) in root.split_evenly((1, panels.len())).iter().zip(panels) {
+            draw_panel(area, panel)?;
+        }
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, panel: &Panel) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let n = panel.bars.len();
+    let se = |b: &Bar| b.stderr.filter(|s| s.is_finite() && *s > 0.0);
+    let top = panel.bars.iter().map(|b| b.value + se(b).unwrap_or(0.0)).fold(0.0, f64::max);
+    let proportion = panel.bars.iter().all(|b| b.value >= 0.0) && top <= 1.0;
+    let y_hi = if proportion { 1.0 } else if top > 0.0 { top * 1.15 } else { 1.0 };
+    let arrow = if panel.higher_is_better { "↑" } else { "↓" };
+    let names: Vec<String> = panel.bars.iter().map(|b| b.series.clone()).collect();
+    // Ticks every half unit; only the whole ones (bar centres) are named.
+    let label = |x: &f64| {
+        let i = x.round();
+        if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n { names[i as usize].clone() } else { String::new() }
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("{} {arrow}", panel.metric), ("sans-serif", 16))
+        .margin(15)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(-0.5..n as f64 - 0.5, 0.0..y_hi)?;
+    chart.configure_mesh().disable_x_mesh().x_labels(2 * n + 1).x_label_formatter(&label).draw()?;
+    for (i, b) in panel.bars.iter().enumerate() {
+        let (x, color) = (i as f64, Palette99::pick(i).to_rgba());
+        chart.draw_series([Rectangle::new([(x - 0.3, 0.0), (x + 0.3, b.value.max(0.0))], color.filled())])?;
+        if let Some(s) = se(b) {
+            let (lo, hi) = ((b.value - s).max(0.0), b.value + s);
+            let whisker = [vec![(x, lo), (x, hi)], vec![(x - 0.08, lo), (x + 0.08, lo)], vec![(x - 0.08, hi), (x + 0.08, hi)]];
+            chart.draw_series(whisker.into_iter().map(|p| PathElement::new(p, BLACK.stroke_width(2))))?;
+        }
+        // Text hangs below its anchor: anchor it a little above the whisker.
+        let y = ((b.value + se(b).unwrap_or(0.0)) + 0.07 * y_hi).min(y_hi);
+        chart.draw_series([Text::new(format!("{:.3}", b.value), (x - 0.15, y), ("sans-serif", 13))])?;
+    }
+    Ok(())
+}

@@ -151,9 +151,18 @@ pub fn parse_quant_execution(s: &str) -> anyhow::Result<llm_core::quant::QuantEx
 impl ModelArgs {
     /// Loads the model, its tokenizer and generation defaults on `device`.
     pub fn load_bundle<B: Backend>(&self, device: &B::Device) -> anyhow::Result<llm_core::ModelBundle<B>> {
+        self.load_bundle_with(self.load_options(), device)
+    }
+
+    /// The load options the flags ask for (`--dtype`, `--quant-execution`).
+    pub fn load_options(&self) -> llm_core::weights::LoadOptions {
+        llm_core::weights::LoadOptions { dtype: self.dtype, quant_execution: self.quant_execution, ..Default::default() }
+    }
+
+    /// [`Self::load_bundle`] with other load options (`ggml_blocks: false` for GGUF weights
+    /// dequantized exactly at load), the adapter still applied.
+    pub fn load_bundle_with<B: Backend>(&self, options: llm_core::weights::LoadOptions, device: &B::Device) -> anyhow::Result<llm_core::ModelBundle<B>> {
         let path = self.model_path()?;
-        let options =
-            llm_core::weights::LoadOptions { dtype: self.dtype, quant_execution: self.quant_execution, ..Default::default() };
         let mut bundle =
             llm_core::ModelBundle::load(&path, options, device).with_context(|| format!("loading {}", path.display()))?;
         if let Some(dir) = &self.adapter {
