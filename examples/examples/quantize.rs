@@ -454,6 +454,7 @@ fn run_gguf<B: Backend>(cli: &Cli, device: &B::Device) -> anyhow::Result<()> {
         let quantized = args.load_bundle::<B>(device)?.model;
         Ok((report, ppl(&quantized)?, kl_divergence(&quantized, &model, &eval_ids, cli.context)?))
     };
+    let source_kl = source_kl_from_f32::<B>(cli, &input, &eval_ids, device)?;
     let (report, ppl_after, kl) = write_and_measure(&options, out)?;
     println!("perplexity: {ppl_before:.4} -> {ppl_after:.4} (delta {:+.4})", ppl_after - ppl_before);
     print_kl(&kl, "the source", cli.context);
@@ -464,6 +465,9 @@ fn run_gguf<B: Backend>(cli: &Cli, device: &B::Device) -> anyhow::Result<()> {
         "eval_tokens": eval_ids.len(), "quantize_seconds": report.seconds, "kl": kl,
         "tensors": report.tensors.iter().map(|t| json!({"name": t.name, "type": t.ggml_type.name(), "bytes": t.bytes})).collect::<Vec<_>>(),
     });
+    if let Some(k) = &source_kl {
+        json_report["kl_source_vs_f32"] = serde_json::to_value(k)?;
+    }
     if options.imatrix.is_some() {
         let plain = GgufOptions { imatrix: None, ..options.clone() };
         let path = out.with_extension("no-imatrix.gguf");
@@ -478,6 +482,25 @@ fn run_gguf<B: Backend>(cli: &Cli, device: &B::Device) -> anyhow::Result<()> {
         llm_core::io::atomic::write_bytes_atomic(path, serde_json::to_string_pretty(&json_report)?.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A GGUF source as decoding runs it (its blocks by the fused kernels: activations quantized
+/// for the integer dot products, `QuantExecution::Fused` for every chunk) against the same
+/// file dequantized exactly to f32 (`ggml_blocks: false`): what running the stored blocks
+/// costs, as llama.cpp's `--kl-divergence` measures a quantized file against its base. (Under
+/// `auto` a 256-token chunk is dequantized, the f32 numbers: KL 0.) Printed and returned;
+/// `None` for a source that is not a GGUF file.
+fn source_kl_from_f32<B: Backend>(cli: &Cli, input: &std::path::Path, eval_ids: &[u32], device: &B::Device) -> anyhow::Result<Option<KlReport>> {
+    if input.extension().is_none_or(|e| e != "gguf") {
+        return Ok(None);
+    }
+    let fused = llm_core::weights::LoadOptions { quant_execution: llm_core::quant::QuantExecution::Fused, ..cli.model.load_options() };
+    let exact = llm_core::weights::LoadOptions { ggml_blocks: false, ..cli.model.load_options() };
+    let as_run = cli.model.load_bundle_with::<B>(fused, device)?.model;
+    let f32_model = cli.model.load_bundle_with::<B>(exact, device)?.model;
+    let kl = kl_divergence(&as_run, &f32_model, eval_ids, cli.context)?;
+    print_kl(&kl, &format!("{} dequantized to f32 (the source run from its blocks, fused kernels)", input.display()), cli.context);
+    Ok(Some(kl))
 }
 
 /// llama.cpp's KL divergence summary, headed by what it measures.
