@@ -7,6 +7,7 @@
 //! cargo run --release --example eval -- --tasks capitals_mc,arith_mc,science_mc,capitals_gen,rolling_text
 //! cargo run --release --example eval -- --tasks science_mc --num-fewshot 2 --apply-chat-template --fewshot-as-multiturn
 //! cargo run --release --example eval -- --tasks capitals_mc --compare /tmp/smollm2-merged
+//! cargo run --release --example eval -- --tasks fixtures/bigbench/novel_concepts/task.json
 //! ```
 //!
 //! Writes to `--out` (default `target/eval/<model stem>[-vs-<other stem>]/`): `results.json`
@@ -39,7 +40,9 @@ use serde_json::json;
 struct Cli {
     #[command(flatten)]
     model: ModelArgs,
-    /// Tasks to run, comma-separated (default: every task in `--tasks-dir`).
+    /// Tasks to run, comma-separated (default: every task in `--tasks-dir`): task names of
+    /// `--tasks-dir`, or paths to BIG-bench `task.json` files (run as lm-eval's
+    /// `bigbench_<name>_multiple_choice`).
     #[arg(long, value_delimiter = ',')]
     tasks: Vec<String>,
     /// The folder of task YAML files.
@@ -112,7 +115,7 @@ impl BackendTask for Eval {
         if cli.fewshot_as_multiturn && !cli.apply_chat_template {
             bail!("--fewshot-as-multiturn needs --apply-chat-template (as lm-eval's)");
         }
-        let tasks = load_tasks(&cli.tasks_dir, &cli.tasks).with_context(|| format!("loading tasks from {}", cli.tasks_dir.display()))?;
+        let tasks = read_tasks(&cli.tasks_dir, &cli.tasks)?;
         let options = PromptOptions {
             num_fewshot: cli.num_fewshot,
             fewshot_seed: cli.fewshot_seed,
@@ -339,6 +342,30 @@ fn write_outputs(out: &Path, cli: &Cli, runs: &[ModelRun], comparisons: &[Compar
     }
     write("report.md", report.as_bytes())?;
     Ok(())
+}
+
+/// The YAML tasks named from `dir` (all of them when no task is named) and the BIG-bench
+/// `task.json` files named by path, in the order given.
+fn read_tasks(dir: &Path, names: &[String]) -> anyhow::Result<Vec<Task>> {
+    let is_bigbench = |n: &String| n.ends_with(".json");
+    let yaml: Vec<String> = names.iter().filter(|n| !is_bigbench(n)).cloned().collect();
+    let mut yaml_tasks = if yaml.is_empty() && !names.is_empty() {
+        vec![]
+    } else {
+        load_tasks(dir, &yaml).with_context(|| format!("loading tasks from {}", dir.display()))?
+    };
+    if names.is_empty() {
+        return Ok(yaml_tasks);
+    }
+    let mut tasks = vec![];
+    for n in names {
+        if is_bigbench(n) {
+            tasks.push(Task::from_bigbench(n).with_context(|| format!("loading BIG-bench task {n}"))?);
+        } else if let Some(at) = yaml_tasks.iter().position(|t| t.name() == n) {
+            tasks.push(yaml_tasks.remove(at));
+        }
+    }
+    Ok(tasks)
 }
 
 fn main() -> anyhow::Result<()> {
