@@ -95,6 +95,19 @@ pub enum RagError {
         /// The server's own error (`InvalidArgumentError: ...`) or the transport failure.
         message: String,
     },
+    /// A red-team case file entry we cannot use (a missing or empty field, an unknown channel,
+    /// a duplicate id); names the file, the case (from 0) and the field.
+    #[error("{path}: case {index}: {field}: {message}")]
+    Case {
+        /// The case file.
+        path: PathBuf,
+        /// The case's position in the file's array, from 0.
+        index: usize,
+        /// The field (`canary`, `tool.result`...).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Tokenization failed.
     #[error("tokenizer {path}: {message}")]
     Tokenizer {

@@ -17,9 +17,11 @@
 //!   parent-document retrieval ([`retrieve::parent`]).
 //! - [`answer`]: context packing into a token budget, numbered sources fenced as data,
 //!   generation with any llm-core model, citations ([`answer::pipeline`]); conversation memory
-//!   ([`answer::memory`]).
+//!   ([`answer::memory`]); the prompt-injection defences, switchable ([`answer::defences`]).
 //! - [`eval`]: hit-rate@k, MRR, nDCG@k; Ragas' context precision, context recall,
 //!   faithfulness and answer relevancy with a local judge.
+//! - [`redteam`]: prompt-injection and jailbreak cases run with and without the defences,
+//!   attack success rates, a Markdown report.
 //!
 //! The modules' former flat paths (`llm_rag::docs`, `chroma`, `hnsw`, `window`, `query`,
 //! `parent`, `pipeline`, `memory`) stay as re-exports.
@@ -30,6 +32,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod load;
+pub mod redteam;
 pub mod retrieve;
 pub mod split;
 pub mod store;

@@ -13,6 +13,7 @@ mod memory;
 mod parent;
 mod query;
 mod ragas;
+mod redteam;
 mod retrieve;
 mod split_langchain;
 mod token_window;
