@@ -24,7 +24,7 @@ use burn::tensor::backend::Backend;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use llm_core::backend::BackendTask;
-use llm_core::eval::harness::{DocResult, Response};
+use llm_core::eval::harness::{DocResult, MetricValue, Response};
 use llm_core::eval::lm::LocalLm;
 use llm_core::eval::task::{load_tasks, ChatFormat, PromptOptions, Task};
 use llm_core::eval::{evaluate_task, kl_on_sequences, results_table, KlReport, TaskResult};
@@ -145,7 +145,7 @@ impl BackendTask for Eval {
                 bar.set_message(format!("KL divergence on {} prompts", a.task));
                 let prompts = prompt_sequences(&lm, a)?;
                 let kl = kl_on_sequences(&second.model, &first.model, &prompts).with_context(|| format!("KL divergence on {}", a.task))?;
-                comparisons.push(Comparison { task: a.task.clone(), kl, agreement: agreement(&a.docs, &b.docs) });
+                comparisons.push(Comparison { task: a.task.clone(), kl, agreement: agreement(a, b) });
                 bar.inc(1);
             }
         }
@@ -193,11 +193,27 @@ fn run_tasks<B: Backend>(lm: &LocalLm<'_, B>, tasks: &[Task], options: &PromptOp
         let started = Instant::now();
         let r = evaluate_task(lm, task, options, Some(&bundle.tokenizer)).with_context(|| format!("evaluating {} on {}", lm.name(), task.name()))?;
         // suspend: the line shows whether or not stderr is a terminal (println would drop it).
-        bar.suspend(|| eprintln!("{}: {} ({} documents) in {:.1} s", lm.name(), r.task, r.docs.len(), started.elapsed().as_secs_f64()));
+        bar.suspend(|| eprintln!("{}: {} ({} documents) in {:.1} s", lm.name(), r.task, documents(&r).count(), started.elapsed().as_secs_f64()));
         bar.inc(1);
         results.push(r);
     }
     Ok(ModelRun { name: lm.name(), results })
+}
+
+/// One record per document: a generation task with several `filter_list` pipelines has one
+/// per document and pipeline, the same requests and answers; the first pipeline's are kept.
+fn documents(result: &TaskResult) -> impl Iterator<Item = &DocResult> {
+    let first = result.docs.first().map(|d| d.filter.clone());
+    result.docs.iter().filter(move |d| Some(&d.filter) == first.as_ref())
+}
+
+/// A metric's label: its name, and the filter pipeline unless it is lm-eval's default `none`.
+fn metric_label(m: &MetricValue) -> String {
+    if m.filter == "none" {
+        m.metric.clone()
+    } else {
+        format!("{},{}", m.metric, m.filter)
+    }
 }
 
 /// Each document's prompt as the model sees it: the context of its requests (the choices of
@@ -205,7 +221,7 @@ fn run_tasks<B: Backend>(lm: &LocalLm<'_, B>, tasks: &[Task], options: &PromptOp
 /// prefix token, as its first rolling window conditions it.
 fn prompt_sequences<B: Backend>(lm: &LocalLm<'_, B>, result: &TaskResult) -> anyhow::Result<Vec<Vec<u32>>> {
     let mut out = vec![];
-    for r in result.docs.iter().filter_map(|d| d.requests.first()) {
+    for r in documents(result).filter_map(|d| d.requests.first()) {
         let ids = match r.response {
             Response::Rolling { .. } => [vec![lm.prefix_token()], lm.encode(&r.continuation)?].concat(),
             _ => lm.encode(&r.context)?,
@@ -240,8 +256,8 @@ fn answer(doc: &DocResult) -> Option<Answer> {
 }
 
 /// Fraction of documents with an answer where the two answers are the same.
-fn agreement(a: &[DocResult], b: &[DocResult]) -> Option<f64> {
-    let pairs: Vec<bool> = a.iter().zip(b).filter_map(|(x, y)| Some(answer(x)? == answer(y)?)).collect();
+fn agreement(a: &TaskResult, b: &TaskResult) -> Option<f64> {
+    let pairs: Vec<bool> = documents(a).zip(documents(b)).filter_map(|(x, y)| Some(answer(x)? == answer(y)?)).collect();
     (!pairs.is_empty()).then(|| pairs.iter().filter(|&&same| same).count() as f64 / pairs.len() as f64)
 }
 
@@ -259,7 +275,7 @@ fn comparison_table(runs: &[ModelRun], comparisons: &[Comparison]) -> String {
             let task_cell = |s: String| if first { s } else { String::new() };
             rows.push([
                 task_cell(a.task.clone()),
-                ma.metric.clone(),
+                metric_label(ma),
                 fmt(ma.value, ma.stderr),
                 fmt(mb.value, mb.stderr),
                 task_cell(format!("{:.4} ± {:.4}", c.kl.mean_kl, c.kl.kl_stderr)),
@@ -331,13 +347,13 @@ fn write_outputs(out: &Path, cli: &Cli, runs: &[ModelRun], comparisons: &[Compar
             .iter()
             .enumerate()
             .map(|(m, metric)| Panel {
-                metric: metric.metric.clone(),
+                metric: metric_label(metric),
                 higher_is_better: metric.higher_is_better,
                 bars: runs.iter().map(|run| &run.results[k].metrics[m]).zip(runs).map(|(v, run)| Bar { series: run.name.clone(), value: v.value, stderr: v.stderr }).collect(),
             })
             .collect();
         let file = format!("{}.svg", r.task);
-        write(&file, metric_bars_svg(&panels, &format!("{} ({}-shot, {} documents)", r.task, r.num_fewshot, r.docs.len()))?.as_bytes())?;
+        write(&file, metric_bars_svg(&panels, &format!("{} ({}-shot, {} documents)", r.task, r.num_fewshot, documents(r).count()))?.as_bytes())?;
         report += &format!("![{}]({file})\n\n", r.task);
     }
     write("report.md", report.as_bytes())?;

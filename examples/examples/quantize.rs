@@ -495,7 +495,7 @@ fn source_kl_from_f32<B: Backend>(cli: &Cli, input: &std::path::Path, eval_ids: 
         return Ok(None);
     }
     let fused = llm_core::weights::LoadOptions { quant_execution: llm_core::quant::QuantExecution::Fused, ..cli.model.load_options() };
-    let exact = llm_core::weights::LoadOptions { ggml_blocks: false, ..cli.model.load_options() };
+    let exact = llm_core::weights::LoadOptions { ggml_blocks: false, dtype: burn::tensor::DType::F32, ..cli.model.load_options() };
     let as_run = cli.model.load_bundle_with::<B>(fused, device)?.model;
     let f32_model = cli.model.load_bundle_with::<B>(exact, device)?.model;
     let kl = kl_divergence(&as_run, &f32_model, eval_ids, cli.context)?;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::metrics;
 use super::lm::{GenerateRequest, LanguageModel, Loglikelihood, LoglikelihoodRequest};
 use super::task::{DocRequests, Instance, MetricSpec, PromptOptions, Target, Task};
-use crate::error::Result;
+use crate::error::{LlmError, Result};
 use crate::tokenizer::Tokenizer;
 
 /// What the model answered for one request.
@@ -133,9 +133,9 @@ fn answer_all(lm: &dyn LanguageModel, task: &Task, instances: &[Instance]) -> Re
             DocRequests::Generate { context, .. } => generate.push(GenerateRequest { context: context.clone(), until: g.until.clone(), max_gen_toks: g.max_gen_toks }),
         }
     }
-    let mut ll_out = lm.loglikelihood(&ll)?.into_iter().zip(ll);
-    let mut rolling_out = lm.loglikelihood_rolling(&rolling)?.into_iter().zip(rolling);
-    let mut gen_out = lm.generate_until(&generate)?.into_iter().zip(generate);
+    let mut ll_out = answered(lm.loglikelihood(&ll)?, ll.len(), "loglikelihood", lm)?.into_iter().zip(ll);
+    let mut rolling_out = answered(lm.loglikelihood_rolling(&rolling)?, rolling.len(), "loglikelihood_rolling", lm)?.into_iter().zip(rolling);
+    let mut gen_out = answered(lm.generate_until(&generate)?, generate.len(), "generate_until", lm)?.into_iter().zip(generate);
     let record = |(Loglikelihood { logprob, is_greedy }, r): (Loglikelihood, LoglikelihoodRequest)| RequestRecord {
         context: r.context,
         continuation: r.continuation,
@@ -159,6 +159,19 @@ fn answer_all(lm: &dyn LanguageModel, task: &Task, instances: &[Instance]) -> Re
         });
     }
     Ok(out)
+}
+
+/// `answers`, when the model gave one per request (a [`LanguageModel`] that drops or adds
+/// answers would misalign every document after it).
+fn answered<T>(answers: Vec<T>, requests: usize, kind: &str, lm: &dyn LanguageModel) -> Result<Vec<T>> {
+    if answers.len() != requests {
+        return Err(LlmError::Shape {
+            what: format!("{} answers to {kind} requests", lm.name()),
+            expected: format!("one per request ({requests})"),
+            got: vec![answers.len()],
+        });
+    }
+    Ok(answers)
 }
 
 /// `np.argmax`: the first index of the largest value.

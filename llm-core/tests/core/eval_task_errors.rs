@@ -1,7 +1,7 @@
 //! Bad evaluation tasks are typed errors naming the file, the line and the field, raised
 //! before any model runs: malformed YAML, a key lm-eval would not accept, a dataset row
 //! without a field the templates read, an empty choice list, a row that is not JSON, an
-//! unsupported filter.
+//! unsupported filter, a metric the output type cannot score, a bad `exact_match` option.
 
 use std::path::{Path, PathBuf};
 
@@ -60,6 +60,9 @@ fn bad_keys_name_their_field_and_line() {
         (MC.replace("output_type: multiple_choice", "output_type: multi_choice"), "output_type", 7),
         (format!("{MC}metric_list:\n  - metric: acc\n  - metric: rouge9\n"), "metric_list[1].metric", 11),
         (format!("{MC}process_docs: !function utils.process\n"), "process_docs", 11),
+        (format!("{MC}metric_list:\n  - metric: bleu\n"), "metric_list[0].metric", 11),
+        (format!("{MC}metric_list:\n  - metric: exact_match\n    regexes_to_ignore: [\"(\"]\n"), "metric_list[0].regexes_to_ignore", 11),
+        (format!("{MC}metric_list:\n  - metric: exact_match\n    ignore_case: yes please\n"), "metric_list[0].ignore_case", 11),
         (MC.replace("dataset_path: json", "dataset_path: cais/mmlu"), "dataset_path", 2),
         (
             format!("{}filter_list:\n  - name: x\n    filter:\n      - function: majority_vote\n", MC.replace("multiple_choice", "generate_until")),

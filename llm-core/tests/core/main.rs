@@ -8,6 +8,7 @@ mod bigbench_tasks;
 mod build_then_load;
 mod checkpoint_formats;
 mod constrained;
+mod eval_harness;
 mod eval_task_errors;
 mod context_length;
 mod generate_parity;

@@ -79,9 +79,7 @@ pub fn build_messages_with_tools(question: &str, sources: &[Hit], history: &[Mes
     out.extend_from_slice(&history[lead..]);
     out.push(Message::new("user", user));
     for (call, result) in tools {
-        // Name first, as the Hermes format writes it (a JSON map could sort the keys).
-        let name = serde_json::Value::String(call.name.clone());
-        out.push(Message::new("assistant", format!("<tool_call>\n{{\"name\": {name}, \"arguments\": {}}}\n</tool_call>", call.arguments)));
+        out.push(Message::new("assistant", super::defences::tool_call_text(defences, call)));
         out.push(defences.tool_message(call, result));
     }
     out

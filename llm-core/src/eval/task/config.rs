@@ -33,6 +33,16 @@ impl OutputType {
         })
     }
 
+    /// lm-eval's name (`multiple_choice`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MultipleChoice => "multiple_choice",
+            Self::Loglikelihood => "loglikelihood",
+            Self::LoglikelihoodRolling => "loglikelihood_rolling",
+            Self::GenerateUntil => "generate_until",
+        }
+    }
+
     /// lm-eval's default metrics for the type (`DEFAULT_METRIC_REGISTRY`).
     fn default_metrics(self) -> &'static [&'static str] {
         match self {
@@ -481,17 +491,49 @@ fn metric_list(v: Option<&Value>, output_type: OutputType) -> std::result::Resul
                 return Err((f("aggregation"), format!("`{agg}`: {metric} aggregates by {}", default_aggregation(metric))));
             }
         }
+        if !metric_fits(metric, output_type) {
+            return Err((f("metric"), format!("`{metric}` does not score a {} task", output_type.name())));
+        }
         let higher = m.get("higher_is_better").and_then(Value::as_bool).unwrap_or_else(|| higher_is_better(metric));
         let kwargs: Map<String, Value> =
             m.iter().filter(|(k, _)| !["metric", "aggregation", "higher_is_better"].contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
-        for k in kwargs.keys() {
+        for (k, v) in &kwargs {
             if !["ignore_case", "ignore_punctuation", "ignore_numbers", "regexes_to_ignore"].contains(&k.as_str()) || metric != "exact_match" {
                 return Err((f(k), format!("`{k}` is not an option of {metric}")));
             }
+            check_exact_match_option(k, v).map_err(|msg| (f(k), msg))?;
         }
         out.push(MetricSpec { metric: metric.to_string(), higher_is_better: higher, kwargs });
     }
     Ok(out)
+}
+
+/// Whether `metric` scores tasks of `output_type` in lm-eval (its metric registry's
+/// `output_type`, and `acc` / `perplexity` for single `loglikelihood` requests).
+fn metric_fits(metric: &str, output_type: OutputType) -> bool {
+    use OutputType::*;
+    match metric {
+        "acc" => matches!(output_type, MultipleChoice | Loglikelihood),
+        "acc_norm" | "acc_bytes" => output_type == MultipleChoice,
+        "exact_match" => matches!(output_type, MultipleChoice | GenerateUntil),
+        "perplexity" => output_type == Loglikelihood,
+        "word_perplexity" | "byte_perplexity" | "bits_per_byte" => output_type == LoglikelihoodRolling,
+        _ => output_type == GenerateUntil,
+    }
+}
+
+/// `exact_match`'s options: booleans, and `regexes_to_ignore` a list of patterns that compile
+/// (lm-eval raises on a bad pattern).
+fn check_exact_match_option(key: &str, v: &Value) -> std::result::Result<(), String> {
+    if key != "regexes_to_ignore" {
+        return v.as_bool().map(|_| ()).ok_or(format!("{v}: expected true or false"));
+    }
+    let patterns = v.as_array().ok_or(format!("{v}: expected a list of regular expressions"))?;
+    for p in patterns {
+        let p = p.as_str().ok_or(format!("{p}: expected a regular expression"))?;
+        regex::Regex::new(p).map_err(|e| format!("`{p}`: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The metrics [`crate::eval::harness`] computes.

@@ -61,7 +61,16 @@ impl FilterPipeline {
         if items.is_empty() {
             return Err(("filter_list".into(), "empty: name at least one filter pipeline".into()));
         }
-        items.iter().enumerate().map(|(i, item)| Self::parse(item, &format!("filter_list[{i}]"))).collect()
+        let mut out: Vec<Self> = vec![];
+        for (i, item) in items.iter().enumerate() {
+            let pipeline = Self::parse(item, &format!("filter_list[{i}]"))?;
+            // Results are keyed by the name: two pipelines of one name would share a score.
+            if out.iter().any(|p| p.name == pipeline.name) {
+                return Err((format!("filter_list[{i}].name"), format!("`{}` names an earlier pipeline too", pipeline.name)));
+            }
+            out.push(pipeline);
+        }
+        Ok(out)
     }
 
     fn parse(v: &Value, at: &str) -> std::result::Result<Self, (String, String)> {
@@ -178,5 +187,7 @@ mod tests {
         assert_eq!(err.0, "filter_list[0].filter[0].k");
         let err = FilterPipeline::parse_list(&json!([{ "filter": [] }])).unwrap_err();
         assert_eq!(err.0, "filter_list[0].name");
+        let twice = json!([{ "name": "x", "filter": [] }, { "name": "x", "filter": [{ "function": "lowercase" }] }]);
+        assert_eq!(FilterPipeline::parse_list(&twice).unwrap_err().0, "filter_list[1].name");
     }
 }

@@ -62,15 +62,17 @@ impl Task {
     }
 
     /// A BIG-bench `task.json` as lm-eval's `bigbench_<name>_multiple_choice` runs it
-    /// (`multiple_choice_template_a_yaml`): the rows of [`crate::eval::bigbench`], those
-    /// without choices dropped (its `filter_multiple_choice`), `inputs` as the prompt, the
-    /// choices `multiple_choice_targets`, gold `multiple_choice_targets.index(targets[0])`,
-    /// metric `acc`.
+    /// (`multiple_choice_template_a_yaml`): the rows of [`crate::eval::bigbench`], `inputs` as
+    /// the prompt, the choices `multiple_choice_targets`, gold
+    /// `multiple_choice_targets.index(targets[0])`, metric `acc`. The reader refuses examples
+    /// without `target_scores`, so a task that mixes free-form examples in (kanji_ascii) is an
+    /// error here where lm-eval's `filter_multiple_choice` drops those rows. A row's "line" in
+    /// errors is its position among the task's distinct examples, from 1.
     pub fn from_bigbench(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bb = crate::eval::bigbench::read_bigbench_task(path)?;
         let mut split = Split::default();
-        for d in bb.docs.iter().filter(|d| !d.multiple_choice_targets.is_empty()) {
+        for d in &bb.docs {
             let serde_json::Value::Object(row) = d.to_json() else { unreachable!("rows are objects") };
             split.docs.push(row);
             split.origin.push((path.to_path_buf(), d.idx + 1));
