@@ -407,48 +407,99 @@ fn mean_stderr(xs: &[f64]) -> f64 {
     (var / xs.len() as f64).sqrt()
 }
 
-/// lm-eval's results table (`make_table`, markdown): one row per task and metric.
+/// lm-eval's results table (`make_table`: pytablewriter's Markdown) character for character:
+/// one row per task, metric and filter, metrics sorted by `metric,filter`, the task and its
+/// version on its first row, headers centred, numbers right-aligned, `   N/A` where a metric
+/// has no standard error.
 pub fn results_table(results: &[TaskResult]) -> String {
     let mut rows = vec![];
     for r in results {
-        for (k, m) in r.metrics.iter().enumerate() {
+        let mut metrics: Vec<&MetricValue> = r.metrics.iter().collect();
+        metrics.sort_by_key(|m| format!("{},{}", m.metric, m.filter));
+        for (k, m) in metrics.into_iter().enumerate() {
             let first = k == 0;
             rows.push([
                 if first { r.task.clone() } else { String::new() },
-                if first { r.version.clone().unwrap_or_else(|| "N/A".into()) } else { String::new() },
+                if first { table_version(r.version.as_deref()) } else { String::new() },
                 m.filter.clone(),
-                if first { r.num_fewshot.to_string() } else { String::new() },
+                r.num_fewshot.to_string(),
                 m.metric.clone(),
                 if m.higher_is_better { "↑".into() } else { "↓".into() },
                 format!("{:.4}", m.value),
                 "±".into(),
-                m.stderr.filter(|s| s.is_finite()).map_or("N/A".into(), |s| format!("{s:.4}")),
+                m.stderr.filter(|s| s.is_finite()).map_or("   N/A".into(), |s| format!("{s:.4}")),
             ]);
         }
     }
     let header = ["Tasks", "Version", "Filter", "n-shot", "Metric", "", "Value", "", "Stderr"];
-    let right = [false, true, false, true, false, false, true, false, true];
-    let widths: Vec<usize> = (0..9).map(|c| rows.iter().map(|r| r[c].chars().count()).chain([header[c].chars().count()]).max().unwrap_or(0)).collect();
-    let cell = |s: &str, c: usize| {
-        let pad = widths[c] - s.chars().count();
-        if right[c] {
-            format!("{}{s}", " ".repeat(pad))
-        } else {
-            format!("{s}{}", " ".repeat(pad))
-        }
+    // pytablewriter right-aligns the columns whose cells are numbers.
+    let right = [false, true, false, true, false, false, true, false, false];
+    let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).chain([header[c].chars().count(), 3]).max().unwrap_or(3);
+    let widths: Vec<usize> = (0..9).map(width).collect();
+    let pad = |s: &str, c: usize, align: Align| {
+        let room = widths[c] - s.chars().count();
+        let left = match align {
+            Align::Left => 0,
+            Align::Right => room,
+            Align::Center => room / 2,
+        };
+        format!("{}{s}{}", " ".repeat(left), " ".repeat(room - left))
     };
     let line = |cells: Vec<String>| format!("|{}|\n", cells.join("|"));
-    let mut out = line((0..9).map(|c| cell(header[c], c)).collect());
-    out += &line((0..9).map(|c| if right[c] { format!("{}:", "-".repeat(widths[c].max(1) - 1)) } else { "-".repeat(widths[c].max(1)) }).collect());
+    let mut out = line((0..9).map(|c| pad(header[c], c, Align::Center)).collect());
+    out += &line((0..9).map(|c| if right[c] { format!("{}:", "-".repeat(widths[c] - 1)) } else { "-".repeat(widths[c]) }).collect());
     for r in &rows {
-        out += &line((0..9).map(|c| cell(&r[c], c)).collect());
+        out += &line((0..9).map(|c| pad(&r[c], c, if right[c] { Align::Right } else { Align::Left })).collect());
     }
     out
+}
+
+enum Align {
+    Left,
+    Right,
+    Center,
+}
+
+/// `metadata.version` as the table prints it: a whole number without its `.0` (pytablewriter
+/// writes the float 1.0 as `1`), `    N/A` without one.
+fn table_version(version: Option<&str>) -> String {
+    match version {
+        None => "    N/A".into(),
+        Some(v) => match v.parse::<f64>() {
+            Ok(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{}", x as i64),
+            _ => v.to_string(),
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_is_lm_evals_make_table() {
+        let m = |metric: &str, filter: &str, value: f64, stderr: Option<f64>, higher_is_better: bool| MetricValue {
+            metric: metric.into(),
+            filter: filter.into(),
+            value,
+            stderr,
+            higher_is_better,
+        };
+        let task = |task: &str, num_fewshot: usize, metrics: Vec<MetricValue>| TaskResult { task: task.into(), version: Some("1.0".into()), num_fewshot, metrics, docs: vec![] };
+        let results = [
+            task("capitals_gen", 3, vec![m("exact_match", "strip", 0.7333333333333333, Some(0.0821), true), m("bleu", "strip", 12.5, None, true)]),
+            task("rolling_text", 0, vec![m("word_perplexity", "none", 60.2115, None, false), m("bits_per_byte", "none", 1.0933, None, false)]),
+        ];
+        // lm_eval.utils.make_table (0.4.13) on the same values.
+        let want = "|   Tasks    |Version|Filter|n-shot|    Metric     |   | Value |   |Stderr|
+|------------|------:|------|-----:|---------------|---|------:|---|------|
+|capitals_gen|      1|strip |     3|bleu           |↑  |12.5000|±  |   N/A|
+|            |       |strip |     3|exact_match    |↑  | 0.7333|±  |0.0821|
+|rolling_text|      1|none  |     0|bits_per_byte  |↓  | 1.0933|±  |   N/A|
+|            |       |none  |     0|word_perplexity|↓  |60.2115|±  |   N/A|
+";
+        assert_eq!(results_table(&results), want);
+    }
 
     #[test]
     fn word_count_is_pythons_split() {

@@ -424,15 +424,27 @@ fn data_files(yaml: &Path, kwargs: Option<&Value>) -> std::result::Result<BTreeM
 
 /// A data file as written (absolute, or relative to the working directory, where lm-eval
 /// resolves it) when it exists there; else beside the YAML; else under the nearest folder
-/// above the YAML that has it (a path written from a repository's root works from anywhere in
-/// it). A file found nowhere keeps the path as written, for the error to name.
+/// above the YAML that has it, up to the repository holding the YAML (a folder with `.git`):
+/// a path written from a repository's root works from anywhere in it, and nothing outside
+/// the repository is picked up. A file found nowhere keeps the path as written, for the error
+/// to name.
 fn resolve(yaml: &Path, file: &str) -> PathBuf {
     let written = PathBuf::from(file);
     if written.exists() {
         return written;
     }
-    let dir = yaml.parent().unwrap_or(Path::new("."));
-    dir.ancestors().map(|d| d.join(file)).find(|p| p.exists()).unwrap_or(written)
+    let dir = yaml.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    for d in dir.ancestors() {
+        let candidate = d.join(file);
+        if candidate.exists() {
+            tracing::debug!(yaml = %yaml.display(), file, resolved = %candidate.display(), "data file found above the working directory");
+            return candidate;
+        }
+        if d.join(".git").exists() {
+            break;
+        }
+    }
+    written
 }
 
 fn fewshot_config(v: Option<&Value>, base: &FewshotConfig) -> std::result::Result<FewshotConfig, (String, String)> {

@@ -11,7 +11,9 @@ use crate::eval::metrics::pystr::is_py_space;
 /// One step of a pipeline, as lm-eval's filter registry names it.
 #[derive(Debug, Clone)]
 pub enum FilterStep {
-    /// `take_first`: the first of the repeats (greedy decoding has one: no-op).
+    /// `take_first`: the first of the repeats (greedy decoding has one: a no-op wherever it
+    /// stands; lm-eval's tasks put it last, since a filter after it there would see the
+    /// answer's characters instead of the answers).
     TakeFirst,
     /// `remove_whitespace`: Python's `str.strip()`.
     RemoveWhitespace,
