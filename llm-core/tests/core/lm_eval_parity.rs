@@ -94,6 +94,7 @@ fn check_samples(ours: &TaskResult, want: &Value, tokenizer: &Tokenizer, what: &
                     let tokens = tokenizer.encode(&r.continuation, false).unwrap().ids.len();
                     let diff = check_ll_within(*logprob, want, ROLLING_TOL_PER_TOKEN * tokens as f64, &at);
                     eprintln!("{at}: rolling over {tokens} tokens, difference {diff:.2e} ({:.2e} per token)", diff / tokens as f64);
+                    worst = worst.max(diff);
                 }
                 Response::Text { text } => {
                     assert_eq!(r.context, a[0].as_str().unwrap(), "{at}: generation prompt");

@@ -1,6 +1,8 @@
 //! [`LocalLm`]: lm-eval's requests answered by a [`CausalLm`] and its tokenizer, with the
 //! tokenization, truncation and scoring of lm-eval's Hugging Face backend (`HFLM`).
 
+use std::collections::HashMap;
+
 use burn::tensor::{activation::log_softmax, backend::Backend, Int, Tensor, TensorData};
 
 use super::{disjoint_rolling_windows, rolling_token_windows, GenerateRequest, LanguageModel, Loglikelihood, LoglikelihoodRequest};
@@ -108,30 +110,43 @@ impl<'a, B: Backend> LocalLm<'a, B> {
                 });
             }
         }
+        // Requests whose model inputs (context + continuation minus its last token) and
+        // continuation lengths are equal read the same logits at the same positions: one row
+        // serves them all (lm-eval's `logits_cache` does this for one-token continuations,
+        // the common multiple-choice case: one forward per question instead of per choice).
+        let mut rows: Vec<(Vec<u32>, Vec<usize>)> = vec![];
+        let mut row_of: HashMap<(Vec<u32>, usize), usize> = HashMap::new();
+        for (i, (context, continuation)) in pairs.iter().enumerate() {
+            let all = [context.as_slice(), continuation.as_slice()].concat();
+            let inputs = all[all.len().saturating_sub(self.max_length + 1)..all.len() - 1].to_vec();
+            let key = (inputs, continuation.len());
+            match row_of.get(&key) {
+                Some(&r) => rows[r].1.push(i),
+                None => {
+                    row_of.insert(key.clone(), rows.len());
+                    rows.push((key.0, vec![i]));
+                }
+            }
+        }
         // lm-eval's order: longest first, then by the tokens (ties keep a fixed order).
-        let mut order: Vec<usize> = (0..pairs.len()).collect();
-        let whole = |i: usize| [pairs[i].0.as_slice(), pairs[i].1.as_slice()].concat();
-        order.sort_by_cached_key(|&i| (std::cmp::Reverse(pairs[i].0.len() + pairs[i].1.len()), whole(i)));
+        rows.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         let mut out = vec![Loglikelihood { logprob: 0.0, is_greedy: false }; pairs.len()];
-        for chunk in order.chunks(self.batch_size) {
-            let rows: Vec<(Vec<u32>, &[u32])> = chunk
-                .iter()
-                .map(|&i| {
-                    let all = whole(i);
-                    let inputs = all[all.len().saturating_sub(self.max_length + 1)..all.len() - 1].to_vec();
-                    (inputs, pairs[i].1.as_slice())
-                })
-                .collect();
-            for (&i, scored) in chunk.iter().zip(self.score_batch(&rows)?) {
-                out[i] = scored;
+        for chunk in rows.chunks(self.batch_size) {
+            let batch: Vec<(&[u32], Vec<&[u32]>)> =
+                chunk.iter().map(|(inputs, members)| (inputs.as_slice(), members.iter().map(|&i| pairs[i].1.as_slice()).collect())).collect();
+            for ((_, members), scored) in chunk.iter().zip(self.score_batch(&batch)?) {
+                for (&i, ll) in members.iter().zip(scored) {
+                    out[i] = ll;
+                }
             }
         }
         Ok(out)
     }
 
-    /// One right-padded forward over rows of `(inputs, continuation)`: the last
-    /// `continuation.len()` positions of each row predict the continuation.
-    fn score_batch(&self, rows: &[(Vec<u32>, &[u32])]) -> Result<Vec<Loglikelihood>> {
+    /// One right-padded forward over rows of `(inputs, continuations)`: the last
+    /// `continuation.len()` positions of each row predict each of its continuations (they
+    /// differ at most in their last token); one answer per continuation.
+    fn score_batch(&self, rows: &[(&[u32], Vec<&[u32]>)]) -> Result<Vec<Vec<Loglikelihood>>> {
         let width = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(0);
         let device = self.model.device();
         let mut flat = Vec::with_capacity(rows.len() * width);
@@ -143,23 +158,28 @@ impl<'a, B: Backend> LocalLm<'a, B> {
         // [batch, width, d_model]; the head runs only on the positions that predict a
         // continuation token.
         let hidden = self.model.forward_hidden(ModelInput::new(ids), None)?;
+        let scored_len = |(_, c): &(&[u32], Vec<&[u32]>)| c[0].len();
         let picked: Vec<Tensor<B, 3>> = rows
             .iter()
             .enumerate()
-            .map(|(b, (r, c))| hidden.clone().narrow(0, b, 1).narrow(1, r.len() - c.len(), c.len()))
+            .map(|(b, row)| hidden.clone().narrow(0, b, 1).narrow(1, row.0.len() - scored_len(row), scored_len(row)))
             .collect();
         let vocab = self.model.config.vocab_size;
         // [1, sum of continuation lengths, vocab] log-probabilities, f32 as lm-eval's log_softmax.
         let logp: Vec<f32> = log_softmax(self.model.logits(Tensor::cat(picked, 1)), 2).into_data().iter::<f32>().collect();
-        let mut rows_logp = logp.chunks_exact(vocab);
+        let mut positions = logp.chunks_exact(vocab);
         let mut out = vec![];
-        for (_, continuation) in rows {
-            let (mut ll, mut greedy) = (0.0f64, true);
-            for (&target, row) in continuation.iter().zip(rows_logp.by_ref()) {
-                ll += row[target as usize] as f64;
-                greedy &= crate::generate::argmax(row) as u32 == target;
-            }
-            out.push(Loglikelihood { logprob: ll, is_greedy: greedy });
+        for row in rows {
+            let row_logp: Vec<&[f32]> = positions.by_ref().take(scored_len(row)).collect();
+            let score = |continuation: &&[u32]| {
+                let (mut ll, mut greedy) = (0.0f64, true);
+                for (&target, p) in continuation.iter().zip(&row_logp) {
+                    ll += p[target as usize] as f64;
+                    greedy &= crate::generate::argmax(p) as u32 == target;
+                }
+                Loglikelihood { logprob: ll, is_greedy: greedy }
+            };
+            out.push(row.1.iter().map(score).collect());
         }
         Ok(out)
     }
