@@ -76,6 +76,15 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
+/// `text` as a Markdown code span: fenced by one backtick more than its longest run of
+/// backticks (padded with spaces when it starts or ends with one), table pipes escaped.
+fn code_span(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if longest > 0 && (text.starts_with('`') || text.ends_with('`')) { " " } else { "" };
+    cell(&format!("{fence}{pad}{text}{pad}{fence}"))
+}
+
 /// A table cell of prose: [`cell`], and `<` as `&lt;` so that a technique naming a tag
 /// (`</source> breakout`) is shown, not read as HTML. (Code spans need no escape.)
 fn prose_cell(text: &str) -> String {
@@ -85,7 +94,7 @@ fn prose_cell(text: &str) -> String {
 fn settings_table(md: &mut String, run: &RedTeamRun) {
     md.push_str("## Settings\n\n| setting | sources and tool results fenced as data | instruction hierarchy in the system prompt |\n| --- | --- | --- |\n");
     for s in &run.settings {
-        let _ = writeln!(md, "| {} | {} | {} |", s.name, yes_no(s.defences.fence_sources), yes_no(s.defences.instruction_hierarchy));
+        let _ = writeln!(md, "| {} | {} | {} |", cell(&s.name), yes_no(s.defences.fence_sources), yes_no(s.defences.instruction_hierarchy));
     }
     md.push('\n');
 }
@@ -115,7 +124,7 @@ fn changes(md: &mut String, run: &RedTeamRun) {
     }
     let base = &run.settings[0].name;
     md.push_str("## What each setting changes\n\n");
-    let ids = |v: Vec<&str>| if v.is_empty() { "none".to_string() } else { v.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ") };
+    let ids = |v: Vec<&str>| if v.is_empty() { "none".to_string() } else { v.iter().map(|id| code_span(id)).collect::<Vec<_>>().join(", ") };
     for (i, s) in run.settings.iter().enumerate().skip(1) {
         let _ = writeln!(
             md,
@@ -139,13 +148,26 @@ fn cases_table(md: &mut String, run: &RedTeamRun) {
         let hits: Vec<&str> = r.attempts.iter().map(|a| if a.hit { "**hit**" } else { "-" }).collect();
         let _ = writeln!(
             md,
-            "| `{}` | {} | {} | `{}` | {} | {} |",
-            cell(&c.id),
+            "| {} | {} | {} | {} | {} | {} |",
+            code_span(&c.id),
             c.channel.name(),
             prose_cell(&c.technique),
-            cell(&c.canary),
+            code_span(&c.canary),
             yes_no(c.canary_in_prompt()),
             hits.join(" | ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code_span;
+
+    #[test]
+    fn code_spans_survive_backticks_and_pipes() {
+        assert_eq!(code_span("BANANA-42"), "`BANANA-42`");
+        assert_eq!(code_span("a`b"), "``a`b``");
+        assert_eq!(code_span("`x"), "`` `x ``");
+        assert_eq!(code_span("a|b"), "`a\\|b`");
     }
 }

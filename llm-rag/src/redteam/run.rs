@@ -85,6 +85,10 @@ pub struct RedTeamRun {
 impl RedTeamRun {
     /// The attack success rate under setting `setting` (an index into [`Self::settings`]) over
     /// the cases of `channel`, or over all cases with `None`.
+    ///
+    /// # Panics
+    /// When `setting` is not an index of [`Self::settings`] (as every result has one attempt
+    /// per setting).
     pub fn rate(&self, setting: usize, channel: Option<Channel>) -> Rate {
         let results = self.results.iter().filter(|r| channel.is_none_or(|c| r.case.channel == c));
         results.fold(Rate::default(), |acc, r| Rate { hits: acc.hits + usize::from(r.attempts[setting].hit), cases: acc.cases + 1 })
@@ -92,6 +96,9 @@ impl RedTeamRun {
 
     /// Ids of the cases that hit under setting `a` but not under `b` (what `b` stopped, when
     /// `a` is the weaker setting).
+    ///
+    /// # Panics
+    /// When `a` or `b` is not an index of [`Self::settings`].
     pub fn hit_in_a_not_b(&self, a: usize, b: usize) -> Vec<&str> {
         self.results.iter().filter(|r| r.attempts[a].hit && !r.attempts[b].hit).map(|r| r.case.id.as_str()).collect()
     }
