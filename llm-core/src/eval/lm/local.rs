@@ -175,7 +175,7 @@ impl<'a, B: Backend> LocalLm<'a, B> {
                 let (mut ll, mut greedy) = (0.0f64, true);
                 for (&target, p) in continuation.iter().zip(&row_logp) {
                     ll += p[target as usize] as f64;
-                    greedy &= crate::generate::argmax(p) as u32 == target;
+                    greedy &= crate::generate::argmax(p) == target;
                 }
                 Loglikelihood { logprob: ll, is_greedy: greedy }
             };
