@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use burn::backend::Flex;
 use criterion::{criterion_group, criterion_main, Criterion};
-use llm_benches::criterion_mean_s;
+use llm_benches::{criterion_mean_s, repo_file, smollm2_gguf};
 use llm_core::eval::lm::{LanguageModel, LocalLm, LoglikelihoodRequest};
 use llm_core::eval::task::{load_tasks, DocRequests, PromptOptions};
 use llm_core::weights::{load_model, GgufFile, LoadOptions};
@@ -29,12 +29,8 @@ use llm_core::{CausalLm, Tokenizer};
 type B = Flex;
 const BATCH: usize = 8;
 
-fn gguf() -> PathBuf {
-    llm_core::weights::cache_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf")
-}
-
 fn requests() -> Vec<LoglikelihoodRequest> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/data/eval/tasks");
+    let dir = repo_file("examples/data/eval/tasks");
     let tasks = load_tasks(&dir, &["capitals_mc".to_string()]).expect("capitals_mc loads");
     let options = PromptOptions { num_fewshot: Some(0), ..PromptOptions::default() };
     let mut out = vec![];
@@ -47,12 +43,12 @@ fn requests() -> Vec<LoglikelihoodRequest> {
 }
 
 fn load(options: LoadOptions) -> CausalLm<B> {
-    load_model(gguf(), options, &Default::default()).expect("run scripts/fetch-models.sh")
+    load_model(smollm2_gguf(), options, &Default::default()).expect("SmolLM2 loads")
 }
 
 fn bench(c: &mut Criterion) {
     let reqs = requests();
-    let tokenizer = Tokenizer::from_gguf(&GgufFile::open(gguf()).expect("GGUF opens")).expect("tokenizer");
+    let tokenizer = Tokenizer::from_gguf(&GgufFile::open(smollm2_gguf()).expect("GGUF opens")).expect("tokenizer");
     let exact = load(LoadOptions { ggml_blocks: false, ..Default::default() });
     let blocks = load(LoadOptions::default());
     let mut group = c.benchmark_group("eval");
@@ -100,9 +96,9 @@ fn lm_eval(reqs: &[LoglikelihoodRequest]) -> Option<serde_json::Value> {
         println!("lm-eval: {} is missing; run scripts/lm-eval-reference.sh to compare with it", python.display());
         return None;
     }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/lm_eval_loglik.py");
+    let script = repo_file("benches/peers/lm_eval_loglik.py");
     let spec = serde_json::json!({
-        "gguf": gguf(),
+        "gguf": smollm2_gguf(),
         "requests": reqs.iter().map(|r| [&r.context, &r.continuation]).collect::<Vec<_>>(),
         "batch_sizes": [BATCH, 1],
     });
