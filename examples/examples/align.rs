@@ -212,7 +212,11 @@ fn align<B: AutodiffBackend>(cli: Cli, device: B::Device) -> anyhow::Result<()> 
     let mut trainer = Trainer::new(model, config, pad_id)?;
     let bar = ProgressBar::new(trainer.total_steps(pairs.len()));
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len} {msg}").expect("valid template"));
+    let title = format!("{:?} of {}", cli.method, llm_examples::curves::file_name(&path));
     let on_event = |e: &TrainEvent| {
+        if matches!(e, TrainEvent::Step(_) | TrainEvent::Eval { .. }) {
+            llm_examples::curves::redraw(&bar, &run_dir, &title);
+        }
         if let TrainEvent::Step(m) = e {
             bar.set_position(m.step);
             let get = |k: &str| m.metrics.get(k).copied().unwrap_or(f64::NAN);
@@ -230,7 +234,13 @@ fn align<B: AutodiffBackend>(cli: Cli, device: B::Device) -> anyhow::Result<()> 
         MethodArg::Orpo => trainer.fit_with(&orpo, &pairs, None, on_event)?,
     };
     bar.finish();
-    eprintln!("{} steps at {:.0} tokens/s; metrics in {}", report.steps.len(), report.tokens_per_second, run_dir.join("metrics.jsonl").display());
+    eprintln!(
+        "{} steps at {:.0} tokens/s; metrics in {}, curves (loss, reward margin and accuracy) in {}",
+        report.steps.len(),
+        report.tokens_per_second,
+        run_dir.join("metrics.jsonl").display(),
+        run_dir.join("curves.svg").display()
+    );
     let trained = trainer.model.valid();
     if cli.full {
         llm_quant::save_model(&trained, Some(&tokenizer), &out)?;

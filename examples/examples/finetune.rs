@@ -250,8 +250,10 @@ fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Devi
     let bar = ProgressBar::new(total_steps);
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len} {msg}").expect("valid template"));
     bar.set_position(trainer.step());
+    let title = format!("{:?} fine-tuning of {}", cli.method, llm_examples::curves::file_name(&path));
     let report = trainer.fit(&train, eval_set, |e| match e {
         TrainEvent::Step(m) => {
+            llm_examples::curves::redraw(&bar, &run_dir, &title);
             bar.set_position(m.step);
             bar.set_message(format!(
                 "loss {:.4} lr {:.2e} |g| {:.3} {:.0} tok/s",
@@ -261,15 +263,19 @@ fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Devi
                 m.tokens as f64 / m.seconds
             ));
         }
-        TrainEvent::Eval { step, eval_loss, .. } => bar.println(format!("step {step}: eval loss {eval_loss:.4}")),
+        TrainEvent::Eval { step, eval_loss, .. } => {
+            llm_examples::curves::redraw(&bar, &run_dir, &title);
+            bar.println(format!("step {step}: eval loss {eval_loss:.4}"))
+        }
         TrainEvent::Checkpoint { dir, .. } => bar.println(format!("checkpoint {}", dir.display())),
     })?;
     bar.finish();
     eprintln!(
-        "trained {} steps at {:.0} tokens/s; metrics in {}",
+        "trained {} steps at {:.0} tokens/s; metrics in {}, curves in {}",
         report.steps.len(),
         report.tokens_per_second,
-        run_dir.join("metrics.jsonl").display()
+        run_dir.join("metrics.jsonl").display(),
+        run_dir.join("curves.svg").display()
     );
 
     let trained = trainer.model.valid();
@@ -316,3 +322,4 @@ fn peak_rss_mib() -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+

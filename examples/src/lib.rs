@@ -1,6 +1,7 @@
 //! Shared command-line plumbing for the examples: backend choice, model paths, dtypes.
 
 pub mod chart;
+pub mod curves;
 
 use std::path::PathBuf;
 
