@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Peak resident memory of a few SFT steps on SmolLM2-135M for full fine-tuning, LoRA and QLoRA
-# (NF4, double-quantized), each in its own process (Linux VmHWM), same data and batch.
+# (NF4, double-quantized), each in its own process, same data and batch: the trainer's peak
+# (Linux VmHWM, reset when training starts, so loading and quantizing do not count).
 #
 #   scripts/fetch-models.sh && scripts/train-memory.sh [STEPS]
 set -euo pipefail
@@ -15,7 +16,7 @@ for method in full lora qlora; do
   log=$(target/release/examples/finetune --data examples/data/answer_format.jsonl --method "$method" \
         --max-steps "$steps" --batch-size 4 --r 8 --alpha 16 --targets all-linear \
         --out "$out/$method" "${extra[@]}" 2>&1)
-  peak=$(grep -o 'peak resident memory: [0-9]* MiB' <<<"$log" | grep -o '[0-9]*')
+  peak=$(grep -o 'peak resident memory during training: [0-9]* MiB' <<<"$log" | grep -o '[0-9]*')
   rate=$(grep -o 'at [0-9]* tokens/s' <<<"$log" | grep -o '[0-9]*')
   echo "$method: peak RSS ${peak} MiB, ${rate} tokens/s over ${steps} steps"
 done

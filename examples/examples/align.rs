@@ -248,6 +248,9 @@ fn align<B: AutodiffBackend>(cli: Cli, device: B::Device) -> anyhow::Result<()> 
         save_adapter(&trained, &spec, &path.display().to_string(), &out)?;
     }
     eprintln!("wrote {}", out.display());
+    if let Some(peak) = report.peak_rss_bytes {
+        eprintln!("peak resident memory during training: {:.0} MiB", peak as f64 / (1u64 << 20) as f64);
+    }
     Ok(())
 }
 

@@ -309,17 +309,8 @@ fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Devi
             eprintln!("wrote the merged model to {}", cli.out.display());
         }
     }
-    if let Some(peak) = peak_rss_mib() {
-        eprintln!("peak resident memory: {peak:.0} MiB");
+    if let Some(peak) = report.peak_rss_bytes {
+        eprintln!("peak resident memory during training: {:.0} MiB", peak as f64 / (1u64 << 20) as f64);
     }
     Ok(())
 }
-
-/// Peak resident set size of this process (Linux `VmHWM`).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-

@@ -109,6 +109,16 @@ impl<B: Backend> QuantLinear<B> {
         let rows: usize = dims[..D - 1].iter().product();
         let device = x.device();
         if !self.fused_for(rows) {
+            if B::ad_enabled(&device) {
+                // Under autodiff the weight is dequantized again in the backward pass instead
+                // of being kept in the graph (QLoRA's memory saving).
+                let (d_out, _) = self.dims();
+                let dtype = x.dtype();
+                return per_row(x, d_out, bias, |x2| match super::frozen::try_frozen_matmul(x2, &self.weight, dtype) {
+                    Ok(y) => y,
+                    Err(x2) => x2.matmul(dequantized(&self.weight, dtype, &device).transpose()),
+                });
+            }
             let w = dequantized(&self.weight, x.dtype(), &device);
             return linear_forward(x, w, bias);
         }

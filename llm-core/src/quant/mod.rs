@@ -14,6 +14,7 @@
 
 mod affine;
 mod fp4;
+pub mod frozen;
 pub mod ggml;
 pub(crate) mod kernels;
 mod linear;

@@ -83,6 +83,8 @@ pub struct TrainReport {
     pub checkpoints: Vec<PathBuf>,
     /// Tokens per second over the run.
     pub tokens_per_second: f64,
+    /// Peak resident memory of the process during this call (Linux; see [`super::memory`]).
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl<B: AutodiffBackend> Trainer<B> {

@@ -10,6 +10,7 @@
 
 mod checkpoint;
 mod config;
+pub mod memory;
 mod metrics;
 
 use std::collections::BTreeMap;
@@ -237,6 +238,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let per_epoch = train.len().div_ceil(self.examples_per_step()) as f64;
         let mut metrics = self.metrics_file()?;
         let mut report = TrainReport::default();
+        memory::reset_peak();
         let started = Instant::now();
         let mut tokens = 0usize;
         while self.step() < total {
@@ -271,6 +273,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             }
         }
         report.tokens_per_second = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        report.peak_rss_bytes = memory::peak_rss_bytes();
         Ok(report)
     }
 }

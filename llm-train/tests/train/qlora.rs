@@ -55,6 +55,14 @@ fn qlora_trains_through_the_nf4_base_and_merges_into_either_base() {
     assert_eq!(gq.len(), 28);
     assert_rel("QLoRA loss = dense-dequantized loss", lq, ld, 1e-6);
     assert_rel("QLoRA grad norm", global_norm(&gq), global_norm(&gd), 1e-5);
+    // The NF4 layers run llm-core's frozen matmul (the weight dequantized again in the backward
+    // pass, never saved); the dense copy runs Burn's matmul. Same products, same gradients.
+    for (name, g) in &gq {
+        let want = gd[name].clone();
+        let scale = want.clone().abs().max().into_scalar() as f64;
+        let gap = (g.clone() - want).abs().max().into_scalar() as f64;
+        assert!(gap <= 1e-6 * scale.max(1e-3), "{name}: gradient differs by {gap} (max |g| {scale})");
+    }
     assert!(global_norm(&gq) > 0.0);
 
     for _ in 0..3 {
