@@ -51,6 +51,8 @@ enum MethodArg {
 struct Cli {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    parallel: llm_examples::parallel::ParallelArgs,
     /// Preference data (JSONL: prompt, chosen, rejected).
     #[arg(long)]
     data: PathBuf,
@@ -209,7 +211,7 @@ fn align<B: AutodiffBackend>(cli: Cli, device: B::Device) -> anyhow::Result<()> 
         seed: cli.seed,
         ..Default::default()
     };
-    let mut trainer = Trainer::new(model, config, pad_id)?;
+    let mut trainer = cli.parallel.apply(Trainer::new(model, config, pad_id)?)?;
     let bar = ProgressBar::new(trainer.total_steps(pairs.len()));
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len} {msg}").expect("valid template"));
     let title = format!("{:?} of {}", cli.method, llm_examples::curves::file_name(&path));
@@ -241,6 +243,11 @@ fn align<B: AutodiffBackend>(cli: Cli, device: B::Device) -> anyhow::Result<()> 
         run_dir.join("metrics.jsonl").display(),
         run_dir.join("curves.svg").display()
     );
+    if !cli.parallel.is_main() {
+        // Every replica holds the same weights; rank 0 writes them.
+        eprintln!("rank {}: done; rank 0 writes the model", cli.parallel.rank);
+        return Ok(());
+    }
     let trained = trainer.model.valid();
     if cli.full {
         llm_quant::save_model(&trained, Some(&tokenizer), &out)?;

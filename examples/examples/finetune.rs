@@ -12,7 +12,13 @@
 //! `--out DIR` receives the PEFT adapter (`adapter_config.json` + `adapter_model.safetensors`,
 //! loadable by peft and by `--adapter`), or with `--merge` / `--method full` a merged Hugging
 //! Face checkpoint. Checkpoints (`checkpoint-<step>/`) and `metrics.jsonl` go to `--run-dir`
-//! (default `DIR-run`); `--resume DIR-run/checkpoint-N` continues a run exactly.
+//! (default `DIR-run`); `--resume DIR-run/checkpoint-N` continues a run exactly. `curves.svg`
+//! beside them draws the train and eval loss, redrawn after every step.
+//!
+//! Data parallel: the same command once per replica with `--world-size N --rank R --master
+//! HOST:PORT` (rank 0's address; on N GPUs add `--backend cuda --device R`); each replica runs
+//! `--batch-size` examples of every step, so N replicas train as one process with N times the
+//! batch. Rank 0 writes the metrics, checkpoints and the result; `--resume` works unchanged.
 
 use std::path::{Path, PathBuf};
 
@@ -60,6 +66,8 @@ enum MergeInto {
 struct Cli {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    parallel: llm_examples::parallel::ParallelArgs,
     /// Training data (JSONL).
     #[arg(long)]
     data: PathBuf,
@@ -237,7 +245,7 @@ fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Devi
         output_dir: Some(run_dir.clone()),
         seed: cli.seed,
     };
-    let mut trainer = Trainer::new(model, config, pad_id)?;
+    let mut trainer = cli.parallel.apply(Trainer::new(model, config, pad_id)?)?;
     if let Some(dir) = &cli.resume {
         trainer.resume(dir).with_context(|| format!("resuming from {}", dir.display()))?;
         eprintln!("resumed at step {}", trainer.step());
@@ -278,6 +286,11 @@ fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Devi
         run_dir.join("curves.svg").display()
     );
 
+    if !cli.parallel.is_main() {
+        // Every replica holds the same weights; rank 0 writes them.
+        eprintln!("rank {}: done; rank 0 writes the model", cli.parallel.rank);
+        return Ok(());
+    }
     let trained = trainer.model.valid();
     let base_name = path.display().to_string();
     match (cli.method, cli.merge) {

@@ -2,6 +2,7 @@
 
 pub mod chart;
 pub mod curves;
+pub mod parallel;
 
 use std::path::PathBuf;
 

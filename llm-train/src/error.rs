@@ -57,6 +57,14 @@ pub enum TrainError {
         /// The newest checkpoint written before it, if any.
         last_checkpoint: Option<PathBuf>,
     },
+    /// A data-parallel exchange failed (a peer gone, timed out, or sent the wrong length).
+    #[error("data-parallel rank {rank}: {message}")]
+    Collective {
+        /// The rank the failure concerns.
+        rank: usize,
+        /// What happened.
+        message: String,
+    },
     /// A checkpoint or adapter that cannot be used.
     #[error("{path}: {message}")]
     Checkpoint {

@@ -10,6 +10,7 @@
 //!   schedules, accumulation, evaluation, metrics and exact-resume checkpoints.
 //! - [`pref`], [`dpo`], [`orpo`]: preference pairs tokenized as trl does, sequence log-probs,
 //!   DPO (sigmoid, robust, hinge, IPO) and ORPO objectives for the same trainer.
+//! - [`parallel`]: data-parallel replicas (processes, machines) summing their gradients.
 //! - [`params`]: parameters by Hugging Face name (freezing, gradients, updates).
 //! - [`abliterate`]: refusal directions, their choice by measured effect, weight
 //!   orthogonalisation.
@@ -41,6 +42,7 @@ pub mod merge;
 pub mod objective;
 pub mod optim;
 pub mod orpo;
+pub mod parallel;
 pub mod params;
 pub mod peft;
 pub mod pref;

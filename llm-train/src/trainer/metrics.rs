@@ -89,7 +89,7 @@ pub struct TrainReport {
 
 impl<B: AutodiffBackend> Trainer<B> {
     pub(super) fn metrics_file(&self) -> Result<Option<std::fs::File>> {
-        let Some(dir) = &self.config.output_dir else { return Ok(None) };
+        let Some(dir) = self.config.output_dir.as_ref().filter(|_| self.rank().0 == 0) else { return Ok(None) };
         std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
         let path = dir.join("metrics.jsonl");
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| TrainError::io(&path, e))?;

@@ -12,9 +12,11 @@ mod checkpoint;
 mod config;
 pub mod memory;
 mod metrics;
+mod reduce;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
@@ -28,11 +30,13 @@ use rand::SeedableRng;
 use crate::error::{Result, TrainError};
 use crate::objective::{Objective, Sft, SftBatches};
 use crate::optim::{clip_coefficient, AdamW};
+use crate::parallel::{Collective, SingleProcess};
 use crate::params::{global_norm, gradients, map_params, param_infos, Gradients};
 use crate::sft::{SftBatch, TokenizedExample};
 pub use config::TrainConfig;
 pub use metrics::{StepMetrics, StepOutput, TrainEvent, TrainReport};
 use metrics::log;
+use reduce::all_reduce;
 
 /// Trains the parameters of `model` that require gradients (see [`crate::params::set_trainable`]
 /// and [`crate::lora::attach_lora`]); frozen parameters never reach the optimizer.
@@ -46,6 +50,8 @@ pub struct Trainer<B: AutodiffBackend> {
     /// Padding token id for batches.
     pub pad_id: u32,
     last_checkpoint: Option<PathBuf>,
+    /// The data-parallel group this replica belongs to ([`SingleProcess`] by default).
+    collective: Mutex<Box<dyn Collective>>,
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
@@ -56,7 +62,28 @@ impl<B: AutodiffBackend> Trainer<B> {
             return Err(TrainError::config("model", "no parameter requires gradients: attach LoRA or call set_trainable"));
         }
         let optimizer = AdamW::new(config.optimizer);
-        Ok(Self { model, optimizer, config, pad_id, last_checkpoint: None })
+        Ok(Self { model, optimizer, config, pad_id, last_checkpoint: None, collective: Mutex::new(Box::new(SingleProcess)) })
+    }
+
+    /// Makes this trainer one replica of a data-parallel run: every optimizer step's examples
+    /// are shared out among the ranks (micro-batch `i` to rank `i % world_size`), the losses,
+    /// counts, metrics and gradients summed over them, and every rank applies the same update.
+    /// With `world_size` replicas of `batch_size`, the steps are those of one process with
+    /// `world_size · batch_size` examples per step. Only rank 0 writes metrics and checkpoints.
+    pub fn with_collective(mut self, collective: impl Collective + 'static) -> Self {
+        self.collective = Mutex::new(Box::new(collective));
+        self
+    }
+
+    /// This replica's rank and the number of replicas.
+    pub fn rank(&self) -> (usize, usize) {
+        let c = self.collective();
+        (c.rank(), c.world_size())
+    }
+
+    fn collective(&self) -> std::sync::MutexGuard<'_, Box<dyn Collective>> {
+        // A panic while holding it leaves nothing half-done: the group's state is its streams.
+        self.collective.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Optimizer steps taken so far.
@@ -66,7 +93,7 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// Examples per optimizer step.
     pub fn examples_per_step(&self) -> usize {
-        self.config.batch_size * self.config.grad_accum
+        self.config.batch_size * self.config.grad_accum * self.rank().1
     }
 
     /// Optimizer steps the run makes over `n_examples`.
@@ -116,12 +143,14 @@ impl<B: AutodiffBackend> Trainer<B> {
     }
 
     /// The step loss, its gradients (summed over micro-batches, by parameter name) and the
-    /// objective's metrics, without updating anything.
+    /// objective's metrics, without updating anything. In a data-parallel run `micro` is the
+    /// whole step's micro-batches: this rank runs its share and the sums cover all ranks.
     pub fn loss_and_grads_with<O: Objective>(&self, objective: &O, micro: &[Vec<&O::Example>]) -> Result<StepOutput<B>> {
         let normalizer = objective.normalizer(micro)?;
         let mut out = StepOutput { loss: 0.0, grads: BTreeMap::new(), tokens: 0, target_tokens: 0, metrics: BTreeMap::new() };
         let mut model = self.model.clone();
-        for (i, batch) in micro.iter().enumerate() {
+        let (rank, world) = self.rank();
+        for (i, batch) in micro.iter().enumerate().filter(|(i, _)| i % world == rank) {
             seed_dropout(&mut model, self.config.seed, self.optimizer.step, i);
             let m = objective.loss(&model, batch, normalizer)?;
             out.loss += m.loss.clone().into_scalar().elem::<f64>();
@@ -138,6 +167,9 @@ impl<B: AutodiffBackend> Trainer<B> {
                 };
                 out.grads.insert(name, g);
             }
+        }
+        if world > 1 {
+            out = all_reduce(self.collective().as_mut(), &self.model, out)?;
         }
         Ok(out)
     }
@@ -263,7 +295,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 on_event(&event);
                 report.evals.push((step, eval_loss));
             }
-            if every(self.config.save_every) {
+            if every(self.config.save_every) && self.rank().0 == 0 {
                 let dir = self.config.output_dir.clone().expect("validated").join(format!("checkpoint-{step}"));
                 self.save_checkpoint(&dir)?;
                 let event = TrainEvent::Checkpoint { step, dir: dir.clone() };

@@ -5,6 +5,7 @@ mod common;
 
 mod abliterate;
 mod crash_writers;
+mod data_parallel;
 mod lora_peft;
 mod merge;
 mod preference;
