@@ -53,6 +53,10 @@ struct Cli {
     model: ModelArgs,
     #[command(flatten)]
     parallel: llm_examples::parallel::ParallelArgs,
+    /// Keep only each decoder layer's input and recompute the layer in the backward pass
+    /// (less memory, one more forward pass per step).
+    #[arg(long)]
+    gradient_checkpointing: bool,
     /// Preference data (JSONL: prompt, chosen, rejected).
     #[arg(long)]
     data: PathBuf,
@@ -209,6 +213,7 @@ fn align<B: AutodiffBackend>(cli: Cli, device: B::Device) -> anyhow::Result<()> 
         grad_accum: cli.grad_accum,
         output_dir: Some(run_dir.clone()),
         seed: cli.seed,
+        gradient_checkpointing: cli.gradient_checkpointing,
         ..Default::default()
     };
     let mut trainer = cli.parallel.apply(Trainer::new(model, config, pad_id)?)?;

@@ -68,6 +68,10 @@ struct Cli {
     model: ModelArgs,
     #[command(flatten)]
     parallel: llm_examples::parallel::ParallelArgs,
+    /// Keep only each decoder layer's input and recompute the layer in the backward pass
+    /// (less memory, one more forward pass per step).
+    #[arg(long)]
+    gradient_checkpointing: bool,
     /// Training data (JSONL).
     #[arg(long)]
     data: PathBuf,
@@ -244,6 +248,7 @@ fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Devi
         save_every: cli.save_every,
         output_dir: Some(run_dir.clone()),
         seed: cli.seed,
+        gradient_checkpointing: cli.gradient_checkpointing,
     };
     let mut trainer = cli.parallel.apply(Trainer::new(model, config, pad_id)?)?;
     if let Some(dir) = &cli.resume {

@@ -3,6 +3,7 @@
 use burn::module::Module;
 use burn::tensor::{backend::Backend, DType, Int, Tensor};
 
+use super::checkpoint::{CheckpointTape, Segment};
 use super::{DecoderLayer, LayerContext};
 use crate::config::ModelConfig;
 use crate::error::{LlmError, Result};
@@ -28,6 +29,10 @@ pub struct CausalLm<B: Backend> {
     /// Rotary frequencies.
     #[module(skip)]
     pub rotary: RotaryEmbedding,
+    /// Gradient checkpointing per layer under autodiff: where forward passes record what the
+    /// backward pass recomputes (see [`super::checkpoint`]). `None`: an ordinary graph.
+    #[module(skip)]
+    pub checkpoint: Option<CheckpointTape>,
 }
 
 /// Everything a forward pass can take besides the model.
@@ -143,6 +148,9 @@ impl<B: Backend> CausalLm<B> {
         }
         let ctx = self.input_context(&input, cache.as_deref(), past_len)?;
         let mut x = self.embed(input.input_ids)?;
+        if let Some(tape) = self.checkpoint.as_ref().filter(|_| cache.is_none() && B::ad_enabled(&x.device())) {
+            return Ok(self.checkpointed_body(tape, x, ctx, input.output_hidden_states));
+        }
         let mut hidden_states = Vec::new();
         let mut router_logits = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
@@ -157,6 +165,22 @@ impl<B: Backend> CausalLm<B> {
             c.advance(seq);
         }
         Ok(Body { last: self.norm.forward(x), hidden_states, router_logits })
+    }
+
+    /// [`Self::forward_body`] with per-layer checkpointing: each layer runs on a detached input
+    /// and its output is detached, the final state re-enters the graph as a leaf, and the tape
+    /// records what the backward pass recomputes.
+    fn checkpointed_body(&self, tape: &CheckpointTape, embedded: Tensor<B, 3>, ctx: LayerContext<B>, want_hidden: bool) -> Body<B> {
+        let mut inputs = Vec::with_capacity(self.layers.len());
+        let mut x = embedded.clone().detach();
+        for layer in &self.layers {
+            inputs.push(x.clone());
+            x = layer.forward(x, &ctx.rope, ctx.mask(layer), None).0.detach();
+        }
+        let output = x.require_grad();
+        let hidden_states = if want_hidden { inputs.clone() } else { vec![] };
+        tape.record(Segment { embedded, inputs, context: ctx, output: output.clone() });
+        Body { last: self.norm.forward(output), hidden_states, router_logits: vec![] }
     }
 
     /// Checks `input` (and the cache's room), then builds its rotary tables (default positions

@@ -45,6 +45,7 @@ impl ModelConfig {
             lm_head,
             rotary: RotaryEmbedding::new(&self.rope, self.head_dim),
             config: self.clone(),
+            checkpoint: None,
         }
     }
 }

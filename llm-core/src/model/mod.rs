@@ -2,6 +2,7 @@
 
 pub mod arch;
 mod causal_lm;
+pub mod checkpoint;
 mod decoder;
 pub(crate) mod init;
 mod layers;

@@ -34,6 +34,9 @@ pub struct TrainConfig {
     pub output_dir: Option<PathBuf>,
     /// Seeds the shuffle and dropout.
     pub seed: u64,
+    /// Keep only each decoder layer's input in the forward pass and recompute the layer in the
+    /// backward pass (torch's gradient checkpointing): less memory, one more forward pass.
+    pub gradient_checkpointing: bool,
 }
 
 impl Default for TrainConfig {
@@ -52,6 +55,7 @@ impl Default for TrainConfig {
             save_every: None,
             output_dir: None,
             seed: 42,
+            gradient_checkpointing: false,
         }
     }
 }

@@ -9,6 +9,7 @@
 
 
 mod checkpoint;
+mod checkpointing;
 mod config;
 pub mod memory;
 mod metrics;
@@ -37,6 +38,8 @@ pub use config::TrainConfig;
 pub use metrics::{StepMetrics, StepOutput, TrainEvent, TrainReport};
 use metrics::log;
 use reduce::all_reduce;
+use checkpointing::{add, backward_through_layers};
+use llm_core::model::checkpoint::CheckpointTape;
 
 /// Trains the parameters of `model` that require gradients (see [`crate::params::set_trainable`]
 /// and [`crate::lora::attach_lora`]); frozen parameters never reach the optimizer.
@@ -149,6 +152,9 @@ impl<B: AutodiffBackend> Trainer<B> {
         let normalizer = objective.normalizer(micro)?;
         let mut out = StepOutput { loss: 0.0, grads: BTreeMap::new(), tokens: 0, target_tokens: 0, metrics: BTreeMap::new() };
         let mut model = self.model.clone();
+        if self.config.gradient_checkpointing {
+            model.checkpoint = Some(CheckpointTape::default());
+        }
         let (rank, world) = self.rank();
         for (i, batch) in micro.iter().enumerate().filter(|(i, _)| i % world == rank) {
             seed_dropout(&mut model, self.config.seed, self.optimizer.step, i);
@@ -160,12 +166,9 @@ impl<B: AutodiffBackend> Trainer<B> {
                 *out.metrics.entry(k).or_default() += v;
             }
             let grads = m.loss.backward();
-            for (name, g) in gradients(&model, &grads) {
-                let g = match out.grads.remove(&name) {
-                    Some(prev) => prev + g,
-                    None => g,
-                };
-                out.grads.insert(name, g);
+            add(&mut out.grads, gradients(&model, &grads));
+            if let Some(tape) = &model.checkpoint {
+                backward_through_layers(&model, tape, &grads, &mut out.grads);
             }
         }
         if world > 1 {

@@ -4,6 +4,7 @@
 mod common;
 
 mod abliterate;
+mod checkpointing;
 mod crash_writers;
 mod data_parallel;
 mod lora_peft;

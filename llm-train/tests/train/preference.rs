@@ -18,7 +18,7 @@ fn golden() -> serde_json::Value {
     read_json(&fixture("d_pref/golden.json"))
 }
 
-fn pairs() -> Vec<TokenizedPair> {
+pub(crate) fn pairs() -> Vec<TokenizedPair> {
     let data: Vec<PreferenceExample> = golden()["data"]
         .as_array()
         .unwrap()
@@ -36,7 +36,7 @@ fn pairs() -> Vec<TokenizedPair> {
     pairs
 }
 
-fn policy_trainer() -> Trainer<TrainBackend> {
+pub(crate) fn policy_trainer() -> Trainer<TrainBackend> {
     let mut model = tiny_model();
     PeftAdapter::load(fixture("c_lora/adapter")).unwrap().apply(&mut model).unwrap();
     Trainer::new(set_trainable(model, is_lora), TrainConfig { batch_size: 2, ..Default::default() }, 0).unwrap()

@@ -1,0 +1,48 @@
+//! The backward pass of a step run with per-layer gradient checkpointing (see
+//! [`llm_core::model::checkpoint`]): after the loss's own backward pass, every recorded forward
+//! pass is walked top-down, one layer recomputed at a time.
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
+use llm_core::model::checkpoint::CheckpointTape;
+use llm_core::CausalLm;
+
+use crate::params::{gradients, param_infos, Gradients};
+
+/// Adds the parameter gradients of every layer (and of a trainable embedding) to `acc`,
+/// starting from each segment's output gradient in `grads`. Segments whose output got no
+/// gradient (a detached reference pass) are dropped.
+pub(super) fn backward_through_layers<B: AutodiffBackend>(
+    model: &CausalLm<B>,
+    tape: &CheckpointTape,
+    grads: &B::Gradients,
+    acc: &mut Gradients<B::InnerBackend>,
+) {
+    let embedding_trains = param_infos(model).iter().any(|p| p.trainable && p.name == llm_core::model::arch::EMBED.0);
+    for segment in tape.take::<B>() {
+        let Some(mut upstream) = segment.output.grad(grads) else { continue };
+        for (layer, input) in model.layers.iter().zip(segment.inputs).rev() {
+            let input = input.require_grad();
+            let (y, _) = layer.forward(input.clone(), &segment.context.rope, segment.context.mask(layer), None);
+            // d(Σ y ⊙ g)/dθ = gᵀ ∂y/∂θ: the chain rule through this layer alone.
+            let layer_grads = (y * Tensor::from_inner(upstream)).sum().backward();
+            add(acc, gradients(model, &layer_grads));
+            upstream = input.grad(&layer_grads).expect("the layer input requires gradients");
+        }
+        if embedding_trains {
+            let embed_grads = (segment.embedded * Tensor::from_inner(upstream)).sum().backward();
+            add(acc, gradients(model, &embed_grads));
+        }
+    }
+}
+
+/// `acc += new`, by parameter name.
+pub(super) fn add<B: burn::tensor::backend::Backend>(acc: &mut Gradients<B>, new: Gradients<B>) {
+    for (name, g) in new {
+        let g = match acc.remove(&name) {
+            Some(prev) => prev + g,
+            None => g,
+        };
+        acc.insert(name, g);
+    }
+}
