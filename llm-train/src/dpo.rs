@@ -145,6 +145,8 @@ impl Objective for Dpo {
             ReferenceSource::DisabledAdapters => {
                 let mut base = model.clone();
                 set_adapters_enabled(&mut base, false);
+                // A detached pass: nothing to recompute (and the tape's layers are the policy's).
+                base.checkpoint = None;
                 host(sequence_logps(&base, &batch)?.sum.detach())
             }
         };

@@ -171,13 +171,19 @@ impl<B: Backend> CausalLm<B> {
     /// and its output is detached, the final state re-enters the graph as a leaf, and the tape
     /// records what the backward pass recomputes.
     fn checkpointed_body(&self, tape: &CheckpointTape, embedded: Tensor<B, 3>, ctx: LayerContext<B>, want_hidden: bool) -> Body<B> {
-        let mut inputs = Vec::with_capacity(self.layers.len());
-        let mut x = embedded.clone().detach();
-        for layer in &self.layers {
-            inputs.push(x.clone());
-            x = layer.forward(x, &ctx.rope, ctx.mask(layer), None).0.detach();
-        }
-        let output = x.require_grad();
+        let x = embedded.clone().detach();
+        let mut inputs = match tape.graph_free_layers::<B>() {
+            Some(run) => run(x, &ctx),
+            None => {
+                let mut states = vec![x];
+                for layer in &self.layers {
+                    let x = states.last().expect("the embedded input").clone();
+                    states.push(layer.forward(x, &ctx.rope, ctx.mask(layer), None).0.detach());
+                }
+                states
+            }
+        };
+        let output = inputs.pop().expect("the last layer's output").require_grad();
         let hidden_states = if want_hidden { inputs.clone() } else { vec![] };
         tape.record(Segment { embedded, inputs, context: ctx, output: output.clone() });
         Body { last: self.norm.forward(output), hidden_states, router_logits: vec![] }

@@ -32,10 +32,18 @@ pub struct Segment<B: Backend> {
     pub output: Tensor<B, 3>,
 }
 
+/// Runs every decoder layer without building a graph: the embedded input `[batch, seq,
+/// d_model]` and the layers' context -> the input of each layer and the last layer's output
+/// (`n_layers + 1` tensors, detached). Made by code that can name the inner backend (the
+/// trainer: `AutodiffModule::valid`); without one the layers run on detached inputs under
+/// autodiff, and Burn frees their graphs only when the step ends.
+pub type GraphFreeLayers<B> = Arc<dyn Fn(Tensor<B, 3>, &LayerContext<B>) -> Vec<Tensor<B, 3>> + Send + Sync>;
+
 /// Where checkpointed forward passes record their [`Segment`]s; clones share one tape.
 #[derive(Clone, Default)]
 pub struct CheckpointTape {
     segments: Arc<Mutex<Vec<Box<dyn Any + Send>>>>,
+    layers: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for CheckpointTape {
@@ -47,6 +55,15 @@ impl std::fmt::Debug for CheckpointTape {
 impl CheckpointTape {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Box<dyn Any + Send>>> {
         self.segments.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A tape whose forward passes run the layers through `layers` (see [`GraphFreeLayers`]).
+    pub fn with_layers<B: Backend>(layers: GraphFreeLayers<B>) -> Self {
+        Self { segments: Default::default(), layers: Some(Arc::new(layers)) }
+    }
+
+    pub(crate) fn graph_free_layers<B: Backend>(&self) -> Option<&GraphFreeLayers<B>> {
+        self.layers.as_ref()?.downcast_ref::<GraphFreeLayers<B>>()
     }
 
     pub(crate) fn record<B: Backend>(&self, segment: Segment<B>) {

@@ -27,6 +27,17 @@ impl<B: Backend> LayerContext<B> {
     }
 }
 
+impl<B: burn::tensor::backend::AutodiffBackend> LayerContext<B> {
+    /// The same tables and masks on the inner backend (no graph).
+    pub fn inner(&self) -> LayerContext<B::InnerBackend> {
+        LayerContext {
+            rope: RopeTables { cos: self.rope.cos.clone().inner(), sin: self.rope.sin.clone().inner() },
+            full_mask: self.full_mask.clone().map(Tensor::inner),
+            window_masks: self.window_masks.iter().map(|(w, m)| (*w, m.clone().map(Tensor::inner))).collect(),
+        }
+    }
+}
+
 impl<B: Backend> CausalLm<B> {
     /// input_ids: `[batch, seq]` -> `[batch, seq, d_model]`, the input of layer 0. An id
     /// outside the vocabulary is an error from a quantized table (see [`TokenEmbedding::lookup`]).

@@ -30,12 +30,16 @@ pub struct LoraAdapter<B: Backend> {
     /// masks are a function of `(seed, step)` and a resumed run draws the same ones.
     #[module(skip)]
     pub dropout_seed: u64,
+    /// Apply dropout off autodiff too: the graph-free forward pass of gradient checkpointing
+    /// must draw the masks its recomputation under autodiff draws.
+    #[module(skip)]
+    pub force_dropout: bool,
 }
 
 impl<B: Backend> LoraAdapter<B> {
     /// Wraps `A: [r, d_in]` and `B: [d_out, r]`.
     pub fn new(lora_a: Tensor<B, 2>, lora_b: Tensor<B, 2>, scaling: f64) -> Self {
-        Self { lora_a: Param::from_tensor(lora_a), lora_b: Param::from_tensor(lora_b), scaling, enabled: true, dropout: 0.0, dropout_seed: 0 }
+        Self { lora_a: Param::from_tensor(lora_a), lora_b: Param::from_tensor(lora_b), scaling, enabled: true, dropout: 0.0, dropout_seed: 0, force_dropout: false }
     }
 
     /// The rank `r`.
@@ -46,7 +50,7 @@ impl<B: Backend> LoraAdapter<B> {
     /// `s·(dropout(x)·Aᵀ)·Bᵀ`. x: `[..., d_in]` -> `[..., d_out]`.
     pub fn delta<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let device = x.device();
-        let x = if self.dropout > 0.0 && B::ad_enabled(&device) {
+        let x = if self.dropout > 0.0 && (self.force_dropout || B::ad_enabled(&device)) {
             // Inverted dropout, as torch: keep with probability 1 - p, scale kept values by 1/(1 - p).
             let mask = self.dropout_mask(x.shape(), x.dtype(), &device);
             x * mask

@@ -4,7 +4,11 @@
 
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
-use llm_core::model::checkpoint::CheckpointTape;
+use std::sync::Arc;
+
+use burn::module::AutodiffModule;
+use llm_core::model::checkpoint::{CheckpointTape, GraphFreeLayers};
+use llm_core::model::{DecoderLayer, LayerContext};
 use llm_core::CausalLm;
 
 use crate::params::{gradients, param_infos, Gradients};
@@ -34,6 +38,31 @@ pub(super) fn backward_through_layers<B: AutodiffBackend>(
             add(acc, gradients(model, &embed_grads));
         }
     }
+}
+
+/// A tape whose forward passes run the layers on the inner backend (no graph at all), with
+/// the adapters' dropout seeds of `model` and dropout applied as under autodiff, so the
+/// recomputation draws the same masks.
+pub(super) fn checkpoint_tape<B: AutodiffBackend>(model: &CausalLm<B>) -> CheckpointTape {
+    let mut inner = model.valid();
+    let adapted: Vec<String> = inner.linears().into_iter().filter(|(_, l)| l.lora.is_some()).map(|(n, _)| n).collect();
+    for name in adapted {
+        if let Some(lora) = inner.linear_mut(&name).and_then(|l| l.lora.as_mut()) {
+            lora.force_dropout = true;
+        }
+    }
+    let layers: Vec<DecoderLayer<B::InnerBackend>> = inner.layers;
+    let run: GraphFreeLayers<B> = Arc::new(move |x: Tensor<B, 3>, context: &LayerContext<B>| {
+        let context = context.inner();
+        let mut x = x.inner();
+        let mut states = vec![Tensor::from_inner(x.clone())];
+        for layer in &layers {
+            x = layer.forward(x, &context.rope, context.mask(layer), None).0;
+            states.push(Tensor::from_inner(x.clone()));
+        }
+        states
+    });
+    CheckpointTape::with_layers(run)
 }
 
 /// `acc += new`, by parameter name.

@@ -38,8 +38,7 @@ pub use config::TrainConfig;
 pub use metrics::{StepMetrics, StepOutput, TrainEvent, TrainReport};
 use metrics::log;
 use reduce::all_reduce;
-use checkpointing::{add, backward_through_layers};
-use llm_core::model::checkpoint::CheckpointTape;
+use checkpointing::{add, backward_through_layers, checkpoint_tape};
 
 /// Trains the parameters of `model` that require gradients (see [`crate::params::set_trainable`]
 /// and [`crate::lora::attach_lora`]); frozen parameters never reach the optimizer.
@@ -152,12 +151,12 @@ impl<B: AutodiffBackend> Trainer<B> {
         let normalizer = objective.normalizer(micro)?;
         let mut out = StepOutput { loss: 0.0, grads: BTreeMap::new(), tokens: 0, target_tokens: 0, metrics: BTreeMap::new() };
         let mut model = self.model.clone();
-        if self.config.gradient_checkpointing {
-            model.checkpoint = Some(CheckpointTape::default());
-        }
         let (rank, world) = self.rank();
         for (i, batch) in micro.iter().enumerate().filter(|(i, _)| i % world == rank) {
             seed_dropout(&mut model, self.config.seed, self.optimizer.step, i);
+            if self.config.gradient_checkpointing {
+                model.checkpoint = Some(checkpoint_tape(&model));
+            }
             let m = objective.loss(&model, batch, normalizer)?;
             out.loss += m.loss.clone().into_scalar().elem::<f64>();
             out.tokens += m.tokens;
