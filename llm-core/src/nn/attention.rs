@@ -19,6 +19,10 @@ pub enum AttentionKernel {
     Fused,
     /// `softmax(QKᵀ·scale + mask)·V` from plain tensor ops; the readable reference.
     Plain,
+    /// Burn's decomposed attention (`attention_fallback`), the arithmetic an autodiff backend
+    /// runs for [`Self::Fused`]: the graph-free forward pass of gradient checkpointing uses it
+    /// so its values are those the recomputation under autodiff gets, bit for bit.
+    Decomposed,
 }
 
 /// One sequence of [`Attention::heads_packed`]: where its tokens sit in the packed row, its
@@ -237,6 +241,18 @@ impl<B: Backend> Attention<B> {
             AttentionKernel::Fused => {
                 let options = AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
                 attention(q, k, v, mask, None, options)
+            }
+            AttentionKernel::Decomposed => {
+                let options = AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
+                let out = burn::tensor::ops::attention::attention_fallback::<B>(
+                    q.into_primitive().tensor(),
+                    k.into_primitive().tensor(),
+                    v.into_primitive().tensor(),
+                    mask.map(Tensor::into_primitive),
+                    None,
+                    options,
+                );
+                Tensor::from_primitive(burn::tensor::TensorPrimitive::Float(out))
             }
             AttentionKernel::Plain => {
                 let scores = q.matmul(k.swap_dims(2, 3)) * scale;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use burn::module::AutodiffModule;
 use llm_core::model::checkpoint::{CheckpointTape, GraphFreeLayers};
 use llm_core::model::{DecoderLayer, LayerContext};
+use llm_core::nn::AttentionKernel;
 use llm_core::CausalLm;
 
 use crate::params::{gradients, param_infos, Gradients};
@@ -41,8 +42,8 @@ pub(super) fn backward_through_layers<B: AutodiffBackend>(
 }
 
 /// A tape whose forward passes run the layers on the inner backend (no graph at all), with
-/// the adapters' dropout seeds of `model` and dropout applied as under autodiff, so the
-/// recomputation draws the same masks.
+/// the adapters' dropout seeds of `model`, dropout applied and attention decomposed as under
+/// autodiff, so the recomputation sees the same values bit for bit.
 pub(super) fn checkpoint_tape<B: AutodiffBackend>(model: &CausalLm<B>) -> CheckpointTape {
     let mut inner = model.valid();
     let adapted: Vec<String> = inner.linears().into_iter().filter(|(_, l)| l.lora.is_some()).map(|(n, _)| n).collect();
@@ -51,7 +52,13 @@ pub(super) fn checkpoint_tape<B: AutodiffBackend>(model: &CausalLm<B>) -> Checkp
             lora.force_dropout = true;
         }
     }
-    let layers: Vec<DecoderLayer<B::InnerBackend>> = inner.layers;
+    let mut layers: Vec<DecoderLayer<B::InnerBackend>> = inner.layers;
+    for layer in &mut layers {
+        // Autodiff runs Burn's decomposed attention where the CPU backend has a fused kernel.
+        if layer.self_attn.kernel == AttentionKernel::Fused {
+            layer.self_attn.kernel = AttentionKernel::Decomposed;
+        }
+    }
     let run: GraphFreeLayers<B> = Arc::new(move |x: Tensor<B, 3>, context: &LayerContext<B>| {
         let context = context.inner();
         let mut x = x.inner();

@@ -1,5 +1,5 @@
 //! Per-layer gradient checkpointing: the layers recomputed in the backward pass give the
-//! gradients of one whole graph (2e-6 relative), for LoRA with dropout, full fine-tuning (the
+//! gradients of one whole graph (1e-6; measured bit-identical), for LoRA with dropout, full fine-tuning (the
 //! embedding included) and DPO against its own disabled adapters.
 
 use crate::common::*;
@@ -13,19 +13,18 @@ use llm_train::trainer::{TrainConfig, Trainer};
 fn assert_same(what: &str, (loss, grads): (f64, Gradients<burn::backend::Flex>), (want_loss, want): (f64, Gradients<burn::backend::Flex>)) {
     assert!((loss - want_loss).abs() <= 1e-6 * want_loss.abs().max(1.0), "{what}: loss {loss} vs {want_loss}");
     assert_eq!(grads.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{what}: the same parameters get gradients");
-    // The recorded forward pass runs off autodiff (no graph), where Flex's fused kernels and
-    // autodiff's composed ops may round the last bit differently (measured up to 1.1e-6 in
-    // relative L2 on these layers): within 2e-6.
+    // The recorded forward pass runs off autodiff with the arithmetic autodiff runs (Burn's
+    // decomposed attention, the same dropout masks): measured bit-identical; bound 1e-6.
     let (mut worst, mut worst_max) = (0f64, 0f64);
     for (name, g) in &grads {
         let w = want[name].clone();
         let norm = (w.clone().square().sum().into_scalar() as f64).sqrt().max(1e-9);
         let diff = g.clone() - w.clone();
-        let gap = (diff.clone().square().sum().into_scalar() as f64).sqrt() / norm;
-        assert!(gap <= 2e-6, "{what}: {name} differs by {gap:e} (relative L2)");
-        worst = worst.max(gap);
         let scale = (w.abs().max().into_scalar() as f64).max(1e-9);
-        worst_max = worst_max.max(diff.abs().max().into_scalar() as f64 / scale);
+        let gap = diff.clone().abs().max().into_scalar() as f64 / scale;
+        assert!(gap <= 1e-6, "{what}: {name} differs by {gap:e} of its largest gradient");
+        worst_max = worst_max.max(gap);
+        worst = worst.max((diff.square().sum().into_scalar() as f64).sqrt() / norm);
     }
     eprintln!("{what}: {} gradients, largest relative L2 gap {worst:e}, largest element gap {worst_max:e} of max |g|", grads.len());
 }
