@@ -1,7 +1,9 @@
-//! LoRA training steps on SmolLM2-135M (r 8, alpha 16, all-linear; AdamW + clipping) on the
+//! Training steps on SmolLM2-135M (LoRA r 8, alpha 16, all-linear; AdamW + clipping) on the
 //! default backend, each with its PyTorch peer on the same weights and inputs in the same run:
 //!
-//! - SFT: batch 4 x 64 tokens, every token trained; peer PyTorch + peft.
+//! - SFT: batch 4 x 64 tokens, every token trained; LoRA (peer PyTorch + peft), full
+//!   fine-tuning (peer PyTorch), QLoRA on an NF4 + double-quant base (no CPU peer: bitsandbytes'
+//!   4-bit kernels are CUDA's).
 //! - DPO (sigmoid, beta 0.1): the first 4 pairs of `examples/data/polite_prefs.jsonl`, the
 //!   reference being the policy with its adapters disabled; peer trl's `DPOTrainer`.
 //!
@@ -27,6 +29,8 @@ use llm_train::dpo::{Dpo, DpoLoss, ReferenceSource};
 use llm_train::pref::{load_preferences, PrefBatch, PrefTokenizer};
 use llm_train::lora::{attach_lora, LoraSpec, TargetModules};
 use llm_train::sft::{SftBatch, TokenizedExample};
+use llm_train::params::set_trainable;
+use llm_train::qlora::quantize_base_nf4;
 use llm_train::trainer::{TrainConfig, Trainer};
 
 type B = Autodiff<Flex>;
@@ -52,12 +56,22 @@ fn bench(c: &mut Criterion) {
     }
     let (rows, batch) = batch(model.config.vocab_size);
     let spec = LoraSpec { r: 8, alpha: 16.0, targets: TargetModules::AllLinear, ..Default::default() };
-    let (model, _) = attach_lora(model, &spec, 0).expect("LoRA attaches");
     let config = TrainConfig { batch_size: BATCH, optimizer: llm_train::optim::AdamWConfig { lr: 2e-4, weight_decay: 0.0, ..Default::default() }, ..Default::default() };
-    let mut trainer = Trainer::new(model, config, 0).expect("trainer");
-
     let mut group = c.benchmark_group("train");
     group.sample_size(10);
+    {
+        let mut full = Trainer::new(set_trainable(model.clone(), |_| true), config.clone(), 0).expect("trainer");
+        group.bench_function("full_step_b4_s64", |b| b.iter(|| full.train_step(std::slice::from_ref(&batch), 1_000_000).expect("step")));
+    }
+    {
+        let mut base = model.clone();
+        quantize_base_nf4(&mut base, true).expect("NF4 base");
+        let (qlora, _) = attach_lora(base, &spec, 0).expect("LoRA attaches");
+        let mut qlora = Trainer::new(qlora, config.clone(), 0).expect("trainer");
+        group.bench_function("qlora_step_b4_s64", |b| b.iter(|| qlora.train_step(std::slice::from_ref(&batch), 1_000_000).expect("step")));
+    }
+    let (model, _) = attach_lora(model, &spec, 0).expect("LoRA attaches");
+    let mut trainer = Trainer::new(model, config, 0).expect("trainer");
     group.bench_function("lora_step_b4_s64", |b| b.iter(|| trainer.train_step(std::slice::from_ref(&batch), 1_000_000).expect("step")));
     group.finish();
 
@@ -80,11 +94,28 @@ fn bench(c: &mut Criterion) {
     if let Some(s) = ours {
         println!("llm-train LoRA step: {:.3} s, {:.1} tokens/s", s, tokens / s);
     }
-    match torch_peer(&export, &rows) {
+    match torch_peer(&export, &rows, "lora") {
         Ok(peer) => {
             let peer_s = peer["step_s"].as_f64().unwrap_or(f64::NAN);
             println!("PyTorch {} + peft LoRA step: {peer_s:.3} s, {:.1} tokens/s (peak RSS {:.0} MiB)", peer["torch"], tokens / peer_s, peer["peak_rss_mib"].as_f64().unwrap_or(0.0));
             if let Some(s) = ours {
+                println!("ratio (ours / PyTorch, tokens/s): {:.2}x", peer_s / s);
+            }
+        }
+        Err(why) => println!("PyTorch peer skipped: {why}"),
+    }
+    if let Some(s) = criterion_mean_s("train", "qlora_step_b4_s64") {
+        println!("llm-train QLoRA step (NF4 + double quant base): {s:.3} s, {:.1} tokens/s", tokens / s);
+    }
+    let ours_full = criterion_mean_s("train", "full_step_b4_s64");
+    if let Some(s) = ours_full {
+        println!("llm-train full fine-tuning step: {s:.3} s, {:.1} tokens/s", tokens / s);
+    }
+    match torch_peer(&export, &rows, "full") {
+        Ok(peer) => {
+            let peer_s = peer["step_s"].as_f64().unwrap_or(f64::NAN);
+            println!("PyTorch {} full fine-tuning step: {peer_s:.3} s, {:.1} tokens/s (peak RSS {:.0} MiB)", peer["torch"], tokens / peer_s, peer["peak_rss_mib"].as_f64().unwrap_or(0.0));
+            if let Some(s) = ours_full {
                 println!("ratio (ours / PyTorch, tokens/s): {:.2}x", peer_s / s);
             }
         }
@@ -107,10 +138,11 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-fn torch_peer(model: &std::path::Path, rows: &[Vec<u32>]) -> Result<serde_json::Value, String> {
+fn torch_peer(model: &std::path::Path, rows: &[Vec<u32>], method: &str) -> Result<serde_json::Value, String> {
     let ids = std::env::temp_dir().join(format!("llm-bench-train-ids-{}.json", std::process::id()));
     std::fs::write(&ids, serde_json::to_string(rows).expect("ids serialise")).map_err(|e| e.to_string())?;
-    let out = peer("torch_lora_step.py", model, &["--ids".into(), ids.display().to_string(), "--steps".into(), "5".into()]);
+    let args = ["--ids".into(), ids.display().to_string(), "--steps".into(), "5".into(), "--method".into(), method.into()];
+    let out = peer("torch_lora_step.py", model, &args);
     let _ = std::fs::remove_file(&ids);
     out
 }

@@ -96,9 +96,11 @@ fn dpo_matches_trl() {
     let (pc, pr) = ((logps[0] + logps[1]) as f64 / 2.0, (logps[2] + logps[3]) as f64 / 2.0);
     assert!((m["logps/chosen"] - pc).abs() < 1e-4 && (m["logps/rejected"] - pr).abs() < 1e-4, "{m:?}");
     assert!((m["rewards/margins"] - (m["rewards/chosen"] - m["rewards/rejected"])).abs() < 1e-9);
-    // Accumulating the two pairs as two micro-batches gives the same step.
+    // Accumulating the two pairs as two micro-batches gives the same step. The rows are padded
+    // to other lengths, so the matmuls block differently: f32 rounding (1.2e-6 measured with
+    // the AVX-512 kernels), hence 3e-6.
     let split = trainer.loss_and_grads_with(&dpo, &[vec![&pairs[0]], vec![&pairs[1]]]).unwrap();
-    assert_rel("DPO loss over two micro-batches", split.loss, out.loss, 1e-6);
+    assert_rel("DPO loss over two micro-batches", split.loss, out.loss, 3e-6);
     assert_rel("DPO grad norm over two micro-batches", global_norm(&split.grads), global_norm(&out.grads), 1e-5);
 }
 
