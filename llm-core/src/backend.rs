@@ -170,6 +170,12 @@ fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
     })
 }
 
+/// Whether `B` computes on the host (Flex, NdArray): where hand-written CPU loops over a
+/// tensor's memory pay off instead of a chain of backend ops.
+pub fn runs_on_host<B: Backend>(device: &B::Device) -> bool {
+    crate::quant::host_backend::<B>(device)
+}
+
 /// Work to run on a backend chosen at run time: implement `run` once, generically.
 pub trait BackendTask {
     /// What the task returns (independent of the backend).
