@@ -220,9 +220,13 @@ fn align<B: AutodiffBackend>(cli: Cli, device: B::Device) -> anyhow::Result<()> 
     let bar = ProgressBar::new(trainer.total_steps(pairs.len()));
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len} {msg}").expect("valid template"));
     let title = format!("{:?} of {}", cli.method, llm_examples::curves::file_name(&path));
+    // Rank 0 writes metrics.jsonl; the other replicas have no curves to draw.
+    let is_main = cli.parallel.is_main();
     let on_event = |e: &TrainEvent| {
         if matches!(e, TrainEvent::Step(_) | TrainEvent::Eval { .. }) {
-            llm_examples::curves::redraw(&bar, &run_dir, &title);
+            if is_main {
+                llm_examples::curves::redraw(&bar, &run_dir, &title);
+            }
         }
         if let TrainEvent::Step(m) = e {
             bar.set_position(m.step);
@@ -241,13 +245,11 @@ fn align<B: AutodiffBackend>(cli: Cli, device: B::Device) -> anyhow::Result<()> 
         MethodArg::Orpo => trainer.fit_with(&orpo, &pairs, None, on_event)?,
     };
     bar.finish();
-    eprintln!(
-        "{} steps at {:.0} tokens/s; metrics in {}, curves (loss, reward margin and accuracy) in {}",
-        report.steps.len(),
-        report.tokens_per_second,
-        run_dir.join("metrics.jsonl").display(),
-        run_dir.join("curves.svg").display()
-    );
+    eprintln!("{} steps at {:.0} tokens/s", report.steps.len(), report.tokens_per_second);
+    if is_main {
+        let (metrics, curves) = (run_dir.join("metrics.jsonl"), run_dir.join("curves.svg"));
+        eprintln!("metrics in {}, curves (loss, reward margin and accuracy) in {}", metrics.display(), curves.display());
+    }
     if !cli.parallel.is_main() {
         // Every replica holds the same weights; rank 0 writes them.
         eprintln!("rank {}: done; rank 0 writes the model", cli.parallel.rank);

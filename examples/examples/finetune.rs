@@ -264,9 +264,13 @@ fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Devi
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len} {msg}").expect("valid template"));
     bar.set_position(trainer.step());
     let title = format!("{:?} fine-tuning of {}", cli.method, llm_examples::curves::file_name(&path));
+    // Rank 0 writes metrics.jsonl; the other replicas have no curves to draw.
+    let is_main = cli.parallel.is_main();
     let report = trainer.fit(&train, eval_set, |e| match e {
         TrainEvent::Step(m) => {
-            llm_examples::curves::redraw(&bar, &run_dir, &title);
+            if is_main {
+                llm_examples::curves::redraw(&bar, &run_dir, &title);
+            }
             bar.set_position(m.step);
             bar.set_message(format!(
                 "loss {:.4} lr {:.2e} |g| {:.3} {:.0} tok/s",
@@ -277,19 +281,18 @@ fn finetune<B: burn::tensor::backend::AutodiffBackend>(cli: Cli, device: B::Devi
             ));
         }
         TrainEvent::Eval { step, eval_loss, .. } => {
-            llm_examples::curves::redraw(&bar, &run_dir, &title);
+            if is_main {
+                llm_examples::curves::redraw(&bar, &run_dir, &title);
+            }
             bar.println(format!("step {step}: eval loss {eval_loss:.4}"))
         }
         TrainEvent::Checkpoint { dir, .. } => bar.println(format!("checkpoint {}", dir.display())),
     })?;
     bar.finish();
-    eprintln!(
-        "trained {} steps at {:.0} tokens/s; metrics in {}, curves in {}",
-        report.steps.len(),
-        report.tokens_per_second,
-        run_dir.join("metrics.jsonl").display(),
-        run_dir.join("curves.svg").display()
-    );
+    eprintln!("trained {} steps at {:.0} tokens/s", report.steps.len(), report.tokens_per_second);
+    if is_main {
+        eprintln!("metrics in {}, curves in {}", run_dir.join("metrics.jsonl").display(), run_dir.join("curves.svg").display());
+    }
 
     if !cli.parallel.is_main() {
         // Every replica holds the same weights; rank 0 writes them.
