@@ -21,6 +21,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod autodiff;
 pub mod adapter;
 pub mod backend;
 pub mod bundle;

@@ -1,7 +1,7 @@
 //! The SwiGLU feed-forward block.
 
 use burn::module::Module;
-use burn::tensor::{activation::silu, backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, Tensor};
 
 use super::Linear;
 use crate::model::LinearSlot;
@@ -28,7 +28,7 @@ impl<B: Backend> Mlp<B> {
         let mut both = Linear::forward_group(&[&self.gate, &self.up], x);
         let up = both.pop().expect("two outputs");
         let gate = both.pop().expect("two outputs");
-        silu(gate) * up
+        super::swiglu::swiglu(gate, up)
     }
 
     /// The projection in `slot` (Gate, Up or Down).

@@ -11,6 +11,7 @@ pub mod mlp;
 pub mod moe;
 pub mod rms_norm;
 pub mod rope;
+mod swiglu;
 
 pub use attention::{Attention, AttentionKernel, PackedAttention};
 pub use embedding::TokenEmbedding;

@@ -9,11 +9,10 @@
 //! copied); its backward computes `∂x = ∂y · W` with a fresh dequantization, dropped at once.
 //! The weight has no gradient (it is frozen), so none is computed for it.
 
-use std::any::{Any, TypeId};
 use std::sync::Arc;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::{CheckpointStrategy, NoCheckpointing};
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn::backend::Autodiff;
@@ -89,29 +88,13 @@ pub(crate) fn try_frozen_matmul<B: Backend>(
     weight: &Arc<QuantizedWeight>,
     dtype: DType,
 ) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
-    macro_rules! over {
-        ($inner:ty) => {
-            if TypeId::of::<B>() == TypeId::of::<Autodiff<$inner, NoCheckpointing>>() {
-                let x = cast::<Tensor<B, 2>, Tensor<Autodiff<$inner, NoCheckpointing>, 2>>(x);
-                let frozen = FrozenWeight { weight: weight.clone(), dtype, device: x.device() };
-                return Ok(cast(frozen_matmul(x, frozen)));
-            }
-        };
-    }
-    #[cfg(feature = "flex")]
-    over!(burn::backend::Flex);
-    #[cfg(feature = "wgpu")]
-    over!(burn::backend::Wgpu);
-    #[cfg(feature = "cuda")]
-    over!(burn::backend::Cuda);
+    crate::autodiff::on_autodiff!(B, Inner, {
+        let x: Tensor<Autodiff<Inner>, 2> = crate::autodiff::cast(x);
+        let frozen = FrozenWeight { weight: weight.clone(), dtype, device: x.device() };
+        return Ok(crate::autodiff::cast(frozen_matmul(x, frozen)));
+    });
     let _ = (weight, dtype);
     Err(x)
-}
-
-/// `T` as `U` when they are the same type (checked by the caller's `TypeId` comparison).
-#[allow(dead_code)]
-fn cast<T: 'static, U: 'static>(value: T) -> U {
-    *(Box::new(value) as Box<dyn Any>).downcast::<U>().expect("TypeId compared equal")
 }
 
 #[cfg(all(test, feature = "flex"))]

@@ -120,7 +120,10 @@ fn two_processes_take_the_steps_of_one_with_the_doubled_batch() {
     assert_eq!(r0["tokens"], json!(tokens), "the same examples in every step");
     let lora = floats(&r0["lora"]);
     let gap = lora.iter().zip(&want_lora).map(|(a, b)| (a - *b as f64).abs()).fold(0.0, f64::max);
-    assert!(gap <= 1e-5, "LoRA weights after {STEPS} steps differ by {gap}");
+    // Adam divides each coordinate's step by its own gradient scale, so a coordinate whose
+    // gradient is near zero moves by up to lr whatever its last bits: 1e-4 against the 5e-2
+    // that five steps at lr 1e-2 can move a weight.
+    assert!(gap <= 1e-4, "LoRA weights after {STEPS} steps differ by {gap}");
 
     // Resumed from rank 0's checkpoint after step 3, both replicas retrace steps 4 and 5.
     let checkpoint = dir.join("run/checkpoint-3");
