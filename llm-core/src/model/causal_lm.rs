@@ -167,9 +167,9 @@ impl<B: Backend> CausalLm<B> {
         Ok(Body { last: self.norm.forward(x), hidden_states, router_logits })
     }
 
-    /// [`Self::forward_body`] with per-layer checkpointing: each layer runs on a detached input
-    /// and its output is detached, the final state re-enters the graph as a leaf, and the tape
-    /// records what the backward pass recomputes.
+    /// [`Self::forward_body`] with per-layer checkpointing: the layers run without a graph (the
+    /// tape's graph-free layers, else detached inputs and outputs), the final state re-enters
+    /// the graph as a leaf, and the tape records what the backward pass recomputes.
     fn checkpointed_body(&self, tape: &CheckpointTape, embedded: Tensor<B, 3>, ctx: LayerContext<B>, want_hidden: bool) -> Body<B> {
         let x = embedded.clone().detach();
         let mut inputs = match tape.graph_free_layers::<B>() {

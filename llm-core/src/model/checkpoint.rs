@@ -2,10 +2,11 @@
 //! forward pass of a training step keeps only each layer's input, and the trainer recomputes
 //! one layer at a time during the backward pass.
 //!
-//! With a [`CheckpointTape`] on the model ([`CausalLm::checkpoint`]) and an autodiff backend,
-//! [`CausalLm::forward_hidden`] runs every layer on a detached input and detaches its output,
-//! so no layer's activations stay in the graph; the final state re-enters the graph as a fresh
-//! leaf, and the tape records a [`Segment`] (the layer inputs, their rotary tables and masks,
+//! With a [`CheckpointTape`] on the model ([`CausalLm::checkpoint`](crate::CausalLm::checkpoint)) and an autodiff backend,
+//! [`CausalLm::forward_hidden`](crate::CausalLm::forward_hidden) runs the layers without a graph (through the tape's
+//! [`GraphFreeLayers`] on the inner backend; without them, on detached inputs under autodiff,
+//! whose graphs Burn frees only when the step ends), so no layer's activations stay in the
+//! graph; the final state re-enters the graph as a fresh leaf, and the tape records a [`Segment`] (the layer inputs, their rotary tables and masks,
 //! the embedded input and that leaf). After the loss's backward pass gives the leaf's
 //! gradient, the trainer walks the layers top-down: re-running layer `i` on its saved input
 //! (the same arithmetic, the same dropout masks) and back-propagating the gradient it has
