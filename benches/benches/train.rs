@@ -94,16 +94,7 @@ fn bench(c: &mut Criterion) {
     if let Some(s) = ours {
         println!("llm-train LoRA step: {:.3} s, {:.1} tokens/s", s, tokens / s);
     }
-    match torch_peer(&export, &rows, "lora") {
-        Ok(peer) => {
-            let peer_s = peer["step_s"].as_f64().unwrap_or(f64::NAN);
-            println!("PyTorch {} + peft LoRA step: {peer_s:.3} s, {:.1} tokens/s (peak RSS {:.0} MiB)", peer["torch"], tokens / peer_s, peer["peak_rss_mib"].as_f64().unwrap_or(0.0));
-            if let Some(s) = ours {
-                println!("ratio (ours / PyTorch, tokens/s): {:.2}x", peer_s / s);
-            }
-        }
-        Err(why) => println!("PyTorch peer skipped: {why}"),
-    }
+    torch_row(&export, &rows, "lora", "+ peft LoRA", ours);
     if let Some(s) = criterion_mean_s("train", "qlora_step_b4_s64") {
         println!("llm-train QLoRA step (NF4 + double quant base): {s:.3} s, {:.1} tokens/s", tokens / s);
     }
@@ -111,16 +102,7 @@ fn bench(c: &mut Criterion) {
     if let Some(s) = ours_full {
         println!("llm-train full fine-tuning step: {s:.3} s, {:.1} tokens/s", tokens / s);
     }
-    match torch_peer(&export, &rows, "full") {
-        Ok(peer) => {
-            let peer_s = peer["step_s"].as_f64().unwrap_or(f64::NAN);
-            println!("PyTorch {} full fine-tuning step: {peer_s:.3} s, {:.1} tokens/s (peak RSS {:.0} MiB)", peer["torch"], tokens / peer_s, peer["peak_rss_mib"].as_f64().unwrap_or(0.0));
-            if let Some(s) = ours_full {
-                println!("ratio (ours / PyTorch, tokens/s): {:.2}x", peer_s / s);
-            }
-        }
-        Err(why) => println!("PyTorch peer skipped: {why}"),
-    }
+    torch_row(&export, &rows, "full", "full fine-tuning", ours_full);
     let ours_dpo = criterion_mean_s("train", "dpo_lora_step_4pairs");
     if let Some(s) = ours_dpo {
         println!("llm-train DPO step (4 pairs, {dpo_tokens} tokens): {s:.3} s, {:.1} tokens/s", dpo_tokens / s);
@@ -135,6 +117,22 @@ fn bench(c: &mut Criterion) {
             }
         }
         Err(why) => println!("trl peer skipped: {why}"),
+    }
+}
+
+/// Runs the PyTorch peer for `method` and prints its step beside ours (`ours`: seconds).
+fn torch_row(model: &std::path::Path, rows: &[Vec<u32>], method: &str, label: &str, ours: Option<f64>) {
+    let tokens = (BATCH * SEQ) as f64;
+    match torch_peer(model, rows, method) {
+        Ok(peer) => {
+            let peer_s = peer["step_s"].as_f64().unwrap_or(f64::NAN);
+            let rss = peer["peak_rss_mib"].as_f64().unwrap_or(0.0);
+            println!("PyTorch {} {label} step: {peer_s:.3} s, {:.1} tokens/s (peak RSS {rss:.0} MiB)", peer["torch"], tokens / peer_s);
+            if let Some(s) = ours {
+                println!("ratio (ours / PyTorch, tokens/s): {:.2}x", peer_s / s);
+            }
+        }
+        Err(why) => println!("PyTorch peer skipped: {why}"),
     }
 }
 

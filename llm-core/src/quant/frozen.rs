@@ -18,7 +18,7 @@ use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{DType, Tensor, TensorPrimitive};
 
 use super::QuantizedWeight;
 
@@ -43,9 +43,7 @@ impl<B: Backend> std::fmt::Debug for FrozenWeight<B> {
 impl<B: Backend> FrozenWeight<B> {
     /// `[d_out, d_in]`, dequantized now.
     fn dequantize(&self) -> FloatTensor<B> {
-        let (d_out, d_in) = self.weight.dims();
-        let w = Tensor::<B, 2>::from_data(TensorData::new(self.weight.dequantize(), [d_out, d_in]), (&self.device, self.dtype));
-        w.into_primitive().tensor()
+        super::linear::dequantized::<B>(&self.weight, self.dtype, &self.device).into_primitive().tensor()
     }
 }
 
@@ -100,7 +98,7 @@ pub(crate) fn try_frozen_matmul<B: Backend>(
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use burn::backend::Flex;
-    use burn::tensor::Distribution;
+    use burn::tensor::{Distribution, TensorData};
 
     use super::*;
     use crate::quant::{Fp4Kind, Fp4Weight};

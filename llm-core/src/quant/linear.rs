@@ -133,7 +133,7 @@ impl<B: Backend> QuantLinear<B> {
 }
 
 /// `[d_out, d_in]` on `device`.
-fn dequantized<B: Backend>(weight: &QuantizedWeight, dtype: DType, device: &B::Device) -> Tensor<B, 2> {
+pub(super) fn dequantized<B: Backend>(weight: &QuantizedWeight, dtype: DType, device: &B::Device) -> Tensor<B, 2> {
     let (d_out, d_in) = weight.dims();
     Tensor::from_data(TensorData::new(weight.dequantize(), [d_out, d_in]), (device, dtype))
 }
