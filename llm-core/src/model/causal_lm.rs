@@ -1,9 +1,10 @@
 //! The decoder-only causal LM: embeddings, decoder layers, final norm, LM head.
 
 use burn::module::Module;
-use burn::tensor::{backend::Backend, DType, Int, Tensor};
+use burn::tensor::{backend::Backend, DType, Int, Tensor, TensorData};
 
 use super::checkpoint::{CheckpointTape, Segment};
+use super::host_step::{HostMasks, HostSegment};
 use super::{DecoderLayer, LayerContext};
 use crate::config::ModelConfig;
 use crate::error::{LlmError, Result};
@@ -113,6 +114,13 @@ impl<B: Backend> CausalLm<B> {
     }
 
     fn forward_in_place(&self, input: ModelInput<B>, cache: Option<&mut KvCache<B>>) -> Result<ModelOutput<B>> {
+        let [batch, seq] = input.input_ids.dims();
+        let cache = match cache {
+            Some(c) if batch == 1 && !input.output_hidden_states && input.segment_ids.is_none() && self.runs_on_host([seq]) => {
+                return self.forward_on_host(input, c);
+            }
+            other => other,
+        };
         let (last_only, want_hidden) = (input.last_logits_only, input.output_hidden_states);
         let mut out = self.forward_body(input, cache)?;
         let x = out.last;
@@ -122,6 +130,27 @@ impl<B: Backend> CausalLm<B> {
         }
         let x = if last_only { x.narrow(1, seq - 1, 1) } else { x };
         Ok(ModelOutput { logits: self.logits(x), hidden_states: out.hidden_states, router_logits: out.router_logits })
+    }
+
+    /// [`Self::forward_in_place`] of one sequence's few new tokens as one host pass
+    /// ([`super::host_step`]).
+    fn forward_on_host(&self, input: ModelInput<B>, cache: &mut KvCache<B>) -> Result<ModelOutput<B>> {
+        let seq = input.input_ids.dims()[1];
+        let past_len = cache.len();
+        cache.grow_for(seq);
+        cache.check_room(1, seq)?;
+        self.check_input(&input, 1, seq, past_len)?;
+        let positions = input.position_ids.clone().unwrap_or_else(|| vec![(past_len..past_len + seq).collect()]);
+        let (cos, sin) = self.rotary.host_tables(&positions[..1]);
+        let spec = MaskSpec { batch: 1, past_len, seq, attention_mask: input.attention_mask.as_deref(), segment_ids: None };
+        let masks = HostMasks::new(&spec, &self.windows());
+        let embedded = self.embed(input.input_ids)?.into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32 above");
+        let normed = self.host_pass(embedded, &cos, &sin, &mut [HostSegment { offset: 0, len: seq, masks, cache }])?;
+        let d = self.config.d_model;
+        let kept = if input.last_logits_only { normed[(seq - 1) * d..].to_vec() } else { normed };
+        let rows = kept.len() / d;
+        let x = Tensor::<B, 3>::from_data(TensorData::new(kept, [1, rows, d]), &self.device());
+        Ok(ModelOutput { logits: self.logits(x), hidden_states: vec![], router_logits: vec![] })
     }
 
     /// The final normed hidden state `[batch, seq, d_model]`, without the LM head: training
@@ -224,7 +253,7 @@ impl<B: Backend> CausalLm<B> {
         self.embed_tokens.device()
     }
 
-    fn check_input(&self, input: &ModelInput<B>, batch: usize, seq: usize, past_len: usize) -> Result<()> {
+    pub(super) fn check_input(&self, input: &ModelInput<B>, batch: usize, seq: usize, past_len: usize) -> Result<()> {
         if seq == 0 || batch == 0 {
             return Err(LlmError::Shape {
                 what: "input_ids".into(),

@@ -58,9 +58,7 @@ impl<B: Backend> CausalLm<B> {
     /// sliding window a layer uses), as `spec` describes them.
     pub(crate) fn context_for(&self, positions: &[Vec<usize>], spec: &MaskSpec<'_>, device: &B::Device) -> LayerContext<B> {
         let rope = self.rotary.tables::<B>(positions, self.dtype(), device);
-        let mut windows: Vec<usize> = self.layers.iter().filter_map(|l| l.self_attn.sliding_window).collect();
-        windows.sort_unstable();
-        windows.dedup();
+        let windows = self.windows();
         LayerContext {
             rope,
             full_mask: spec.build::<B>(None, device),

@@ -4,6 +4,7 @@ pub mod arch;
 mod causal_lm;
 pub mod checkpoint;
 mod decoder;
+mod host_step;
 pub(crate) mod init;
 mod layers;
 mod packed;

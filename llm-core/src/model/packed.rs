@@ -3,6 +3,7 @@
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
+use super::host_step::{HostMasks, HostSegment};
 use super::{CausalLm, DecoderLayer, FeedForward, LayerContext};
 use crate::error::{LlmError, Result};
 use crate::nn::{KvCache, MaskSpec, PackedAttention, RopeTables};
@@ -37,6 +38,9 @@ impl<B: Backend> CausalLm<B> {
     }
 
     fn forward_packed_in_place(&self, seqs: &mut [PackedSequence<'_, B>]) -> Result<Tensor<B, 2>> {
+        if self.runs_on_host(seqs.iter().map(|s| s.tokens.len())) {
+            return self.forward_packed_on_host(seqs);
+        }
         let segments = self.segments(seqs)?;
         let device = self.device();
         // Every token's own position, so the rotary embedding runs once over the packed row.
@@ -60,14 +64,38 @@ impl<B: Backend> CausalLm<B> {
         Ok(self.logits(x))
     }
 
-    /// Checks each sequence (non-empty, ids in the vocabulary, room in its cache) and builds
-    /// its rotary tables and masks.
-    fn segments(&self, seqs: &mut [PackedSequence<'_, B>]) -> Result<Vec<Segment<B>>> {
+    /// [`Self::forward_packed_in_place`] of sequences of a few new tokens each as one host pass
+    /// ([`super::host_step`]).
+    fn forward_packed_on_host(&self, seqs: &mut [PackedSequence<'_, B>]) -> Result<Tensor<B, 2>> {
+        let spans = self.check_sequences(seqs)?;
+        let windows = self.windows();
+        let positions: Vec<usize> = seqs.iter().flat_map(|s| s.cache.len()..s.cache.len() + s.tokens.len()).collect();
+        let (cos, sin) = self.rotary.host_tables(&[positions]);
+        let flat: Vec<i64> = seqs.iter().flat_map(|s| s.tokens.iter().map(|&t| t as i64)).collect();
+        let total = flat.len();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [1, total]), &self.device());
+        let embedded = self.embed(ids)?.into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32 above");
+        let mut segments: Vec<HostSegment<'_, B>> = seqs
+            .iter_mut()
+            .zip(&spans)
+            .map(|(s, &(offset, len, past_len))| {
+                let spec = MaskSpec { batch: 1, past_len, seq: len, attention_mask: None, segment_ids: None };
+                HostSegment { offset, len, masks: HostMasks::new(&spec, &windows), cache: &mut *s.cache }
+            })
+            .collect();
+        let normed = self.host_pass(embedded, &cos, &sin, &mut segments)?;
+        let d = self.config.d_model;
+        let last: Vec<f32> = spans.iter().flat_map(|&(offset, len, _)| normed[(offset + len - 1) * d..(offset + len) * d].iter().copied()).collect();
+        Ok(self.logits(Tensor::<B, 2>::from_data(TensorData::new(last, [spans.len(), d]), &self.device())))
+    }
+
+    /// Checks each sequence (non-empty, ids in the vocabulary, room in its cache, which grows
+    /// if it must) and returns its `(offset, len, past_len)` in the packed row.
+    fn check_sequences(&self, seqs: &mut [PackedSequence<'_, B>]) -> Result<Vec<(usize, usize, usize)>> {
         if seqs.is_empty() {
             return Err(LlmError::Shape { what: "packed sequences".into(), expected: "at least one".into(), got: vec![0] });
         }
         let vocab = self.config.vocab_size as u32;
-        let device = self.device();
         let mut offset = 0;
         let mut out = Vec::with_capacity(seqs.len());
         for (i, s) in seqs.iter_mut().enumerate() {
@@ -84,13 +112,24 @@ impl<B: Backend> CausalLm<B> {
             }
             s.cache.grow_for(len);
             s.cache.check_room(1, len)?;
-            let past_len = s.cache.len();
-            let positions = vec![(past_len..past_len + len).collect()];
-            let spec = MaskSpec { batch: 1, past_len, seq: len, attention_mask: None, segment_ids: None };
-            out.push(Segment { offset, len, ctx: self.context_for(&positions, &spec, &device) });
+            out.push((offset, len, s.cache.len()));
             offset += len;
         }
         Ok(out)
+    }
+
+    /// [`Self::check_sequences`], then each sequence's rotary tables and masks.
+    fn segments(&self, seqs: &mut [PackedSequence<'_, B>]) -> Result<Vec<Segment<B>>> {
+        let device = self.device();
+        let spans = self.check_sequences(seqs)?;
+        Ok(spans
+            .into_iter()
+            .map(|(offset, len, past_len)| {
+                let positions = vec![(past_len..past_len + len).collect()];
+                let spec = MaskSpec { batch: 1, past_len, seq: len, attention_mask: None, segment_ids: None };
+                Segment { offset, len, ctx: self.context_for(&positions, &spec, &device) }
+            })
+            .collect())
     }
 }
 

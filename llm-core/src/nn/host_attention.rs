@@ -13,6 +13,8 @@
 //! gets the same bits either way: the 8-bit activations of the GGML kernels would turn any
 //! difference of summation order into a flipped code and a visible change of the logits.
 
+use rayon::prelude::*;
+
 use crate::quant::kernels::{dot, multiversion};
 
 /// Segments up to this many new tokens run here; longer ones (prompt chunks) go through the
@@ -80,28 +82,42 @@ pub(crate) fn segment(
     }
     let scale = (d as f64).powf(-0.5) as f32;
     let rep = h / kv;
-    let mut scores = Vec::new();
-    for i in 0..len {
+    let (keys, values) = (&*keys, &*values);
+    // One task per (query, head): `out` is `[len, heads, d]`, so chunk `t` is query t / h, head t % h.
+    let task = |scores: &mut Vec<f32>, (t, o): (usize, &mut [f32])| {
+        let (i, head) = (t / h, t % h);
         // Keys 0..=last are scored; those the mask hides get no weight.
         let hidden = mask.map(|m| &m[i * total..(i + 1) * total]);
         let last = hidden.map_or(past + i, |m| m.iter().rposition(|&x| !x).unwrap_or(0));
-        for head in 0..h {
-            let group = head / rep;
-            let qh = &q[(i * h + head) * d..(i * h + head + 1) * d];
-            let ks = &keys[group * capacity * d..(group * capacity + last + 1) * d];
-            let vs = &values[group * capacity * d..(group * capacity + last + 1) * d];
-            let o = &mut out[(i * h + head) * d..(i * h + head + 1) * d];
-            attend_one(qh, ks, vs, hidden.unwrap_or(&[]), scale, &mut scores, o);
-        }
+        let group = head / rep;
+        let qh = &q[(i * h + head) * d..(i * h + head + 1) * d];
+        let ks = &keys[group * capacity * d..(group * capacity + last + 1) * d];
+        let vs = &values[group * capacity * d..(group * capacity + last + 1) * d];
+        attend_one(qh, ks, vs, hidden.unwrap_or(&[]), scale, scores, o);
+    };
+    if len * h * total * d >= PARALLEL_WORK {
+        out.par_chunks_mut(d).enumerate().for_each_init(Vec::new, task);
+    } else {
+        let mut scores = Vec::new();
+        out.chunks_mut(d).enumerate().for_each(|t| task(&mut scores, t));
     }
     true
 }
 
+/// Multiply-adds of query·key products (queries × heads × keys × width) from which a segment's
+/// heads run on the pool's threads: below, a fork-join costs more than the work it splits.
+const PARALLEL_WORK: usize = 1 << 16;
+
 multiversion! {
     fn attend_one(q: &[f32], keys: &[f32], values: &[f32], hidden: &[bool], scale: f32, scores: &mut Vec<f32>, out: &mut [f32]) {
         let d = q.len();
+        // A plain loop, not `extend(map(..))`: the iterator adapter's fold was compiled apart
+        // from this function, without its AVX2, and ran the products on scalar SSE.
         scores.clear();
-        scores.extend(keys.chunks_exact(d).map(|k| dot(q, k) * scale));
+        scores.resize(keys.len() / d, 0.0);
+        for (s, k) in scores.iter_mut().zip(keys.chunks_exact(d)) {
+            *s = dot(q, k) * scale;
+        }
         for (s, _) in scores.iter_mut().zip(hidden).filter(|(_, &h)| h) {
             *s = f32::NEG_INFINITY;
         }

@@ -42,6 +42,13 @@ impl MaskSpec<'_> {
     /// A query whose every key is hidden (a padding position in a left-padded row) is allowed to
     /// see itself, as transformers does, so its softmax stays finite; its output is never used.
     pub fn build<B: Backend>(&self, window: Option<usize>, device: &B::Device) -> Option<Tensor<B, 4, Bool>> {
+        let data = self.hidden(window)?;
+        Some(Tensor::from_data(TensorData::new(data, [self.batch, 1, self.seq, self.total_len()]), device))
+    }
+
+    /// [`Self::build`]'s values on the host: `[batch * seq * (past_len + seq)]` row-major, true =
+    /// hidden; `None` when nothing is hidden.
+    pub fn hidden(&self, window: Option<usize>) -> Option<Vec<bool>> {
         let t = self.total_len();
         let mut any = false;
         let mut data = Vec::with_capacity(self.batch * self.seq * t);
@@ -55,7 +62,7 @@ impl MaskSpec<'_> {
                 any |= data[row_start..].iter().any(|&m| m);
             }
         }
-        any.then(|| Tensor::from_data(TensorData::new(data, [self.batch, 1, self.seq, t]), device))
+        any.then_some(data)
     }
 }
 

@@ -2,7 +2,7 @@
 
 pub mod attention;
 pub mod embedding;
-mod host_attention;
+pub(crate) mod host_attention;
 pub mod kv_cache;
 pub mod linear;
 pub mod lora;

@@ -55,6 +55,17 @@ impl RotaryEmbedding {
     pub fn tables<B: Backend>(&self, positions: &[Vec<usize>], dtype: DType, device: &B::Device) -> RopeTables<B> {
         let rows = positions.len();
         let seq = positions.first().map_or(0, Vec::len);
+        let (cos, sin) = self.host_tables(positions);
+        let shape = [rows, 1, seq, self.head_dim];
+        let opts = (device, dtype);
+        RopeTables {
+            cos: Tensor::from_data(TensorData::new(cos, shape), opts),
+            sin: Tensor::from_data(TensorData::new(sin, shape), opts),
+        }
+    }
+
+    /// [`Self::tables`]' values on the host: cos and sin, `[rows * seq * head_dim]` row-major each.
+    pub fn host_tables(&self, positions: &[Vec<usize>]) -> (Vec<f32>, Vec<f32>) {
         // Dynamic NTK recomputes the base from the longest sequence seen in this call,
         // as transformers' `dynamic_rope_update` does.
         let dynamic;
@@ -67,8 +78,8 @@ impl RotaryEmbedding {
             _ => &self.inv_freq,
         };
         let half = self.head_dim / 2;
-        let mut cos = Vec::with_capacity(rows * seq * self.head_dim);
-        let mut sin = Vec::with_capacity(rows * seq * self.head_dim);
+        let n: usize = positions.iter().map(Vec::len).sum::<usize>() * self.head_dim;
+        let (mut cos, mut sin) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for row in positions {
             for &p in row {
                 // torch: freqs = (inv_freq @ position) in f32; emb = cat(freqs, freqs).
@@ -81,12 +92,7 @@ impl RotaryEmbedding {
                 }
             }
         }
-        let shape = [rows, 1, seq, self.head_dim];
-        let opts = (device, dtype);
-        RopeTables {
-            cos: Tensor::from_data(TensorData::new(cos, shape), opts),
-            sin: Tensor::from_data(TensorData::new(sin, shape), opts),
-        }
+        (cos, sin)
     }
 }
 

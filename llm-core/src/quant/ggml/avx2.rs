@@ -98,11 +98,66 @@ unsafe fn fifth_bits(p: &[u8]) -> __m256i {
     _mm256_and_si256(_mm256_cmpeq_epi8(bit, _mm256_set1_epi8(-1)), _mm256_set1_epi8(0x10))
 }
 
+/// Eight i32 lanes of `Σ₄ u·s` (unsigned bytes `u` times signed bytes `s`, four adjacent
+/// bytes per lane), by one instruction set. Both give the same exact sums.
+pub(super) trait Dot4 {
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i;
+}
+
+/// `vpmaddubsw` then `vpmaddwd` by ones (pairs are at most 2·128·127, below saturation).
+pub(super) struct Avx2;
+impl Dot4 for Avx2 {
+    #[inline(always)]
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+    }
+}
+
+/// `vpdpbusd` into zero (AVX-512 VNNI on 256-bit registers): one instruction for the two.
+pub(super) struct Vnni;
+impl Dot4 for Vnni {
+    #[inline(always)]
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+    }
+}
+
+/// Whether this CPU runs the `_vnni` kernels (those of [`available`] and AVX-512 F/VL/VNNI),
+/// checked once.
+pub fn vnni_available() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        available() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("avx512vnni")
+    })
+}
+
+/// Defines a kernel twice from one body generic over the integer dot `D`: `$name` with
+/// `vpmaddubsw` + `vpmaddwd` (AVX2) and `$vnni` with `vpdpbusd`. The integer sums are exact and
+/// equal, so both return the same bits.
+macro_rules! with_vnni {
+    ($(#[$meta:meta])* fn $name:ident, $vnni:ident ($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+        $(#[$meta])*
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn $name($($arg: $ty),*) -> $ret {
+            #[allow(dead_code)]
+            type D = Avx2;
+            $body
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] through AVX-512 VNNI.")]
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+        pub unsafe fn $vnni($($arg: $ty),*) -> $ret {
+            #[allow(dead_code)]
+            type D = Vnni;
+            $body
+        }
+    };
+}
+
 /// Eight i32 partial sums of `w·x` (w unsigned bytes, x signed), as f32.
 #[inline(always)]
-unsafe fn dot_us(w: __m256i, x: __m256i) -> __m256 {
-    let pairs = _mm256_maddubs_epi16(w, x);
-    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+unsafe fn dot_us<D: Dot4>(w: __m256i, x: __m256i) -> __m256 {
+    _mm256_cvtepi32_ps(D::dot(w, x))
 }
 
 /// `(Σ₀..₁₆ w·x)·s0 + (Σ₁₆..₃₂ w·x)·s1` as eight i32 partial sums (lanes 0..4 hold the first
@@ -127,13 +182,13 @@ unsafe fn hsum(v: __m256) -> f32 {
 /// `[d·dₓ, m·dₓ·Σqₓ]`: lane 0 scales the integer dot, lane 1 (the minimum's term) is summed
 /// in a second register.
 #[inline(always)]
-unsafe fn legacy<const SIZE: usize>(w: &[u8], a: &ActRow, codes: impl Fn(&[u8]) -> (__m256i, __m128)) -> f32 {
+unsafe fn legacy<const SIZE: usize, D: Dot4>(w: &[u8], a: &ActRow, codes: impl Fn(&[u8]) -> (__m256i, __m128)) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut mins = _mm_setzero_ps();
     for (b, blk) in w.chunks_exact(SIZE).enumerate() {
         let (q, dm) = codes(blk);
         let t = _mm_mul_ps(dm, act_ds(a, b));
-        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(t), dot_us(q, act(a, b)), acc);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(t), dot_us::<D>(q, act(a, b)), acc);
         mins = _mm_add_ps(mins, t);
     }
     hsum(acc) + _mm_cvtss_f32(_mm_movehdup_ps(mins))
@@ -143,30 +198,115 @@ unsafe fn legacy<const SIZE: usize>(w: &[u8], a: &ActRow, codes: impl Fn(&[u8]) 
 /// dotted with the four rows, each row's arithmetic exactly as [`legacy`] does it (the same
 /// operations in the same order), so every result equals the one-row kernel's bit for bit.
 #[inline(always)]
-unsafe fn legacy4<const SIZE: usize>(w: &[u8], a: [&ActRow; 4], codes: impl Fn(&[u8]) -> (__m256i, __m128)) -> [f32; 4] {
+unsafe fn legacy4<const SIZE: usize, D: Dot4>(w: &[u8], a: [&ActRow; 4], codes: impl Fn(&[u8]) -> (__m256i, __m128)) -> [f32; 4] {
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut mins = [_mm_setzero_ps(); 4];
     for (b, blk) in w.chunks_exact(SIZE).enumerate() {
         let (q, dm) = codes(blk);
         for r in 0..4 {
             let t = _mm_mul_ps(dm, act_ds(a[r], b));
-            acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(t), dot_us(q, act(a[r], b)), acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(t), dot_us::<D>(q, act(a[r], b)), acc[r]);
             mins[r] = _mm_add_ps(mins[r], t);
         }
     }
     std::array::from_fn(|r| hsum(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(mins[r])))
 }
 
-/// [`q4_0`] for four activation rows.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q4_0_x4(w: &[u8], a: [&ActRow; 4]) -> [f32; 4] {
-    legacy4::<18>(w, a, |b| (nibbles(&b[2..18]), d_offset(b, 8.0)))
+/// Asks for the cache lines of `bytes` bytes from `p` (rounded out to whole lines). A prefetch
+/// never faults, so `p` may point past the weights (the last rows of a matrix).
+#[inline(always)]
+pub(super) unsafe fn prefetch(p: *const u8, bytes: usize) {
+    let mut at = 0;
+    while at < bytes + 64 {
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(at).cast());
+        at += 64;
+    }
 }
 
-/// [`q4_1`] for four activation rows.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q4_1_x4(w: &[u8], a: [&ActRow; 4]) -> [f32; 4] {
-    legacy4::<20>(w, a, |b| (nibbles(&b[4..20]), f16_pair(b, 0)))
+/// [`legacy`] for four weight rows against one activation row: four independent running sums,
+/// where one row's sums chain every block on the previous block's `vfmadd` (its latency, not the
+/// instructions, bounds a lone decode row). Each row's arithmetic is exactly [`legacy`]'s, so
+/// every result equals the one-row kernel's bit for bit.
+#[inline(always)]
+unsafe fn legacy_w4<const SIZE: usize, D: Dot4>(w: [&[u8]; 4], a: &ActRow, codes: impl Fn(&[u8]) -> (__m256i, __m128)) -> [f32; 4] {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut mins = [_mm_setzero_ps(); 4];
+    // The four rows are interleaved block by block, which the hardware prefetchers do not
+    // follow: the next four rows (stored right after these) are fetched ahead explicitly.
+    let next = w[3].as_ptr().wrapping_add(w[3].len());
+    for b in 0..w[0].len() / SIZE {
+        prefetch(next.wrapping_add(4 * SIZE * b), 4 * SIZE);
+        let (x, ds) = (act(a, b), act_ds(a, b));
+        for r in 0..4 {
+            debug_assert!(w[r].len() == w[0].len());
+            let (q, dm) = codes(w[r].get_unchecked(b * SIZE..(b + 1) * SIZE));
+            let t = _mm_mul_ps(dm, ds);
+            acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(t), dot_us::<D>(q, x), acc[r]);
+            mins[r] = _mm_add_ps(mins[r], t);
+        }
+    }
+    std::array::from_fn(|r| hsum(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(mins[r])))
+}
+
+with_vnni! {
+    /// [`q4_0`] for four weight rows.
+    fn q4_0_w4, q4_0_w4_vnni(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
+        legacy_w4::<18, D>(w, a, |b| (nibbles(&b[2..18]), d_offset(b, 8.0)))
+    }
+}
+
+with_vnni! {
+    /// [`q4_1`] for four weight rows.
+    fn q4_1_w4, q4_1_w4_vnni(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
+        legacy_w4::<20, D>(w, a, |b| (nibbles(&b[4..20]), f16_pair(b, 0)))
+    }
+}
+
+with_vnni! {
+    /// [`q5_0`] for four weight rows.
+    fn q5_0_w4, q5_0_w4_vnni(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
+        legacy_w4::<22, D>(w, a, |b| (_mm256_or_si256(nibbles(&b[6..22]), fifth_bits(&b[2..6])), d_offset(b, 16.0)))
+    }
+}
+
+with_vnni! {
+    /// [`q5_1`] for four weight rows.
+    fn q5_1_w4, q5_1_w4_vnni(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
+        legacy_w4::<24, D>(w, a, |b| (_mm256_or_si256(nibbles(&b[8..24]), fifth_bits(&b[4..8])), f16_pair(b, 0)))
+    }
+}
+
+with_vnni! {
+    /// [`q8_0`] for four weight rows (the same arithmetic per row, four running sums).
+    fn q8_0_w4, q8_0_w4_vnni(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let next = w[3].as_ptr().wrapping_add(w[3].len());
+        for b in 0..w[0].len() / 34 {
+            prefetch(next.wrapping_add(4 * 34 * b), 4 * 34);
+            let (x, dx) = (act(a, b), splat(a.d[b]));
+            for r in 0..4 {
+                let blk = w[r].get_unchecked(b * 34..(b + 1) * 34);
+                let q = _mm256_loadu_si256(blk[2..34].as_ptr().cast());
+                let dot = dot_us::<D>(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
+                acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(f16(blk, 0), dx), dot, acc[r]);
+            }
+        }
+        std::array::from_fn(|r| hsum(acc[r]))
+    }
+}
+
+with_vnni! {
+    /// [`q4_0`] for four activation rows.
+    fn q4_0_x4, q4_0_x4_vnni(w: &[u8], a: [&ActRow; 4]) -> [f32; 4] {
+        legacy4::<18, D>(w, a, |b| (nibbles(&b[2..18]), d_offset(b, 8.0)))
+    }
+}
+
+with_vnni! {
+    /// [`q4_1`] for four activation rows.
+    fn q4_1_x4, q4_1_x4_vnni(w: &[u8], a: [&ActRow; 4]) -> [f32; 4] {
+        legacy4::<20, D>(w, a, |b| (nibbles(&b[4..20]), f16_pair(b, 0)))
+    }
 }
 
 /// `[d, −o·d]` for a block with step `d` at `b[0..2]` and code offset `o`.
@@ -176,38 +316,48 @@ unsafe fn d_offset(b: &[u8], o: f32) -> __m128 {
     _mm_mul_ps(d, _mm_set_ps(0.0, 0.0, -o, 1.0))
 }
 
-/// Q4_0 row · activations.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q4_0(w: &[u8], a: &ActRow) -> f32 {
-    legacy::<18>(w, a, |b| (nibbles(&b[2..18]), d_offset(b, 8.0)))
+with_vnni! {
+    /// Q4_0 row · activations.
+    fn q4_0, q4_0_vnni(w: &[u8], a: &ActRow) -> f32 {
+        legacy::<18, D>(w, a, |b| (nibbles(&b[2..18]), d_offset(b, 8.0)))
+    }
 }
 
-/// Q4_1 row · activations.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q4_1(w: &[u8], a: &ActRow) -> f32 {
-    legacy::<20>(w, a, |b| (nibbles(&b[4..20]), f16_pair(b, 0)))
+with_vnni! {
+    /// Q4_1 row · activations.
+    fn q4_1, q4_1_vnni(w: &[u8], a: &ActRow) -> f32 {
+        legacy::<20, D>(w, a, |b| (nibbles(&b[4..20]), f16_pair(b, 0)))
+    }
 }
 
-/// Q5_0 row · activations.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q5_0(w: &[u8], a: &ActRow) -> f32 {
-    legacy::<22>(w, a, |b| (_mm256_or_si256(nibbles(&b[6..22]), fifth_bits(&b[2..6])), d_offset(b, 16.0)))
+with_vnni! {
+    /// Q5_0 row · activations.
+    fn q5_0, q5_0_vnni(w: &[u8], a: &ActRow) -> f32 {
+        legacy::<22, D>(w, a, |b| (_mm256_or_si256(nibbles(&b[6..22]), fifth_bits(&b[2..6])), d_offset(b, 16.0)))
+    }
 }
 
-/// Q5_1 row · activations.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q5_1(w: &[u8], a: &ActRow) -> f32 {
-    legacy::<24>(w, a, |b| (_mm256_or_si256(nibbles(&b[8..24]), fifth_bits(&b[4..8])), f16_pair(b, 0)))
+with_vnni! {
+    /// Q5_1 row · activations.
+    fn q5_1, q5_1_vnni(w: &[u8], a: &ActRow) -> f32 {
+        legacy::<24, D>(w, a, |b| (_mm256_or_si256(nibbles(&b[8..24]), fifth_bits(&b[4..8])), f16_pair(b, 0)))
+    }
 }
 
-/// Q8_0 row · activations (signed × signed through `|w|` and `sign(x, w)`).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q8_0(w: &[u8], a: &ActRow) -> f32 {
+with_vnni! {
+    /// Q8_0 row · activations (signed × signed through `|w|` and `sign(x, w)`).
+    fn q8_0, q8_0_vnni(w: &[u8], a: &ActRow) -> f32 {
+        q8_0_row::<D>(w, a)
+    }
+}
+
+#[inline(always)]
+unsafe fn q8_0_row<D: Dot4>(w: &[u8], a: &ActRow) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for (b, blk) in w.chunks_exact(34).enumerate() {
         let q = _mm256_loadu_si256(blk[2..34].as_ptr().cast());
         let x = _mm256_sign_epi8(act(a, b), q);
-        let dot = dot_us(_mm256_sign_epi8(q, q), x);
+        let dot = dot_us::<D>(_mm256_sign_epi8(q, q), x);
         acc = _mm256_fmadd_ps(_mm256_mul_ps(f16(blk, 0), splat(a.d[b])), dot, acc);
     }
     hsum(acc)
@@ -274,7 +424,7 @@ pub unsafe fn q3_k(w: &[u8], a: &ActRow) -> f32 {
 
 /// Q4_K / Q5_K row · activations (`SIZE` 144 or 176).
 #[inline(always)]
-unsafe fn q45_k<const SIZE: usize>(w: &[u8], a: &ActRow) -> f32 {
+unsafe fn q45_k<const SIZE: usize, D: Dot4>(w: &[u8], a: &ActRow) -> f32 {
     let five = SIZE == 176;
     let mut acc = _mm256_setzero_ps();
     let mut mins = _mm256_setzero_ps();
@@ -293,7 +443,7 @@ unsafe fn q45_k<const SIZE: usize>(w: &[u8], a: &ActRow) -> f32 {
                     q = _mm256_or_si256(q, _mm256_slli_epi16(bits(hv, u as i32, 1), 4));
                 }
                 let dx = a.d[b];
-                acc = _mm256_fmadd_ps(_mm256_mul_ps(d, splat(f32::from(sc[u]) * dx)), dot_us(q, act(a, b)), acc);
+                acc = _mm256_fmadd_ps(_mm256_mul_ps(d, splat(f32::from(sc[u]) * dx)), dot_us::<D>(q, act(a, b)), acc);
                 mins = _mm256_fmadd_ps(dmin, splat(f32::from(mn[u]) * dx * sum32(a, b) as f32), mins);
             }
         }
@@ -301,16 +451,18 @@ unsafe fn q45_k<const SIZE: usize>(w: &[u8], a: &ActRow) -> f32 {
     hsum(acc) - lane0(mins)
 }
 
-/// Q4_K row · activations.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q4_k(w: &[u8], a: &ActRow) -> f32 {
-    q45_k::<144>(w, a)
+with_vnni! {
+    /// Q4_K row · activations.
+    fn q4_k, q4_k_vnni(w: &[u8], a: &ActRow) -> f32 {
+        q45_k::<144, D>(w, a)
+    }
 }
 
-/// Q5_K row · activations.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q5_k(w: &[u8], a: &ActRow) -> f32 {
-    q45_k::<176>(w, a)
+with_vnni! {
+    /// Q5_K row · activations.
+    fn q5_k, q5_k_vnni(w: &[u8], a: &ActRow) -> f32 {
+        q45_k::<176, D>(w, a)
+    }
 }
 
 /// Q6_K row · activations: codes `(low | high << 4) − 32`.

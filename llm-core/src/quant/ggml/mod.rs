@@ -6,6 +6,8 @@
 pub mod act;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod dot;
 #[cfg(target_arch = "x86_64")]
 mod tile;
@@ -192,13 +194,14 @@ impl GgmlWeight {
         if rows == 0 || self.d_out == 0 {
             return Some(vec![0f32; rows * self.d_out]);
         }
-        let simd = simd_kernels(self.ty, self.force_scalar).is_some();
-        let out = fill_group(&[self.d_out], rows, false, |_, first, cols| {
-            for (i, col) in cols.chunks_exact_mut(rows).enumerate() {
-                let w = self.row(first + i);
-                let done = q8_0_f32_dot4(simd, w, x, self.d_in, col);
-                for (y, xr) in col[done..].iter_mut().zip(x.chunks_exact(self.d_in).skip(done)) {
-                    *y = q8_0_f32_dot(simd, w, xr);
+        let kernels = if self.force_scalar { None } else { F32Kernels::new() };
+        let out = fill_group(&[self.d_out], rows, false, |_, first, cols| match kernels {
+            Some(k) => q8_0_f32_rows(k, |i| self.row(first + i), x, self.d_in, cols),
+            None => {
+                for (i, col) in cols.chunks_exact_mut(rows).enumerate() {
+                    for (y, xr) in col.iter_mut().zip(x.chunks_exact(self.d_in)) {
+                        *y = q8_0_f32_dot(self.row(first + i), xr);
+                    }
                 }
             }
         });
@@ -266,15 +269,19 @@ type RowDot = unsafe fn(&[u8], &ActRow) -> f32;
 /// One stored row · four activation rows (each block unpacked once), for batched decoding.
 type RowDot4 = unsafe fn(&[u8], [&ActRow; 4]) -> [f32; 4];
 
+/// Four stored rows · one activation row (four independent running sums), for a lone decode row.
+type WideDot = unsafe fn([&[u8]; 4], &ActRow) -> [f32; 4];
+
 /// One stored row · a tile of [`TILE`] activation rows.
 type TileDot = unsafe fn(&[u8], &ActTile) -> [f32; TILE];
 
-/// The SIMD kernels of a type on this CPU. The batched ones (`four`, `tile`) give each row
-/// exactly what `one` gives it, bit for bit.
+/// The SIMD kernels of a type on this CPU. The batched ones (`four`, `wide`, `tile`) give each
+/// row exactly what `one` gives it, bit for bit.
 #[derive(Clone, Copy)]
 struct Kernels {
     one: RowDot,
     four: Option<RowDot4>,
+    wide: Option<WideDot>,
     tile: Option<TileDot>,
 }
 
@@ -284,35 +291,63 @@ struct Kernels {
 fn simd_kernels(ty: GgmlType, force_scalar: bool) -> Option<Kernels> {
     #[cfg(target_arch = "x86_64")]
     if !force_scalar && avx2::available() {
+        let vnni = avx2::vnni_available();
+        // The `_vnni` kernels give the same bits as the AVX2 ones with one instruction for two.
+        let pick = |avx2: RowDot, with_vnni: RowDot| if vnni { with_vnni } else { avx2 };
+        let pick4 = |avx2: RowDot4, with_vnni: RowDot4| Some(if vnni { with_vnni } else { avx2 });
+        let wide: Option<WideDot> = match ty {
+            GgmlType::Q4_0 => Some(if vnni { avx2::q4_0_w4_vnni } else { avx2::q4_0_w4 }),
+            GgmlType::Q4_1 => Some(if vnni { avx2::q4_1_w4_vnni } else { avx2::q4_1_w4 }),
+            GgmlType::Q5_0 => Some(if vnni { avx2::q5_0_w4_vnni } else { avx2::q5_0_w4 }),
+            GgmlType::Q5_1 => Some(if vnni { avx2::q5_1_w4_vnni } else { avx2::q5_1_w4 }),
+            GgmlType::Q8_0 => Some(if vnni { avx2::q8_0_w4_vnni } else { avx2::q8_0_w4 }),
+            _ => None,
+        };
         let (one, four): (RowDot, Option<RowDot4>) = match ty {
-            GgmlType::Q4_0 => (avx2::q4_0, Some(avx2::q4_0_x4)),
-            GgmlType::Q4_1 => (avx2::q4_1, Some(avx2::q4_1_x4)),
-            GgmlType::Q5_0 => (avx2::q5_0, None),
-            GgmlType::Q5_1 => (avx2::q5_1, None),
-            GgmlType::Q8_0 => (avx2::q8_0, None),
+            GgmlType::Q4_0 => (pick(avx2::q4_0, avx2::q4_0_vnni), pick4(avx2::q4_0_x4, avx2::q4_0_x4_vnni)),
+            GgmlType::Q4_1 => (pick(avx2::q4_1, avx2::q4_1_vnni), pick4(avx2::q4_1_x4, avx2::q4_1_x4_vnni)),
+            GgmlType::Q5_0 => (pick(avx2::q5_0, avx2::q5_0_vnni), None),
+            GgmlType::Q5_1 => (pick(avx2::q5_1, avx2::q5_1_vnni), None),
+            GgmlType::Q8_0 => (pick(avx2::q8_0, avx2::q8_0_vnni), None),
             GgmlType::Q2_K => (avx2::q2_k, None),
             GgmlType::Q3_K => (avx2::q3_k, None),
-            GgmlType::Q4_K => (avx2::q4_k, None),
-            GgmlType::Q5_K => (avx2::q5_k, None),
+            GgmlType::Q4_K => (pick(avx2::q4_k, avx2::q4_k_vnni), None),
+            GgmlType::Q5_K => (pick(avx2::q5_k, avx2::q5_k_vnni), None),
             GgmlType::Q6_K => (avx2::q6_k, None),
             _ => return None,
         };
-        let vnni = tile::vnni_available();
         let tile: Option<TileDot> = match ty {
             GgmlType::Q4_0 => Some(if vnni { tile::q4_0_vnni } else { tile::q4_0 }),
             GgmlType::Q4_1 => Some(if vnni { tile::q4_1_vnni } else { tile::q4_1 }),
             _ => None,
         };
-        return Some(Kernels { one, four, tile });
+        return Some(Kernels { one, four, wide, tile });
     }
     None
 }
 
 /// [`rows_dot`] through SIMD kernels: the tiled rows through the tile kernel, the others four
-/// at a time where a four-row kernel exists, the rest one by one.
+/// at a time where a four-row kernel exists, the rest one by one (four weight rows at a time
+/// where a wide kernel exists).
 fn rows_dot_simd(k: Kernels, data: &[u8], row_bytes: usize, first: usize, acts: &Acts, out: &mut [f32]) {
     let rows = acts.rows.len();
     let tiled = if k.tile.is_some() { acts.tiled_rows() } else { 0 };
+    let batched = tiled + if k.four.is_some() { (rows - tiled) / 4 * 4 } else { 0 };
+    let n = out.len() / rows.max(1);
+    let mut wide_done = 0;
+    if let (Some(kw), true) = (k.wide, batched < rows) {
+        wide_done = n / 4 * 4;
+        for i in (0..wide_done).step_by(4) {
+            let w: [&[u8]; 4] = std::array::from_fn(|j| &data[(first + i + j) * row_bytes..(first + i + j + 1) * row_bytes]);
+            for (r, a) in acts.rows.iter().enumerate().skip(batched) {
+                // SAFETY: as for `one` below; the four rows hold as many blocks each.
+                let y = unsafe { kw(w, a) };
+                for (j, v) in y.into_iter().enumerate() {
+                    out[(i + j) * rows + r] = v;
+                }
+            }
+        }
+    }
     for (i, col) in out.chunks_exact_mut(rows).enumerate() {
         let w = &data[(first + i) * row_bytes..(first + i + 1) * row_bytes];
         if let (Some(kt), true) = (k.tile, tiled > 0) {
@@ -332,6 +367,9 @@ fn rows_dot_simd(k: Kernels, data: &[u8], row_bytes: usize, first: usize, acts: 
                 ys.copy_from_slice(&y);
             }
             done += (rows - done) / 4 * 4;
+        }
+        if i < wide_done {
+            continue;
         }
         for (y, a) in col[done..].iter_mut().zip(&acts.rows[done..]) {
             // SAFETY: `simd_kernels` returned this kernel only after checking at run time that
@@ -354,32 +392,75 @@ multiversion! {
     }
 }
 
-/// A Q8_0 row · the float rows of `x` four at a time through AVX2 when `simd`, into `col`;
-/// returns how many rows it did (the rest go through [`q8_0_f32_dot`], with equal results).
-fn q8_0_f32_dot4(simd: bool, w: &[u8], x: &[f32], d_in: usize, col: &mut [f32]) -> usize {
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        for (ys, xs) in col.chunks_exact_mut(4).zip(x.chunks_exact(4 * d_in)) {
-            let rows: [&[f32]; 4] = std::array::from_fn(|r| &xs[r * d_in..(r + 1) * d_in]);
-            // SAFETY: as in `q8_0_f32_dot`; each of the four rows has `d_in` values.
-            ys.copy_from_slice(&unsafe { avx2::q8_0_f32_x4(w, rows) });
-            done += 4;
-        }
-    }
-    let _ = (simd, w, x, d_in, &col);
-    done
+/// The kernels of a Q8_0 row against float rows on this CPU: AVX-512 where it has it, else
+/// AVX2. Within a set, every kernel gives each pair of rows the same bits.
+#[derive(Clone, Copy)]
+struct F32Kernels {
+    one: unsafe fn(&[u8], &[f32]) -> f32,
+    /// One weight row · four input rows.
+    x4: unsafe fn(&[u8], [&[f32]; 4]) -> [f32; 4],
+    /// Four weight rows · one input row.
+    w4: Option<unsafe fn([&[u8]; 4], &[f32]) -> [f32; 4]>,
 }
 
-/// A Q8_0 row · a float row, through AVX2 when `simd` (checked by [`simd_kernels`]).
-fn q8_0_f32_dot(simd: bool, w: &[u8], x: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: `simd` is true only where `simd_kernels` found AVX2, FMA and F16C at run time;
-        // `w` is a whole Q8_0 row of `x.len()` values.
-        return unsafe { avx2::q8_0_f32(w, x) };
+impl F32Kernels {
+    fn new() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx512::available() {
+                return Some(Self { one: avx512::q8_0_f32, x4: avx512::q8_0_f32_x4, w4: Some(avx512::q8_0_f32_w4) });
+            }
+            if avx2::available() {
+                return Some(Self { one: avx2::q8_0_f32, x4: avx2::q8_0_f32_x4, w4: None });
+            }
+        }
+        None
     }
-    let _ = simd;
+}
+
+/// Weight rows `row(0..n)` · the float rows of `x` (`[rows, d_in]`) into `cols` (`[n, rows]`):
+/// input rows four at a time per weight row, the rest against four weight rows at a time
+/// where the set has that kernel, else one by one.
+fn q8_0_f32_rows<'w>(k: F32Kernels, row: impl Fn(usize) -> &'w [u8], x: &[f32], d_in: usize, cols: &mut [f32]) {
+    let rows = x.len() / d_in;
+    let n = cols.len() / rows;
+    let fours = rows / 4 * 4;
+    let x_row = |r: usize| &x[r * d_in..(r + 1) * d_in];
+    let wide = match k.w4 {
+        Some(w4) if fours < rows => {
+            for i in (0..n / 4 * 4).step_by(4) {
+                let w: [&[u8]; 4] = std::array::from_fn(|j| row(i + j));
+                for r in fours..rows {
+                    // SAFETY: `F32Kernels::new` checked the CPU's instruction sets at run time;
+                    // each weight row holds the Q8_0 blocks of `d_in` values.
+                    let y = unsafe { w4(w, x_row(r)) };
+                    for (j, v) in y.into_iter().enumerate() {
+                        cols[(i + j) * rows + r] = v;
+                    }
+                }
+            }
+            n / 4 * 4
+        }
+        _ => 0,
+    };
+    for (i, col) in cols.chunks_exact_mut(rows).enumerate() {
+        let w = row(i);
+        for r in (0..fours).step_by(4) {
+            // SAFETY: as above; each of the four input rows has `d_in` values.
+            let y = unsafe { (k.x4)(w, std::array::from_fn(|j| x_row(r + j))) };
+            col[r..r + 4].copy_from_slice(&y);
+        }
+        if i >= wide {
+            for r in fours..rows {
+                // SAFETY: as above.
+                col[r] = unsafe { (k.one)(w, x_row(r)) };
+            }
+        }
+    }
+}
+
+/// A Q8_0 row · a float row, portable.
+fn q8_0_f32_dot(w: &[u8], x: &[f32]) -> f32 {
     let mut acc = 0f32;
     for (blk, xb) in w.chunks_exact(34).zip(x.chunks_exact(32)) {
         let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();

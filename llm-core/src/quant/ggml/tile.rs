@@ -14,7 +14,7 @@
 //! of both instruction sets are exact and equal.
 //!
 //! # Safety
-//! Every kernel needs the instruction sets of [`avx2_available`] (or [`vnni_available`] for
+//! Every kernel needs the instruction sets of [`super::avx2::available`] (or [`super::avx2::vnni_available`] for
 //! the `_vnni` ones), a weight row of whole blocks of its type and a tile quantized from rows
 //! of as many values.
 
@@ -23,22 +23,7 @@
 use std::arch::x86_64::*;
 
 use super::act::{ActTile, TILE};
-
-/// Whether this CPU runs the AVX2 tile kernels (AVX2, FMA, F16C).
-pub fn avx2_available() -> bool {
-    super::avx2::available()
-}
-
-/// Whether this CPU runs the VNNI tile kernels (AVX2, FMA, F16C, AVX-512 F/VL/VNNI), checked once.
-pub fn vnni_available() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| {
-        avx2_available()
-            && is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512vnni")
-    })
-}
+use super::avx2::{Avx2, Dot4, Vnni};
 
 /// A Q4 block's layout: `SIZE` bytes with the 16 bytes of nibbles last, and whether it stores a
 /// minimum (`[d, m]` first: Q4_1) or not (`[d]`, codes offset by 8: Q4_0).
@@ -59,30 +44,6 @@ struct Q41;
 impl Q4 for Q41 {
     const SIZE: usize = 20;
     const MIN: bool = true;
-}
-
-/// Eight i32 lanes of `Σ₄ u·s` (unsigned bytes `u` ≤ 15 times signed bytes `s`, four adjacent
-/// bytes per lane), by one instruction set.
-trait Dot4 {
-    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i;
-}
-
-/// `vpmaddubsw` then `vpmaddwd` by ones (pairs are at most 2·15·127, far from saturating).
-struct Avx2;
-impl Dot4 for Avx2 {
-    #[inline(always)]
-    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
-        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
-    }
-}
-
-/// `vpdpbusd` into zero.
-struct Vnni;
-impl Dot4 for Vnni {
-    #[inline(always)]
-    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
-        _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
-    }
 }
 
 /// The f16 at `p` in all eight lanes.
