@@ -159,6 +159,13 @@ fn simd_rows_match(name: &str, w: &GgmlWeight, rows: usize) {
         let alone = QuantizedWeight::Ggml(w.clone()).matmul(&x[r * d_in..(r + 1) * d_in], 1);
         let batched: Vec<f32> = (0..d_out).map(|o| fast[r * d_out + o]).collect();
         assert_eq!(batched, alone, "{name} row {r}: batched differs from alone");
+        // A lone row against a lone weight row takes the one-row kernel; against several weight
+        // rows, the kernels of four weight rows: the same bits.
+        for o in [0, 5, d_out - 1] {
+            let single = GgmlWeight::new("row", w.ty, 1, d_in, w.row(o).to_vec()).unwrap();
+            let one = QuantizedWeight::Ggml(single).matmul(&x[r * d_in..(r + 1) * d_in], 1);
+            assert_eq!(one[0], alone[o], "{name} [{r}, {o}]: one-row kernel differs from the batched kernels");
+        }
         let mut a = ActRow::default();
         a.quantize(&x[r * d_in..(r + 1) * d_in]);
         let xq = a.dequantize();

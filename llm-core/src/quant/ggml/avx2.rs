@@ -465,6 +465,91 @@ with_vnni! {
     }
 }
 
+/// [`q45_k`] for four weight rows (see [`legacy_w4`]): each row's arithmetic exactly the
+/// one-row kernel's, the rows' sums interleaved per sub-block.
+#[inline(always)]
+unsafe fn q45_k_w4<const SIZE: usize, D: Dot4>(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
+    let five = SIZE == 176;
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut mins = [_mm256_setzero_ps(); 4];
+    let next = w[3].as_ptr().wrapping_add(w[3].len());
+    for sb in 0..w[0].len() / SIZE {
+        prefetch(next.wrapping_add(4 * SIZE * sb), 4 * SIZE);
+        let blk: [&[u8]; 4] = std::array::from_fn(|r| w[r].get_unchecked(sb * SIZE..(sb + 1) * SIZE));
+        let d: [__m256; 4] = std::array::from_fn(|r| f16(blk[r], 0));
+        let dmin: [__m256; 4] = std::array::from_fn(|r| f16(blk[r], 2));
+        let scm: [([u8; 8], [u8; 8]); 4] = std::array::from_fn(|r| k_scale_min(&blk[r][4..16]));
+        let qs_at = if five { 48 } else { 16 };
+        let hv: [__m256i; 4] =
+            std::array::from_fn(|r| if five { _mm256_loadu_si256(blk[r][16..48].as_ptr().cast()) } else { _mm256_setzero_si256() });
+        for pair in 0..4 {
+            let packed: [__m256i; 4] = std::array::from_fn(|r| _mm256_loadu_si256(blk[r][qs_at + 32 * pair..].as_ptr().cast()));
+            for half in 0..2 {
+                let u = 2 * pair + half;
+                let b = sb * 8 + u;
+                let (x, dx, s) = (act(a, b), a.d[b], sum32(a, b) as f32);
+                for r in 0..4 {
+                    let mut q = bits(packed[r], 4 * half as i32, 0x0F);
+                    if five {
+                        q = _mm256_or_si256(q, _mm256_slli_epi16(bits(hv[r], u as i32, 1), 4));
+                    }
+                    let (sc, mn) = &scm[r];
+                    acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d[r], splat(f32::from(sc[u]) * dx)), dot_us::<D>(q, x), acc[r]);
+                    mins[r] = _mm256_fmadd_ps(dmin[r], splat(f32::from(mn[u]) * dx * s), mins[r]);
+                }
+            }
+        }
+    }
+    std::array::from_fn(|r| hsum(acc[r]) - lane0(mins[r]))
+}
+
+with_vnni! {
+    /// [`q4_k`] for four weight rows.
+    fn q4_k_w4, q4_k_w4_vnni(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
+        q45_k_w4::<144, D>(w, a)
+    }
+}
+
+with_vnni! {
+    /// [`q5_k`] for four weight rows.
+    fn q5_k_w4, q5_k_w4_vnni(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
+        q45_k_w4::<176, D>(w, a)
+    }
+}
+
+/// [`q6_k`] for four weight rows (see [`legacy_w4`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q6_k_w4(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut offs = [_mm256_setzero_ps(); 4];
+    let next = w[3].as_ptr().wrapping_add(w[3].len());
+    for sb in 0..w[0].len() / 210 {
+        prefetch(next.wrapping_add(4 * 210 * sb), 4 * 210);
+        let blk: [&[u8]; 4] = std::array::from_fn(|r| w[r].get_unchecked(sb * 210..(sb + 1) * 210));
+        let d: [__m256; 4] = std::array::from_fn(|r| f16(blk[r], 208));
+        for h in 0..2 {
+            let high: [__m256i; 4] = std::array::from_fn(|r| _mm256_loadu_si256(blk[r][128 + 32 * h..].as_ptr().cast()));
+            for t in 0..4 {
+                let u = 4 * h + t;
+                let b = sb * 8 + u;
+                let (x, dx) = (act(a, b), splat(a.d[b]));
+                for r in 0..4 {
+                    let low = _mm256_loadu_si256(blk[r][64 * h + 32 * (t % 2)..].as_ptr().cast());
+                    let low = bits(low, 4 * (t / 2) as i32, 0x0F);
+                    let q = _mm256_or_si256(low, _mm256_slli_epi16(bits(high[r], 2 * t as i32, 3), 4));
+                    let scales = &blk[r][192..208];
+                    let (s0, s1) = (i32::from(scales[2 * u] as i8), i32::from(scales[2 * u + 1] as i8));
+                    let isc = dot_us_scaled(q, x, s0 as i16, s1 as i16);
+                    let ddx = _mm256_mul_ps(d[r], dx);
+                    acc[r] = _mm256_fmadd_ps(ddx, _mm256_cvtepi32_ps(isc), acc[r]);
+                    offs[r] = _mm256_fmadd_ps(ddx, splat((32 * (s0 * a.sums[2 * b] + s1 * a.sums[2 * b + 1])) as f32), offs[r]);
+                }
+            }
+        }
+    }
+    std::array::from_fn(|r| hsum(acc[r]) - lane0(offs[r]))
+}
+
 /// Q6_K row · activations: codes `(low | high << 4) − 32`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q6_k(w: &[u8], a: &ActRow) -> f32 {

@@ -301,6 +301,9 @@ fn simd_kernels(ty: GgmlType, force_scalar: bool) -> Option<Kernels> {
             GgmlType::Q5_0 => Some(if vnni { avx2::q5_0_w4_vnni } else { avx2::q5_0_w4 }),
             GgmlType::Q5_1 => Some(if vnni { avx2::q5_1_w4_vnni } else { avx2::q5_1_w4 }),
             GgmlType::Q8_0 => Some(if vnni { avx2::q8_0_w4_vnni } else { avx2::q8_0_w4 }),
+            GgmlType::Q4_K => Some(if vnni { avx2::q4_k_w4_vnni } else { avx2::q4_k_w4 }),
+            GgmlType::Q5_K => Some(if vnni { avx2::q5_k_w4_vnni } else { avx2::q5_k_w4 }),
+            GgmlType::Q6_K => Some(avx2::q6_k_w4),
             _ => None,
         };
         let (one, four): (RowDot, Option<RowDot4>) = match ty {
