@@ -1,5 +1,5 @@
-//! Short forwards with a KV cache (decode steps, speculative verification, continuous
-//! batching's decode rows) on the CPU backend as one pass over host memory: the residual
+//! Forwards with a KV cache (decode steps, speculative verification, continuous batching's
+//! steps, prompts) on the CPU backend as one pass over host memory: the residual
 //! stream, norms, rotary embedding, attention on the cache's buffers and the SwiGLU product
 //! run on `f32` rows between the fused quantized kernels, with no Burn op, tensor or
 //! thread-pool round trip between them. Through Burn the same step ran about 20 tensor ops per
@@ -12,16 +12,16 @@
 //! to the order of the norm's sum of squares).
 //!
 //! It runs when every linear layer of the model holds a quantized weight whose fused kernel
-//! takes this many rows, without an active LoRA adapter, in a dense (not MoE) feed-forward,
-//! and every sequence brings at most [`HOST_MAX_LEN`] new tokens; other models and longer
-//! chunks take the Burn path.
+//! takes this many rows (decode-sized products, and prompts where the weights have prompt
+//! kernels: [`crate::quant::GgmlWeight::fused_for`]), without an active LoRA adapter, in a
+//! dense (not MoE) feed-forward; other models and row counts take the Burn path.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 
 use super::{CausalLm, FeedForward};
 use crate::error::{LlmError, Result};
-use crate::nn::host_attention::{self, Geometry, HOST_MAX_LEN};
+use crate::nn::host_attention::{self, Geometry};
 use crate::nn::linear::LinearWeight;
 use crate::nn::{KvCache, Linear, MaskSpec, RmsNorm};
 use crate::quant::{ggml, GgmlWeight, QuantizedWeight};
@@ -167,7 +167,7 @@ impl<B: Backend> CausalLm<B> {
     pub(crate) fn runs_on_host(&self, segments: impl IntoIterator<Item = usize>) -> bool {
         let mut rows = 0;
         for len in segments {
-            if len == 0 || len > HOST_MAX_LEN {
+            if len == 0 {
                 return false;
             }
             rows += len;

@@ -19,7 +19,9 @@ pub const FUSED_MAX_ROWS: usize = 8;
 /// dequantization per forward) and loses from ~100 tokens; verifying 8-16 speculative drafts
 /// goes from 39 to 111 tokens/s with it. 32, not the crossover near 64: the README's chat
 /// prompt (37 tokens) on 8-bit activations flips its greedy answer from "Paris" to llama.cpp's
-/// own "L'Etoile", as the Q8_0 head did (see `GgmlWeight::matmul_f32_input`).
+/// own "L'Etoile", as the Q8_0 head did (see `GgmlWeight::matmul_f32_input`). From
+/// [`super::ggml::GEMM_MIN_ROWS`] rows on, Q4_0 and Q4_1 take the prompt kernels where the CPU
+/// has AVX-512 VNNI ([`super::GgmlWeight::fused_for`]).
 pub const GGML_FUSED_MAX_ROWS: usize = 32;
 
 /// How a quantized linear layer computes its product.
@@ -95,7 +97,7 @@ impl<B: Backend> QuantLinear<B> {
         self.dense.is_none()
             && match self.execution {
                 QuantExecution::Fused => true,
-                QuantExecution::Auto => rows <= self.weight.fused_max_rows() || matches!(*self.weight, QuantizedWeight::OutlierInt8(_)),
+                QuantExecution::Auto => self.weight.fused_for(rows),
                 _ => false,
             }
     }

@@ -23,7 +23,7 @@ mod outlier;
 pub use affine::AffineWeight;
 pub use fp4::{DoubleQuantState, Fp4Kind, Fp4Weight};
 pub use ggml::GgmlWeight;
-pub use linear::{QuantExecution, QuantLinear};
+pub use linear::{QuantExecution, QuantLinear, FUSED_MAX_ROWS, GGML_FUSED_MAX_ROWS};
 pub(crate) use linear::host_backend;
 pub use outlier::{is_outlier, outlier_columns, OutlierInt8Weight};
 pub use crate::weights::quantized::{awq_pack_word, awq_unpack_word, hqq_pack, hqq_unpack, pack_stream, unpack_stream, v1_zero_offset_word, AWQ_ORDER};
@@ -42,12 +42,14 @@ pub enum QuantizedWeight {
 }
 
 impl QuantizedWeight {
-    /// Input rows up to which the fused kernel beats dequantize-then-matmul under
-    /// [`QuantExecution::Auto`].
-    pub fn fused_max_rows(&self) -> usize {
+    /// Whether the fused kernels take a product of `rows` input rows under
+    /// [`QuantExecution::Auto`] (where they beat dequantize-then-matmul): up to
+    /// [`FUSED_MAX_ROWS`] rows, for GGML blocks see [`GgmlWeight::fused_for`].
+    pub fn fused_for(&self, rows: usize) -> bool {
         match self {
-            Self::Ggml(_) => linear::GGML_FUSED_MAX_ROWS,
-            _ => linear::FUSED_MAX_ROWS,
+            Self::Ggml(w) => w.fused_for(rows),
+            Self::OutlierInt8(_) => true,
+            _ => rows <= linear::FUSED_MAX_ROWS,
         }
     }
 

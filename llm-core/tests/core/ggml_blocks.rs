@@ -148,6 +148,36 @@ fn simd_kernels_match_the_portable_kernels_on_random_blocks() {
     }
 }
 
+/// Prompt-sized products (past the 32 rows the decode kernels take: 16-row tiles through
+/// AVX-512 VNNI where the CPU has it, for Q4_0 and Q4_1) against the exact product of the
+/// dequantized weight with the 8-bit activations, within the decode kernels' bound: the integer
+/// sums are exact, only the order of the float sums differs.
+#[test]
+fn prompt_sized_products_match_the_dequantized_weight() {
+    for (ty, name) in TYPES {
+        let d_in = if block_elems(ty) == Some(32) { 576 } else { 512 };
+        let w = random_weight(ty, 37, d_in, 9);
+        let (d_out, d_in) = (w.d_out, w.d_in);
+        let dense = w.dequantize();
+        // 77 rows (past GEMM_MIN_ROWS): four whole tiles of 16 and a partial one of 13.
+        let rows = 77;
+        let x: Vec<f32> = (0..rows).flat_map(|r| input(d_in, 40 + r as u32)).collect();
+        let fast = QuantizedWeight::Ggml(w.clone()).matmul(&x, rows);
+        for r in 0..rows {
+            let mut a = ActRow::default();
+            a.quantize(&x[r * d_in..(r + 1) * d_in]);
+            let xq = a.dequantize();
+            for o in 0..d_out {
+                let row = &dense[o * d_in..(o + 1) * d_in];
+                let exact: f64 = row.iter().zip(&xq).map(|(&p, &q)| p as f64 * q as f64).sum();
+                let scale: f64 = row.iter().zip(&xq).map(|(&p, &q)| (p as f64 * q as f64).abs()).sum();
+                let f = fast[r * d_out + o] as f64;
+                assert!((f - exact).abs() <= 1e-5 * scale, "{name} [{r}, {o}]: {f} vs exact {exact} (scale {scale})");
+            }
+        }
+    }
+}
+
 fn simd_rows_match(name: &str, w: &GgmlWeight, rows: usize) {
     let (d_out, d_in) = (w.d_out, w.d_in);
     let dense = w.dequantize();

@@ -8,6 +8,8 @@ pub mod act;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod gemm;
 pub mod dot;
 #[cfg(target_arch = "x86_64")]
 mod tile;
@@ -51,7 +53,8 @@ pub fn matmul_group(weights: &[&GgmlWeight], x: &[f32], rows: usize) -> Vec<Vec<
         return weights.iter().map(|_| vec![]).collect();
     }
     let tiled = weights.iter().any(|w| simd_kernels(w.ty, w.force_scalar).is_some_and(|k| k.tile.is_some()));
-    let acts = Acts::new(x, d_in, tiled);
+    let prompt = rows >= GEMM_MIN_ROWS && weights.iter().all(|w| w.prompt_kernel().is_some());
+    let acts = Acts::new(x, d_in, tiled, prompt);
     let bytes: usize = weights.iter().map(|w| w.data.len()).sum();
     let d_outs: Vec<usize> = weights.iter().map(|w| w.d_out).collect();
     fill_group(&d_outs, rows, bytes * rows < SERIAL_BYTES, |i, first, cols| weights[i].rows_dot(first, &acts, cols))
@@ -173,7 +176,7 @@ impl GgmlWeight {
             return vec![0f32; rows * self.d_out];
         }
         let tiled = simd_kernels(self.ty, self.force_scalar).is_some_and(|k| k.tile.is_some());
-        let acts = Acts::new(x, self.d_in, tiled);
+        let acts = Acts::new(x, self.d_in, tiled, rows >= GEMM_MIN_ROWS && self.prompt_kernel().is_some());
         let serial = self.data.len() * rows < SERIAL_BYTES;
         fill_group(&[self.d_out], rows, serial, |_, first, cols| self.rows_dot(first, &acts, cols)).remove(0)
     }
@@ -211,10 +214,47 @@ impl GgmlWeight {
     /// Output rows `first..` (as many as `out` holds, `[n, rows]`) against every input row,
     /// through this CPU's fastest kernels for the type.
     fn rows_dot(&self, first: usize, acts: &Acts, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(k), false) = (self.prompt_kernel(), acts.tiles16.is_empty()) {
+            let rows = acts.rows.len();
+            for (i, col) in out.chunks_exact_mut(rows).enumerate() {
+                let w = self.row(first + i);
+                for (ys, t) in col.chunks_mut(gemm::ROWS).zip(&acts.tiles16) {
+                    // SAFETY: `prompt_kernel` returned the kernel only after checking the CPU's
+                    // instruction sets at run time; `w` holds whole blocks of its type and the
+                    // tile was quantized from rows of as many values.
+                    let y = unsafe { k(w, t) };
+                    ys.copy_from_slice(&y[..t.rows]);
+                }
+            }
+            return;
+        }
         match simd_kernels(self.ty, self.force_scalar) {
             Some(k) => rows_dot_simd(k, &self.data, self.row_bytes, first, acts, out),
             None => rows_dot(self.ty, &self.data, self.row_bytes, first, &acts.rows, out),
         }
+    }
+
+    /// Whether [`crate::quant::QuantExecution::Auto`] runs a product of `rows` input rows through
+    /// these kernels: up to [`crate::quant::GGML_FUSED_MAX_ROWS`] rows (the integer kernels),
+    /// and from [`GEMM_MIN_ROWS`] on where the CPU has the prompt kernel of the type; between
+    /// the two, and past the first elsewhere, the weight is dequantized for an f32 matmul.
+    pub fn fused_for(&self, rows: usize) -> bool {
+        rows <= crate::quant::GGML_FUSED_MAX_ROWS || (rows >= GEMM_MIN_ROWS && self.prompt_kernel().is_some())
+    }
+
+    /// The prompt-sized kernel of this weight's type on this CPU ([`gemm`]), if any.
+    #[cfg(target_arch = "x86_64")]
+    fn prompt_kernel(&self) -> Option<gemm::TileDot16> {
+        if self.force_scalar {
+            return None;
+        }
+        gemm::kernel(self.ty)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn prompt_kernel(&self) -> Option<fn()> {
+        None
     }
 
     /// The same weight computed by the portable kernels only (the reference the SIMD kernels
@@ -232,12 +272,22 @@ fn rows_per_task(d_out: usize) -> usize {
     d_out.div_ceil(tasks).max(ROWS_PER_TASK)
 }
 
+/// Input rows from which a product runs the prompt kernels ([`gemm`]) where the weight's type
+/// has them. Below, up to 32 rows, the decode kernels run (their products equal the one-row
+/// kernels' bit for bit); from 33 to 63 rows the f32 matmul of the dequantized weight, which
+/// keeps the activations in f32: the README's chat prompt (37 tokens) on 8-bit activations
+/// answers llama.cpp's "L'Etoile" for "Paris", on the prompt kernels as on the decode kernels.
+pub const GEMM_MIN_ROWS: usize = 64;
+
 /// The input rows of a matmul, quantized once, and interleaved into tiles of [`TILE`] rows
-/// where the weights have a tile kernel.
+/// where the weights have a tile kernel, or of 16 rows for the prompt kernels.
 struct Acts {
     rows: Vec<ActRow>,
     /// Tiles of rows `0..TILE * tiles.len()` (the last may be partial), when built.
     tiles: Vec<ActTile>,
+    /// Tiles of 16 rows covering every row, when built for the prompt kernels.
+    #[cfg(target_arch = "x86_64")]
+    tiles16: Vec<gemm::Tile16>,
 }
 
 /// Rows below which a partial tile costs more than the four-row and one-row kernels (a tile
@@ -245,16 +295,28 @@ struct Acts {
 const TILE_MIN_ROWS: usize = 5;
 
 impl Acts {
-    /// `x` (`[rows, d_in]`) quantized; tiled when `tiled`.
-    fn new(x: &[f32], d_in: usize, tiled: bool) -> Self {
+    /// `x` (`[rows, d_in]`) quantized; tiled for the prompt kernels when `prompt`, else for the
+    /// tile kernels when `tiled`.
+    fn new(x: &[f32], d_in: usize, tiled: bool, prompt: bool) -> Self {
         let rows: Vec<ActRow> = x.chunks_exact(d_in).map(ActRow::from_row).collect();
+        #[cfg(target_arch = "x86_64")]
+        if prompt {
+            let tiles16 = rows.chunks(gemm::ROWS).map(gemm::Tile16::new).collect();
+            return Self { rows, tiles: vec![], tiles16 };
+        }
+        let _ = prompt;
         let mut tiles = vec![];
         if tiled {
             let whole = rows.len() / TILE * TILE;
             let end = if rows.len() - whole >= TILE_MIN_ROWS { rows.len() } else { whole };
             tiles = rows[..end].chunks(TILE).map(ActTile::new).collect();
         }
-        Self { rows, tiles }
+        Self {
+            rows,
+            tiles,
+            #[cfg(target_arch = "x86_64")]
+            tiles16: vec![],
+        }
     }
 
     /// Rows the tiles hold.
