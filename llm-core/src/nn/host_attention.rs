@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use crate::quant::kernels::{dot, multiversion};
+use crate::quant::kernels::multiversion;
 
 /// Segments up to this many new tokens run here; longer ones (prompt chunks) go through the
 /// backend's fused attention, whose matrix products pay at that size.
@@ -111,13 +111,9 @@ const PARALLEL_WORK: usize = 1 << 16;
 multiversion! {
     fn attend_one(q: &[f32], keys: &[f32], values: &[f32], hidden: &[bool], scale: f32, scores: &mut Vec<f32>, out: &mut [f32]) {
         let d = q.len();
-        // A plain loop, not `extend(map(..))`: the iterator adapter's fold was compiled apart
-        // from this function, without its AVX2, and ran the products on scalar SSE.
         scores.clear();
         scores.resize(keys.len() / d, 0.0);
-        for (s, k) in scores.iter_mut().zip(keys.chunks_exact(d)) {
-            *s = dot(q, k) * scale;
-        }
+        products::scores(q, keys, scale, scores);
         for (s, _) in scores.iter_mut().zip(hidden).filter(|(_, &h)| h) {
             *s = f32::NEG_INFINITY;
         }
@@ -131,14 +127,109 @@ multiversion! {
             *s = (*s - max).exp();
             sum += *s;
         }
-        for (p, vrow) in scores.iter().zip(values.chunks_exact(d)) {
-            for (o, &x) in out.iter_mut().zip(vrow) {
-                *o += p * x;
-            }
-        }
+        products::weighted_sum(scores, values, out);
         let inv = 1.0 / sum;
         for o in out.iter_mut() {
             *o *= inv;
+        }
+    }
+}
+
+/// The two products of attention for one query: its scores against every key, and the
+/// weighted sum of the values. On x86-64 with AVX2 (heads a multiple of 8 wide) eight keys are
+/// scored at a time, each in its own register, and the eight sums reduced together, and the
+/// output row stays in registers while the values stream past; elsewhere plain loops.
+mod products {
+    use crate::quant::kernels::dot;
+
+    /// `scores[j] = (q · keys[j]) · scale`; keys `[n, d]`, scores `[n]`.
+    pub(super) fn scores(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if q.len().is_multiple_of(8) && crate::quant::kernels::has_avx2() {
+            // SAFETY: AVX2 and FMA checked at run time; `keys` holds `scores.len()` rows of `q.len()`.
+            return unsafe { x86::scores(q, keys, scale, scores) };
+        }
+        for (s, k) in scores.iter_mut().zip(keys.chunks_exact(q.len())) {
+            *s = dot(q, k) * scale;
+        }
+    }
+
+    /// `out = Σ_j p[j] · values[j]`; values `[n, d]`, out `[d]`.
+    pub(super) fn weighted_sum(p: &[f32], values: &[f32], out: &mut [f32]) {
+        let d = out.len();
+        #[cfg(target_arch = "x86_64")]
+        if d.is_multiple_of(8) && crate::quant::kernels::has_avx2() {
+            // SAFETY: as above; `values` holds `p.len()` rows of `d`.
+            return unsafe { x86::weighted_sum(p, values, out) };
+        }
+        for (&pj, vrow) in p.iter().zip(values.chunks_exact(d)) {
+            for (o, &x) in out.iter_mut().zip(vrow) {
+                *o += pj * x;
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_op_in_unsafe_fn)]
+    mod x86 {
+        use std::arch::x86_64::*;
+
+        /// The eight lane sums of `a[0..8]` as one register: lane `t` is `Σ a[t]`.
+        #[inline(always)]
+        unsafe fn sums8(a: &[__m256; 8]) -> __m256 {
+            let t: [__m256; 4] = std::array::from_fn(|i| _mm256_hadd_ps(a[2 * i], a[2 * i + 1]));
+            let (u0, u1) = (_mm256_hadd_ps(t[0], t[1]), _mm256_hadd_ps(t[2], t[3]));
+            _mm256_add_ps(_mm256_permute2f128_ps::<0x20>(u0, u1), _mm256_permute2f128_ps::<0x31>(u0, u1))
+        }
+
+        #[target_feature(enable = "avx2,fma")]
+        pub(super) unsafe fn scores(q: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]) {
+            let d = q.len();
+            let n = scores.len();
+            debug_assert!(keys.len() >= n * d && d % 8 == 0);
+            let (qp, kp) = (q.as_ptr(), keys.as_ptr());
+            let full = n / 8 * 8;
+            for j0 in (0..full).step_by(8) {
+                let mut acc = [_mm256_setzero_ps(); 8];
+                for c in (0..d).step_by(8) {
+                    let qv = _mm256_loadu_ps(qp.add(c));
+                    for (t, a) in acc.iter_mut().enumerate() {
+                        *a = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kp.add((j0 + t) * d + c)), *a);
+                    }
+                }
+                _mm256_storeu_ps(scores.as_mut_ptr().add(j0), _mm256_mul_ps(sums8(&acc), _mm256_set1_ps(scale)));
+            }
+            for j in full..n {
+                let mut acc = [_mm256_setzero_ps(); 8];
+                for c in (0..d).step_by(8) {
+                    acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(c)), _mm256_loadu_ps(kp.add(j * d + c)), acc[0]);
+                }
+                let mut lanes = [0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), sums8(&acc));
+                scores[j] = lanes[0] * scale;
+            }
+        }
+
+        #[target_feature(enable = "avx2,fma")]
+        pub(super) unsafe fn weighted_sum(p: &[f32], values: &[f32], out: &mut [f32]) {
+            let d = out.len();
+            debug_assert!(values.len() >= p.len() * d && d % 8 == 0);
+            // Four registers (32 columns) of the output at a time, over every value row.
+            for c0 in (0..d).step_by(32) {
+                let width = (d - c0).min(32) / 8;
+                let mut acc = [_mm256_setzero_ps(); 4];
+                for (j, &pj) in p.iter().enumerate() {
+                    let pv = _mm256_set1_ps(pj);
+                    let row = values.as_ptr().add(j * d + c0);
+                    for (t, a) in acc.iter_mut().enumerate().take(width) {
+                        *a = _mm256_fmadd_ps(pv, _mm256_loadu_ps(row.add(8 * t)), *a);
+                    }
+                }
+                for (t, a) in acc.iter().enumerate().take(width) {
+                    let o = out.as_mut_ptr().add(c0 + 8 * t);
+                    _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), *a));
+                }
+            }
         }
     }
 }
@@ -147,45 +238,53 @@ multiversion! {
 mod tests {
     use super::*;
 
-    /// Against the textbook softmax attention in f64, with a window and grouped heads.
     #[test]
     fn segment_attention_is_softmax_attention() {
-        let g = Geometry { heads: 4, kv_heads: 2, head_dim: 12 };
-        let (past, len, capacity) = (6, 3, 16);
+        // Heads 12 wide run the plain loops; 16 wide the AVX2 products (where the CPU has them),
+        // with 21 keys: two blocks of eight and a tail.
+        for (d, past, len, window) in [(12, 6, 3, 5), (16, 18, 3, 40)] {
+            segment_case(d, past, len, window);
+        }
+    }
+
+    /// Against the textbook softmax attention in f64, with a window and grouped heads.
+    fn segment_case(d: usize, past: usize, len: usize, window: usize) {
+        let g = Geometry { heads: 4, kv_heads: 2, head_dim: d };
+        let capacity = 32;
         let val = |i: usize| ((i * 37 % 101) as f32 / 50.0) - 1.0;
-        let mut keys: Vec<f32> = (0..2 * capacity * 12).map(|i| val(i + 3)).collect();
-        let mut values: Vec<f32> = (0..2 * capacity * 12).map(|i| val(i + 11)).collect();
-        let q: Vec<f32> = (0..len * 4 * 12).map(|i| val(i + 29)).collect();
-        let k: Vec<f32> = (0..len * 2 * 12).map(|i| val(i + 41)).collect();
-        let v: Vec<f32> = (0..len * 2 * 12).map(|i| val(i + 53)).collect();
-        // Causal with a window of 5, and key 1 hidden as padding.
+        let mut keys: Vec<f32> = (0..2 * capacity * d).map(|i| val(i + 3)).collect();
+        let mut values: Vec<f32> = (0..2 * capacity * d).map(|i| val(i + 11)).collect();
+        let q: Vec<f32> = (0..len * 4 * d).map(|i| val(i + 29)).collect();
+        let k: Vec<f32> = (0..len * 2 * d).map(|i| val(i + 41)).collect();
+        let v: Vec<f32> = (0..len * 2 * d).map(|i| val(i + 53)).collect();
+        // Causal with a window, and key 1 hidden as padding.
         let total = past + len;
-        let hidden = |i: usize, j: usize| j > past + i || past + i >= j + 5 || j == 1;
+        let hidden = |i: usize, j: usize| j > past + i || past + i >= j + window || j == 1;
         let mask: Vec<bool> = (0..len).flat_map(|i| (0..total).map(move |j| hidden(i, j))).collect();
         let mut out = vec![0f32; q.len()];
         assert!(segment(g, past, &q, &k, &v, Some(&mask), &mut keys, &mut values, capacity, &mut out));
         for i in 0..len {
             for head in 0..4 {
                 let group = head / 2;
-                let row = |buf: &[f32], j: usize| buf[(group * capacity + j) * 12..(group * capacity + j + 1) * 12].to_vec();
-                let qh = &q[(i * 4 + head) * 12..(i * 4 + head + 1) * 12];
+                let row = |buf: &[f32], j: usize| buf[(group * capacity + j) * d..(group * capacity + j + 1) * d].to_vec();
+                let qh = &q[(i * 4 + head) * d..(i * 4 + head + 1) * d];
                 let visible: Vec<usize> = (0..total).filter(|&j| !hidden(i, j)).collect();
                 let s: Vec<f64> = visible
                     .iter()
-                    .map(|&j| row(&keys, j).iter().zip(qh).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() / 12f64.sqrt())
+                    .map(|&j| row(&keys, j).iter().zip(qh).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() / (d as f64).sqrt())
                     .collect();
                 let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
                 let z: f64 = e.iter().sum();
-                for c in 0..12 {
+                for c in 0..d {
                     let want: f64 = visible.iter().zip(&e).map(|(&j, w)| w / z * row(&values, j)[c] as f64).sum();
-                    let got = out[(i * 4 + head) * 12 + c] as f64;
-                    assert!((got - want).abs() < 1e-5, "query {i} head {head} [{c}]: {got} vs {want}");
+                    let got = out[(i * 4 + head) * d + c] as f64;
+                    assert!((got - want).abs() < 1e-5, "d {d} query {i} head {head} [{c}]: {got} vs {want}");
                 }
             }
         }
         // The new keys landed at past..past + len of their head's rows.
-        assert_eq!(&keys[(capacity + past) * 12..(capacity + past + 1) * 12], &k[12..24]);
+        assert_eq!(&keys[(capacity + past) * d..(capacity + past + 1) * d], &k[d..2 * d]);
     }
 
     /// The host rotation is Burn's `apply_rotary`, bit for bit (keys cached by a long prompt's
