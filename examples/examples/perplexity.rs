@@ -29,6 +29,10 @@ struct Cli {
     /// Tokens between window starts.
     #[arg(long, default_value_t = 256)]
     stride: usize,
+    /// Also write the text's token ids here as a JSON array (for
+    /// `scripts/llama_cpp_perplexity.py`, which runs llama.cpp on the same ids and windows).
+    #[arg(long)]
+    ids_out: Option<PathBuf>,
 }
 
 struct Perplexity(Cli);
@@ -41,6 +45,9 @@ impl BackendTask for Perplexity {
         let bundle = cli.model.load_bundle::<B>(&device)?;
         let text = std::fs::read_to_string(&cli.text).with_context(|| format!("reading {}", cli.text.display()))?;
         let ids = bundle.tokenizer.encode(&text, true)?.ids;
+        if let Some(path) = &cli.ids_out {
+            std::fs::write(path, serde_json::to_string(&ids)?).with_context(|| format!("writing {}", path.display()))?;
+        }
         let report = perplexity(&bundle.model, &ids, cli.context, cli.stride)?;
         println!("perplexity: {:.4}", report.perplexity);
         println!("scored tokens: {} (of {}, {} windows)", report.n_tokens(), ids.len(), report.windows);
