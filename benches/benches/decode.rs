@@ -7,12 +7,16 @@
 //!   (`CANDLE_DEQUANTIZE_ALL`) or on its Q4_1 kernels;
 //! - llama.cpp (llama-cpp-python built by `scripts/fetch-llama-cpp.sh`), run as a subprocess by
 //!   `scripts/llama_cpp_bench.py` on the same prompt ids, token counts and thread count; skipped
-//!   with a note when its venv is missing.
+//!   with a note when its venv is missing;
+//! - transformers fp32 prefill (`scripts/transformers_prefill.py`) on the same ids and lengths,
+//!   from the file's weights exported as an f32 checkpoint, when `LLM_TORCH_PYTHON` names a
+//!   Python with torch and transformers.
 //!
 //! Prints tokens/s, the ratios, and the memory-bandwidth bound of decode.
 //!
 //! ```text
-//! scripts/fetch-models.sh && scripts/fetch-llama-cpp.sh && cargo bench -p llm-benches --bench decode
+//! scripts/fetch-models.sh && scripts/fetch-llama-cpp.sh && \
+//!     LLM_TORCH_PYTHON=/path/to/venv/bin/python cargo bench -p llm-benches --bench decode
 //! ```
 
 use std::time::{Duration, Instant};
@@ -113,7 +117,8 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
     let llama = llama_cpp(&path, &longest);
-    summary(&blocks, llama.as_ref());
+    let torch = transformers(&floats, &longest);
+    summary(&blocks, llama.as_ref(), torch.as_ref());
     variants(c, &longest);
 }
 
@@ -149,6 +154,42 @@ fn variants(c: &mut Criterion, ids: &[u32]) {
     }
 }
 
+/// transformers' fp32 prefill of `model`'s weights (exported once as an f32 checkpoint) on the
+/// same ids and lengths, or `None` (with the reason printed).
+fn transformers(model: &CausalLm<B>, ids: &[u32]) -> Option<serde_json::Value> {
+    let Ok(python) = std::env::var("LLM_TORCH_PYTHON") else {
+        println!("transformers: set LLM_TORCH_PYTHON to a Python with torch and transformers to compare with it");
+        return None;
+    };
+    let export = llm_core::weights::cache_dir().join("SmolLM2-135M-Instruct-f32-hf");
+    if !export.join("config.json").exists() {
+        if let Err(e) = llm_quant::save_model(model, None, &export) {
+            println!("transformers: could not export the f32 checkpoint: {e}");
+            return None;
+        }
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/transformers_prefill.py");
+    let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+    let prefills: Vec<String> = PREFILLS.iter().map(usize::to_string).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&export)
+        .args(["--prompt-ids", &ids.join(","), "--prefill", &prefills.join(","), "--threads", &threads.to_string()])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).map_err(|e| println!("transformers: unreadable output: {e}")).ok(),
+        Ok(o) => {
+            println!("transformers failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr));
+            None
+        }
+        Err(e) => {
+            println!("transformers: could not start {python}: {e}");
+            None
+        }
+    }
+}
+
 /// llama.cpp on the same file and ids, or `None` (with the reason printed).
 fn llama_cpp(path: &std::path::Path, ids: &[u32]) -> Option<serde_json::Value> {
     let python = llm_core::weights::cache_dir().join("llama-cpp-venv/bin/python");
@@ -179,7 +220,7 @@ fn llama_cpp(path: &std::path::Path, ids: &[u32]) -> Option<serde_json::Value> {
     }
 }
 
-fn summary(ours: &CausalLm<B>, llama: Option<&serde_json::Value>) {
+fn summary(ours: &CausalLm<B>, llama: Option<&serde_json::Value>, torch: Option<&serde_json::Value>) {
     let c = &ours.config;
     // Weights read per decoded token: every layer and the (tied) head; one embedding row.
     let per_layer = c.d_model * (c.n_heads + 2 * c.n_kv_heads) * c.head_dim
@@ -193,27 +234,30 @@ fn summary(ours: &CausalLm<B>, llama: Option<&serde_json::Value>) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("\nSmolLM2-135M on {threads} threads; read bandwidth {bandwidth:.1} GB/s");
     println!("f32 weights read per token: {:.0} MB -> f32 decode bound {bound:.1} tokens/s", bytes_f32 / 1e6);
-    let mut groups: Vec<(String, f64, Option<f64>)> = PREFILLS
-        .iter()
-        .map(|&n| (format!("smollm2_prefill_{n}"), n as f64, llama.and_then(|l| l["prefill_tok_s"][n.to_string()].as_f64())))
-        .collect();
-    groups.push(("smollm2_decode".into(), 1.0, llama.and_then(|l| l["decode_tok_s"].as_f64())));
-    println!("| | llm-core-blocks | llm-core-f32 | candle-f32 | candle-q4_1 | llama.cpp | blocks / llama.cpp |");
-    println!("|---|---|---|---|---|---|---|");
-    for (group, tokens, llama_tok_s) in groups {
+    let prefill = |peer: Option<&serde_json::Value>, n: usize| peer.and_then(|l| l["prefill_tok_s"][n.to_string()].as_f64());
+    let mut groups: Vec<(String, f64, Option<f64>, Option<f64>)> =
+        PREFILLS.iter().map(|&n| (format!("smollm2_prefill_{n}"), n as f64, prefill(llama, n), prefill(torch, n))).collect();
+    groups.push(("smollm2_decode".into(), 1.0, llama.and_then(|l| l["decode_tok_s"].as_f64()), None));
+    println!("| | llm-core-blocks | llm-core-f32 | candle-f32 | candle-q4_1 | llama.cpp | transformers-f32 | blocks / llama.cpp | blocks / faster peer |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (group, tokens, llama_tok_s, torch_tok_s) in groups {
         let rate = |id: &str| criterion_mean_s(&group, id).map(|s| tokens / s);
         let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-        let ratio = match (rate("llm-core-blocks"), llama_tok_s) {
+        let ratio = |peer: Option<f64>| match (rate("llm-core-blocks"), peer) {
             (Some(a), Some(b)) => format!("{:.2}x", a / b),
             _ => "-".into(),
         };
+        let faster = [llama_tok_s, torch_tok_s].into_iter().flatten().reduce(f64::max);
         println!(
-            "| {group}, tokens/s | {} | {} | {} | {} | {} | {ratio} |",
+            "| {group}, tokens/s | {} | {} | {} | {} | {} | {} | {} | {} |",
             cell(rate("llm-core-blocks")),
             cell(rate("llm-core-f32")),
             cell(rate("candle-f32")),
             cell(rate("candle-q4_1")),
-            cell(llama_tok_s)
+            cell(llama_tok_s),
+            cell(torch_tok_s),
+            ratio(llama_tok_s),
+            ratio(faster)
         );
         if group == "smollm2_decode" {
             if let Some(f) = rate("llm-core-f32") {

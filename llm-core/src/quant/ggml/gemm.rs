@@ -1,20 +1,17 @@
 //! Prompt-sized products (more input rows than [`super::GGML_TILE_MAX_ROWS`]) from Q4_0 and
 //! Q4_1 blocks on AVX-512 VNNI, instead of dequantizing the weight and multiplying in f32:
 //! the input rows are quantized to 8 bits per 32 values as for decoding and interleaved 16 to
-//! a tile ([`Tile16`], lane `r` of a 512-bit register is row `r`); per weight block, eight
-//! `vpdpbusd` sum a broadcast of four weight codes times the same four codes of the 16 rows
-//! into one exact integer sum per row, then one multiply-add applies the two steps and one
-//! the minimum's term. Per 32 × 16 products that is about 30 instructions, where the f32
-//! matmul needs 32 fused multiply-adds and the dequantization besides.
+//! a tile ([`Tile16`], lane `r` of a 512-bit register is row `r`); each weight row is unpacked
+//! once to a byte per code ([`Unpacked`]), then per block and tile eight `vpdpbusd` sum a
+//! broadcast of four weight codes times the same four codes of the 16 rows into one exact
+//! integer sum per row, one multiply-add applies the two steps and one the minimum's term:
+//! about 12 vector instructions per 32 × 16 products, where the f32 matmul needs 32 fused
+//! multiply-adds and the dequantization besides.
 //!
 //! The integer sums are exact; the float sums run in another order than the decode kernels',
 //! so a prompt row's result may differ from the decode kernels' in the last bits (prompts and
 //! decode steps never share a product).
 //!
-//! # Safety
-//! The kernels need [`available`]'s instruction sets, a weight row of whole blocks of their
-//! type and a tile quantized from rows of as many values.
-
 #![allow(unsafe_op_in_unsafe_fn)]
 
 use std::arch::x86_64::*;
@@ -36,20 +33,48 @@ pub(super) fn available() -> bool {
     })
 }
 
-/// The kernel for `ty` on this CPU, if any.
-pub(super) fn kernel(ty: GgmlType) -> Option<TileDot16> {
-    if !available() {
-        return None;
-    }
-    match ty {
-        GgmlType::Q4_0 => Some(q4_0),
-        GgmlType::Q4_1 => Some(q4_1),
-        _ => None,
-    }
+/// Whether this CPU runs the prompt kernel of `ty`.
+pub(super) fn supports(ty: GgmlType) -> bool {
+    available() && matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1)
 }
 
-/// One stored row · a tile of 16 activation rows: lane `r` of the result is row `r`'s product.
-pub(super) type TileDot16 = unsafe fn(&[u8], &Tile16) -> [f32; ROWS];
+/// One weight row unpacked for the tiles it meets: every code as a byte in value order and
+/// each block's step and minimum in f32 (a Q4_0 block's minimum is `−8·d`). Unpacking once per
+/// row, not once per tile, leaves the tile loop only the products.
+#[derive(Default)]
+pub(super) struct Unpacked {
+    codes: Vec<u8>,
+    d: Vec<f32>,
+    m: Vec<f32>,
+}
+
+impl Unpacked {
+    /// Unpacks `w`, a row of `ty` blocks (one [`supports`] accepts), reusing the buffers.
+    pub fn fill(&mut self, ty: GgmlType, w: &[u8]) {
+        let (size, min) = if ty == GgmlType::Q4_1 { (20, true) } else { (18, false) };
+        self.codes.clear();
+        self.d.clear();
+        self.m.clear();
+        for blk in w.chunks_exact(size) {
+            let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+            self.d.push(d);
+            self.m.push(if min { half::f16::from_le_bytes([blk[2], blk[3]]).to_f32() } else { -8.0 * d });
+            let qs = &blk[size - 16..];
+            self.codes.extend(qs.iter().map(|b| b & 0x0F));
+            self.codes.extend(qs.iter().map(|b| b >> 4));
+        }
+    }
+
+    /// This row · the 16 rows of `t`: lane `r` of the result is row `r`'s product.
+    ///
+    /// # Panics
+    /// Unless the CPU has [`available`]'s instruction sets and `t` is as wide as the row.
+    pub fn dot(&self, t: &Tile16) -> [f32; ROWS] {
+        assert!(available() && t.codes.len() == self.codes.len() / 4 * ROWS, "a tile of this row's width on an AVX-512 VNNI CPU");
+        // SAFETY: the instruction sets are checked above, and the tile holds as many blocks.
+        unsafe { dot(self, t) }
+    }
+}
 
 /// Up to 16 quantized rows interleaved: one register holds the same four codes, the step or the
 /// sum of every row of the tile (rows past the last are zero).
@@ -84,52 +109,25 @@ impl Tile16 {
     }
 }
 
-/// The f16 at `p` in all 16 lanes.
-#[inline(always)]
-unsafe fn f16_splat(p: *const u8) -> __m512 {
-    let bits = u16::from_le_bytes([*p, *p.add(1)]);
-    _mm512_cvtph_ps(_mm256_set1_epi16(bits as i16))
-}
-
-/// A Q4 row (`SIZE`-byte blocks, 16 bytes of nibbles last; a stored minimum `[d, m]` first when
-/// `MIN`, else `[d]` and codes offset by 8) · a tile.
-#[inline(always)]
-unsafe fn q4<const SIZE: usize, const MIN: bool>(w: &[u8], t: &Tile16) -> [f32; ROWS] {
-    let low = _mm512_set1_epi8(0x0F);
+/// [`Unpacked::dot`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn dot(w: &Unpacked, t: &Tile16) -> [f32; ROWS] {
     let mut acc = _mm512_setzero_ps();
     let mut mins = _mm512_setzero_ps();
-    for b in 0..w.len() / SIZE {
-        let blk = w.as_ptr().add(b * SIZE);
-        let qs = blk.add(SIZE - 16);
+    for b in 0..w.d.len() {
+        let codes = w.codes.as_ptr().add(b * QA);
         let xc = t.codes.as_ptr().add(b * 8 * ROWS);
         let mut sum = _mm512_setzero_si512();
-        for k in 0..4 {
-            // Values 4k..4k + 4 are the low nibbles of bytes 4k..4k + 4, values 16 + 4k.. the high.
-            let raw = _mm512_set1_epi32(qs.add(4 * k).cast::<i32>().read_unaligned());
-            let lo = _mm512_and_si512(raw, low);
-            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), low);
-            sum = _mm512_dpbusd_epi32(sum, lo, _mm512_loadu_si512(xc.add(ROWS * k).cast()));
-            sum = _mm512_dpbusd_epi32(sum, hi, _mm512_loadu_si512(xc.add(ROWS * (k + 4)).cast()));
+        for k in 0..8 {
+            // Values 4k..4k + 4 of the weight in every lane, against the same values of each row.
+            let w4 = _mm512_set1_epi32(codes.add(4 * k).cast::<i32>().read_unaligned());
+            sum = _mm512_dpbusd_epi32(sum, w4, _mm512_loadu_si512(xc.add(ROWS * k).cast()));
         }
-        let d = f16_splat(blk);
-        let m = if MIN { f16_splat(blk.add(2)) } else { _mm512_mul_ps(d, _mm512_set1_ps(-8.0)) };
-        let dd = _mm512_mul_ps(d, _mm512_loadu_ps(t.d.as_ptr().add(b * ROWS)));
+        let dd = _mm512_mul_ps(_mm512_set1_ps(w.d[b]), _mm512_loadu_ps(t.d.as_ptr().add(b * ROWS)));
         acc = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(sum), acc);
-        mins = _mm512_fmadd_ps(m, _mm512_loadu_ps(t.s.as_ptr().add(b * ROWS)), mins);
+        mins = _mm512_fmadd_ps(_mm512_set1_ps(w.m[b]), _mm512_loadu_ps(t.s.as_ptr().add(b * ROWS)), mins);
     }
     let mut out = [0f32; ROWS];
     _mm512_storeu_ps(out.as_mut_ptr(), _mm512_add_ps(acc, mins));
     out
-}
-
-/// Q4_0 row · a tile.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
-unsafe fn q4_0(w: &[u8], t: &Tile16) -> [f32; ROWS] {
-    q4::<18, false>(w, t)
-}
-
-/// Q4_1 row · a tile.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
-unsafe fn q4_1(w: &[u8], t: &Tile16) -> [f32; ROWS] {
-    q4::<20, true>(w, t)
 }

@@ -53,7 +53,7 @@ pub fn matmul_group(weights: &[&GgmlWeight], x: &[f32], rows: usize) -> Vec<Vec<
         return weights.iter().map(|_| vec![]).collect();
     }
     let tiled = weights.iter().any(|w| simd_kernels(w.ty, w.force_scalar).is_some_and(|k| k.tile.is_some()));
-    let prompt = rows >= GEMM_MIN_ROWS && weights.iter().all(|w| w.prompt_kernel().is_some());
+    let prompt = rows >= GEMM_MIN_ROWS && weights.iter().all(|w| w.prompt_kernel());
     let acts = Acts::new(x, d_in, tiled, prompt);
     let bytes: usize = weights.iter().map(|w| w.data.len()).sum();
     let d_outs: Vec<usize> = weights.iter().map(|w| w.d_out).collect();
@@ -176,7 +176,7 @@ impl GgmlWeight {
             return vec![0f32; rows * self.d_out];
         }
         let tiled = simd_kernels(self.ty, self.force_scalar).is_some_and(|k| k.tile.is_some());
-        let acts = Acts::new(x, self.d_in, tiled, rows >= GEMM_MIN_ROWS && self.prompt_kernel().is_some());
+        let acts = Acts::new(x, self.d_in, tiled, rows >= GEMM_MIN_ROWS && self.prompt_kernel());
         let serial = self.data.len() * rows < SERIAL_BYTES;
         fill_group(&[self.d_out], rows, serial, |_, first, cols| self.rows_dot(first, &acts, cols)).remove(0)
     }
@@ -215,16 +215,13 @@ impl GgmlWeight {
     /// through this CPU's fastest kernels for the type.
     fn rows_dot(&self, first: usize, acts: &Acts, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if let (Some(k), false) = (self.prompt_kernel(), acts.tiles16.is_empty()) {
+        if self.prompt_kernel() && !acts.tiles16.is_empty() {
             let rows = acts.rows.len();
+            let mut w = gemm::Unpacked::default();
             for (i, col) in out.chunks_exact_mut(rows).enumerate() {
-                let w = self.row(first + i);
+                w.fill(self.ty, self.row(first + i));
                 for (ys, t) in col.chunks_mut(gemm::ROWS).zip(&acts.tiles16) {
-                    // SAFETY: `prompt_kernel` returned the kernel only after checking the CPU's
-                    // instruction sets at run time; `w` holds whole blocks of its type and the
-                    // tile was quantized from rows of as many values.
-                    let y = unsafe { k(w, t) };
-                    ys.copy_from_slice(&y[..t.rows]);
+                    ys.copy_from_slice(&w.dot(t)[..t.rows]);
                 }
             }
             return;
@@ -240,21 +237,16 @@ impl GgmlWeight {
     /// and from [`GEMM_MIN_ROWS`] on where the CPU has the prompt kernel of the type; between
     /// the two, and past the first elsewhere, the weight is dequantized for an f32 matmul.
     pub fn fused_for(&self, rows: usize) -> bool {
-        rows <= crate::quant::GGML_FUSED_MAX_ROWS || (rows >= GEMM_MIN_ROWS && self.prompt_kernel().is_some())
+        rows <= crate::quant::GGML_FUSED_MAX_ROWS || (rows >= GEMM_MIN_ROWS && self.prompt_kernel())
     }
 
-    /// The prompt-sized kernel of this weight's type on this CPU ([`gemm`]), if any.
-    #[cfg(target_arch = "x86_64")]
-    fn prompt_kernel(&self) -> Option<gemm::TileDot16> {
-        if self.force_scalar {
-            return None;
+    /// Whether this CPU runs the prompt-sized kernel of this weight's type ([`gemm`]).
+    fn prompt_kernel(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if !self.force_scalar {
+            return gemm::supports(self.ty);
         }
-        gemm::kernel(self.ty)
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    fn prompt_kernel(&self) -> Option<fn()> {
-        None
+        false
     }
 
     /// The same weight computed by the portable kernels only (the reference the SIMD kernels
