@@ -13,8 +13,9 @@
 //!
 //! It runs when every linear layer of the model holds a quantized weight whose fused kernel
 //! takes this many rows (decode-sized products, and prompts where the weights have prompt
-//! kernels: [`crate::quant::GgmlWeight::fused_for`]), without an active LoRA adapter, in a
-//! dense (not MoE) feed-forward; other models and row counts take the Burn path.
+//! kernels: [`crate::quant::GgmlWeight::fused_for`]) or, for up to 8 rows, a dense f32 weight
+//! on Flex (read in place), without an active LoRA adapter, in a dense (not MoE) feed-forward;
+//! other models and row counts take the Burn path.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
@@ -60,23 +61,105 @@ impl HostMasks {
     }
 }
 
-/// A linear layer as the host pass runs it: its quantized weight and its bias.
+/// A linear layer as the host pass runs it: its weight and its bias.
 struct HostLinear<'m> {
-    weight: &'m QuantizedWeight,
+    weight: HostWeight<'m>,
     bias: Option<Vec<f32>>,
 }
 
+/// The weight of a [`HostLinear`].
+enum HostWeight<'m> {
+    /// Quantized, through its fused kernels.
+    Quantized(&'m QuantizedWeight),
+    /// Dense f32 `[d_out, d_in]`, read in place from the Flex tensor behind the parameter (a
+    /// handle on the same memory, not a copy).
+    #[cfg(feature = "flex")]
+    Dense(burn_flex::FlexTensor),
+}
+
+/// Input rows up to which dense weights run on the host (decode steps, where the product is a
+/// read of the weight); prompts keep Burn's matmul.
+const DENSE_MAX_ROWS: usize = 8;
+
 impl<'m> HostLinear<'m> {
-    /// `layer` when its product on `rows` rows is the fused host kernel and no adapter adds to it.
+    /// `layer` when the host pass runs its product on `rows` rows (a quantized weight whose
+    /// fused kernel takes them, or a dense f32 one on Flex for a few rows) and no adapter adds
+    /// to it.
     fn of<B: Backend>(layer: &'m Linear<B>, rows: usize) -> Option<Self> {
         if layer.lora.as_ref().is_some_and(|l| l.enabled) {
             return None;
         }
-        let LinearWeight::Quantized(q) = &layer.weight else { return None };
-        if !q.fused_for(rows) {
-            return None;
+        let weight = match &layer.weight {
+            LinearWeight::Quantized(q) if q.fused_for(rows) => HostWeight::Quantized(&q.weight),
+            #[cfg(feature = "flex")]
+            LinearWeight::Dense(w) if rows <= DENSE_MAX_ROWS => HostWeight::Dense(flex_dense(w.val())?),
+            _ => return None,
+        };
+        Some(Self { weight, bias: layer.bias.as_ref().map(|b| host(b.val())) })
+    }
+
+    /// `x · Wᵀ` without the bias. x: `[rows, d_in]` -> `[rows, d_out]`.
+    fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        match &self.weight {
+            HostWeight::Quantized(q) => q.matmul(x, rows),
+            #[cfg(feature = "flex")]
+            HostWeight::Dense(w) => dense::matmul(w.storage::<f32>(), w.layout().shape()[1], x, rows),
         }
-        Some(Self { weight: &q.weight, bias: layer.bias.as_ref().map(|b| host(b.val())) })
+    }
+}
+
+/// The Flex tensor behind `w` when it is a plain f32 `[d_out, d_in]` buffer of Flex.
+#[cfg(feature = "flex")]
+fn flex_dense<B: Backend>(w: Tensor<B, 2>) -> Option<burn_flex::FlexTensor> {
+    let prim = match w.into_primitive() {
+        burn::tensor::TensorPrimitive::Float(p) => p,
+        _ => return None,
+    };
+    let boxed: Box<dyn std::any::Any> = Box::new(prim);
+    let t = *boxed.downcast::<burn_flex::FlexTensor>().ok()?;
+    let plain = t.dtype() == DType::F32 && t.is_contiguous() && t.layout().start_offset() == 0 && t.layout().shape().num_dims() == 2;
+    plain.then_some(t)
+}
+
+/// Dense f32 products of a few rows, split by output rows across the pool.
+#[cfg(feature = "flex")]
+mod dense {
+    use rayon::prelude::*;
+
+    use crate::quant::kernels::{dot, multiversion};
+
+    /// Weight rows one task takes.
+    const ROWS_PER_TASK: usize = 64;
+
+    /// `x · Wᵀ`. w: `[d_out, d_in]`, x: `[rows, d_in]` -> `[rows, d_out]`.
+    pub(super) fn matmul(w: &[f32], d_in: usize, x: &[f32], rows: usize) -> Vec<f32> {
+        let d_out = w.len() / d_in;
+        // `[d_out, rows]`, each task its own weight rows.
+        let mut t = vec![0f32; d_out * rows];
+        t.par_chunks_mut(ROWS_PER_TASK * rows)
+            .zip(w.par_chunks(ROWS_PER_TASK * d_in))
+            .for_each(|(out, w)| rows_dot(w, d_in, x, out));
+        if rows == 1 {
+            return t;
+        }
+        let mut y = vec![0f32; rows * d_out];
+        for (o, col) in t.chunks_exact(rows).enumerate() {
+            for (r, &v) in col.iter().enumerate() {
+                y[r * d_out + o] = v;
+            }
+        }
+        y
+    }
+
+    multiversion! {
+        fn rows_dot(w: &[f32], d_in: usize, x: &[f32], out: &mut [f32]) {
+            let rows = x.len() / d_in;
+            for (wr, col) in w.chunks_exact(d_in).zip(out.chunks_exact_mut(rows)) {
+                for (y, xr) in col.iter_mut().zip(x.chunks_exact(d_in)) {
+                    *y = dot(wr, xr);
+                }
+            }
+        }
     }
 }
 
@@ -224,13 +307,13 @@ fn group<const N: usize>(layers: &[HostLinear<'_>; N], x: &[f32], rows: usize) -
     let blocks: Option<Vec<&GgmlWeight>> = layers
         .iter()
         .map(|l| match l.weight {
-            QuantizedWeight::Ggml(g) => Some(g),
+            HostWeight::Quantized(QuantizedWeight::Ggml(g)) => Some(g),
             _ => None,
         })
         .collect();
     let outs = match blocks {
         Some(weights) if N > 1 => ggml::matmul_group(&weights, x, rows),
-        _ => layers.iter().map(|l| l.weight.matmul(x, rows)).collect(),
+        _ => layers.iter().map(|l| l.matmul(x, rows)).collect(),
     };
     let mut outs: [Vec<f32>; N] = outs.try_into().unwrap_or_else(|_| unreachable!("one output per layer"));
     for (y, l) in outs.iter_mut().zip(layers) {

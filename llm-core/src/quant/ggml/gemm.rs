@@ -65,15 +65,31 @@ impl Unpacked {
         }
     }
 
-    /// This row · the 16 rows of `t`: lane `r` of the result is row `r`'s product.
-    ///
-    /// # Panics
-    /// Unless the CPU has [`available`]'s instruction sets and `t` is as wide as the row.
-    pub fn dot(&self, t: &Tile16) -> [f32; ROWS] {
-        assert!(available() && t.codes.len() == self.codes.len() / 4 * ROWS, "a tile of this row's width on an AVX-512 VNNI CPU");
-        // SAFETY: the instruction sets are checked above, and the tile holds as many blocks.
-        unsafe { dot(self, t) }
+    /// Whether `t` holds rows as wide as this one.
+    fn fits(&self, t: &Tile16) -> bool {
+        t.codes.len() == self.codes.len() / 4 * ROWS
     }
+}
+
+/// Weight rows `w` · the 16 rows of `t`: lane `r` of result `i` is row `r`'s product with
+/// `w[i]`. Four weight rows share each load of the tile's codes.
+///
+/// # Panics
+/// Unless the CPU has [`available`]'s instruction sets and `t` is as wide as every row.
+pub(super) fn dot4(w: [&Unpacked; 4], t: &Tile16) -> [[f32; ROWS]; 4] {
+    assert!(available() && w.iter().all(|w| w.fits(t)), "a tile of the rows' width on an AVX-512 VNNI CPU");
+    // SAFETY: the instruction sets are checked above, and the tile holds as many blocks.
+    unsafe { dot_rows(w, t) }
+}
+
+/// [`dot4`] for one weight row.
+///
+/// # Panics
+/// As [`dot4`].
+pub(super) fn dot(w: &Unpacked, t: &Tile16) -> [f32; ROWS] {
+    assert!(available() && w.fits(t), "a tile of this row's width on an AVX-512 VNNI CPU");
+    // SAFETY: as in `dot4`.
+    unsafe { dot_rows([w], t)[0] }
 }
 
 /// Up to 16 quantized rows interleaved: one register holds the same four codes, the step or the
@@ -109,25 +125,32 @@ impl Tile16 {
     }
 }
 
-/// [`Unpacked::dot`].
+/// `N` weight rows · a tile: per block the tile's eight registers of codes are loaded once and
+/// met by each row's eight broadcasts of four codes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn dot(w: &Unpacked, t: &Tile16) -> [f32; ROWS] {
-    let mut acc = _mm512_setzero_ps();
-    let mut mins = _mm512_setzero_ps();
-    for b in 0..w.d.len() {
-        let codes = w.codes.as_ptr().add(b * QA);
+unsafe fn dot_rows<const N: usize>(w: [&Unpacked; N], t: &Tile16) -> [[f32; ROWS]; N] {
+    let mut acc = [_mm512_setzero_ps(); N];
+    let mut mins = [_mm512_setzero_ps(); N];
+    for b in 0..t.codes.len() / (8 * ROWS) {
         let xc = t.codes.as_ptr().add(b * 8 * ROWS);
-        let mut sum = _mm512_setzero_si512();
-        for k in 0..8 {
-            // Values 4k..4k + 4 of the weight in every lane, against the same values of each row.
-            let w4 = _mm512_set1_epi32(codes.add(4 * k).cast::<i32>().read_unaligned());
-            sum = _mm512_dpbusd_epi32(sum, w4, _mm512_loadu_si512(xc.add(ROWS * k).cast()));
+        let x: [__m512i; 8] = std::array::from_fn(|k| _mm512_loadu_si512(xc.add(ROWS * k).cast()));
+        let (td, ts) = (_mm512_loadu_ps(t.d.as_ptr().add(b * ROWS)), _mm512_loadu_ps(t.s.as_ptr().add(b * ROWS)));
+        for r in 0..N {
+            let codes = w[r].codes.as_ptr().add(b * QA);
+            let mut sum = _mm512_setzero_si512();
+            for (k, xk) in x.iter().enumerate() {
+                // Values 4k..4k + 4 of the weight in every lane, against the same values of each row.
+                let w4 = _mm512_set1_epi32(codes.add(4 * k).cast::<i32>().read_unaligned());
+                sum = _mm512_dpbusd_epi32(sum, w4, *xk);
+            }
+            let dd = _mm512_mul_ps(_mm512_set1_ps(*w[r].d.get_unchecked(b)), td);
+            acc[r] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(sum), acc[r]);
+            mins[r] = _mm512_fmadd_ps(_mm512_set1_ps(*w[r].m.get_unchecked(b)), ts, mins[r]);
         }
-        let dd = _mm512_mul_ps(_mm512_set1_ps(w.d[b]), _mm512_loadu_ps(t.d.as_ptr().add(b * ROWS)));
-        acc = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(sum), acc);
-        mins = _mm512_fmadd_ps(_mm512_set1_ps(w.m[b]), _mm512_loadu_ps(t.s.as_ptr().add(b * ROWS)), mins);
     }
-    let mut out = [0f32; ROWS];
-    _mm512_storeu_ps(out.as_mut_ptr(), _mm512_add_ps(acc, mins));
-    out
+    std::array::from_fn(|r| {
+        let mut out = [0f32; ROWS];
+        _mm512_storeu_ps(out.as_mut_ptr(), _mm512_add_ps(acc[r], mins[r]));
+        out
+    })
 }

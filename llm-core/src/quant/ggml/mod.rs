@@ -217,11 +217,24 @@ impl GgmlWeight {
         #[cfg(target_arch = "x86_64")]
         if self.prompt_kernel() && !acts.tiles16.is_empty() {
             let rows = acts.rows.len();
-            let mut w = gemm::Unpacked::default();
-            for (i, col) in out.chunks_exact_mut(rows).enumerate() {
-                w.fill(self.ty, self.row(first + i));
-                for (ys, t) in col.chunks_mut(gemm::ROWS).zip(&acts.tiles16) {
-                    ys.copy_from_slice(&w.dot(t)[..t.rows]);
+            let mut w: [gemm::Unpacked; 4] = Default::default();
+            // Four weight rows at a time (they share the loads of each tile), then the rest.
+            for (g, cols) in out.chunks_mut(4 * rows).enumerate() {
+                let n = cols.len() / rows;
+                for (j, u) in w.iter_mut().enumerate().take(n) {
+                    u.fill(self.ty, self.row(first + 4 * g + j));
+                }
+                for (ti, t) in acts.tiles16.iter().enumerate() {
+                    let at = ti * gemm::ROWS;
+                    if n == 4 {
+                        for (j, y) in gemm::dot4([&w[0], &w[1], &w[2], &w[3]], t).iter().enumerate() {
+                            cols[j * rows + at..j * rows + at + t.rows].copy_from_slice(&y[..t.rows]);
+                        }
+                    } else {
+                        for (j, u) in w.iter().enumerate().take(n) {
+                            cols[j * rows + at..j * rows + at + t.rows].copy_from_slice(&gemm::dot(u, t)[..t.rows]);
+                        }
+                    }
                 }
             }
             return;
