@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::{backend::Backend, DType, Int, Tensor, TensorData};
 
 use super::checkpoint::{CheckpointTape, Segment};
-use super::host_step::{HostMasks, HostSegment};
+use super::host_step::{HostMasks, HostPlan, HostSegment};
 use super::{DecoderLayer, LayerContext};
 use crate::config::ModelConfig;
 use crate::error::{LlmError, Result};
@@ -115,10 +115,12 @@ impl<B: Backend> CausalLm<B> {
 
     fn forward_in_place(&self, input: ModelInput<B>, cache: Option<&mut KvCache<B>>) -> Result<ModelOutput<B>> {
         let [batch, seq] = input.input_ids.dims();
+        let plain = batch == 1 && !input.output_hidden_states && input.segment_ids.is_none();
         let cache = match cache {
-            Some(c) if batch == 1 && !input.output_hidden_states && input.segment_ids.is_none() && self.runs_on_host([seq]) => {
-                return self.forward_on_host(input, c);
-            }
+            Some(c) if plain => match self.host_plan([seq]) {
+                Some(plan) => return self.forward_on_host(plan, input, c),
+                None => Some(c),
+            },
             other => other,
         };
         let (last_only, want_hidden) = (input.last_logits_only, input.output_hidden_states);
@@ -134,7 +136,7 @@ impl<B: Backend> CausalLm<B> {
 
     /// [`Self::forward_in_place`] of one sequence's few new tokens as one host pass
     /// ([`super::host_step`]).
-    fn forward_on_host(&self, input: ModelInput<B>, cache: &mut KvCache<B>) -> Result<ModelOutput<B>> {
+    fn forward_on_host(&self, plan: HostPlan<'_>, input: ModelInput<B>, cache: &mut KvCache<B>) -> Result<ModelOutput<B>> {
         let seq = input.input_ids.dims()[1];
         let past_len = cache.len();
         cache.grow_for(seq);
@@ -145,7 +147,7 @@ impl<B: Backend> CausalLm<B> {
         let spec = MaskSpec { batch: 1, past_len, seq, attention_mask: input.attention_mask.as_deref(), segment_ids: None };
         let masks = HostMasks::new(&spec, &self.windows());
         let embedded = self.embed(input.input_ids)?.into_data().convert::<f32>().into_vec::<f32>().expect("converted to f32 above");
-        let normed = self.host_pass(embedded, &cos, &sin, &mut [HostSegment { offset: 0, len: seq, masks, cache }])?;
+        let normed = self.host_pass(plan, embedded, &cos, &sin, &mut [HostSegment { offset: 0, len: seq, masks, cache }])?;
         let d = self.config.d_model;
         let kept = if input.last_logits_only { normed[(seq - 1) * d..].to_vec() } else { normed };
         let rows = kept.len() / d;

@@ -11,7 +11,7 @@
 //! [`crate::nn::host_attention`], and the norm and SwiGLU in f32 as Burn computes them (up
 //! to the order of the norm's sum of squares).
 //!
-//! It runs when every linear layer of the model holds a quantized weight whose fused kernel
+//! It runs ([`CausalLm::host_plan`]) when every linear layer of the model holds a quantized weight whose fused kernel
 //! takes this many rows (decode-sized products, and prompts where the weights have prompt
 //! kernels: [`crate::quant::GgmlWeight::fused_for`]) or, for up to 8 rows, a dense f32 weight
 //! on Flex (read in place), without an active LoRA adapter, in a dense (not MoE) feed-forward;
@@ -48,9 +48,13 @@ pub(crate) struct HostMasks {
 }
 
 impl HostMasks {
-    /// The masks `spec` (batch 1) describes for full attention and for each of `windows`.
+    /// The masks `spec` (batch 1) describes for full attention and for each of `windows`. Plain
+    /// causal attention needs none ([`host_attention::segment`] shows each query the keys up to
+    /// its own position), which spares a prompt its `[len, past + len]` mask.
     pub fn new(spec: &MaskSpec<'_>, windows: &[usize]) -> Self {
-        Self { full: spec.hidden(None), windows: windows.iter().map(|&w| (w, spec.hidden(Some(w)))).collect() }
+        let causal = spec.attention_mask.is_none() && spec.segment_ids.is_none();
+        let full = if causal { None } else { spec.hidden(None) };
+        Self { full, windows: windows.iter().map(|&w| (w, spec.hidden(Some(w)))).collect() }
     }
 
     fn for_window(&self, window: Option<usize>) -> Option<&[bool]> {
@@ -163,6 +167,13 @@ mod dense {
     }
 }
 
+/// The layers' weights as a host pass reads them, for the rows it was planned for
+/// ([`CausalLm::host_plan`]).
+pub(crate) struct HostPlan<'m> {
+    layers: Vec<HostLayer<'m>>,
+    rows: usize,
+}
+
 /// One decoder layer's weights on the host.
 struct HostLayer<'m> {
     input_norm: Norm,
@@ -246,16 +257,20 @@ impl<B: Backend> CausalLm<B> {
         windows
     }
 
-    /// Whether a pass of `segments` (new tokens per sequence) runs on the host.
-    pub(crate) fn runs_on_host(&self, segments: impl IntoIterator<Item = usize>) -> bool {
+    /// The plan of a host pass over `segments` (new tokens per sequence), when the model runs
+    /// one for them; `None`: take the Burn path.
+    pub(crate) fn host_plan(&self, segments: impl IntoIterator<Item = usize>) -> Option<HostPlan<'_>> {
         let mut rows = 0;
         for len in segments {
             if len == 0 {
-                return false;
+                return None;
             }
             rows += len;
         }
-        rows > 0 && self.host_layers(rows).is_some()
+        if rows == 0 {
+            return None;
+        }
+        Some(HostPlan { layers: self.host_layers(rows)?, rows })
     }
 
     /// Runs every layer over the embedded rows `x` (`[rows, d_model]`, the segments' tokens in
@@ -263,12 +278,14 @@ impl<B: Backend> CausalLm<B> {
     /// writing each segment's keys and values into its cache (which then advances), and
     /// returns the final normed rows `[rows, d_model]`.
     ///
-    /// Callers check [`Self::runs_on_host`] first; a model or cache it cannot run is an error.
-    pub(crate) fn host_pass(&self, mut x: Vec<f32>, cos: &[f32], sin: &[f32], segments: &mut [HostSegment<'_, B>]) -> Result<Vec<f32>> {
-        let d_model = self.config.d_model;
-        let rows = x.len() / d_model;
-        let layers = self.host_layers(rows).ok_or_else(|| LlmError::config("host pass", "this model's layers do not run on the host"))?;
-        for (i, layer) in layers.iter().enumerate() {
+    /// `plan` comes from [`Self::host_plan`] for these segments; other rows, or a cache that
+    /// does not hold its new positions on the host, are an error.
+    pub(crate) fn host_pass(&self, plan: HostPlan<'_>, mut x: Vec<f32>, cos: &[f32], sin: &[f32], segments: &mut [HostSegment<'_, B>]) -> Result<Vec<f32>> {
+        let rows = plan.rows;
+        if x.len() != rows * self.config.d_model || segments.iter().map(|s| s.len).sum::<usize>() != rows {
+            return Err(LlmError::config("host pass", format!("planned for {rows} rows, given {} values and other segments", x.len())));
+        }
+        for (i, layer) in plan.layers.iter().enumerate() {
             let g = layer.geometry;
             let normed = layer.input_norm.apply(&x);
             let [mut q, mut k, v] = group(&layer.qkv, &normed, rows);

@@ -3,7 +3,7 @@
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
-use super::host_step::{HostMasks, HostSegment};
+use super::host_step::{HostMasks, HostPlan, HostSegment};
 use super::{CausalLm, DecoderLayer, FeedForward, LayerContext};
 use crate::error::{LlmError, Result};
 use crate::nn::{KvCache, MaskSpec, PackedAttention, RopeTables};
@@ -38,8 +38,8 @@ impl<B: Backend> CausalLm<B> {
     }
 
     fn forward_packed_in_place(&self, seqs: &mut [PackedSequence<'_, B>]) -> Result<Tensor<B, 2>> {
-        if self.runs_on_host(seqs.iter().map(|s| s.tokens.len())) {
-            return self.forward_packed_on_host(seqs);
+        if let Some(plan) = self.host_plan(seqs.iter().map(|s| s.tokens.len())) {
+            return self.forward_packed_on_host(plan, seqs);
         }
         let segments = self.segments(seqs)?;
         let device = self.device();
@@ -66,7 +66,7 @@ impl<B: Backend> CausalLm<B> {
 
     /// [`Self::forward_packed_in_place`] of sequences of a few new tokens each as one host pass
     /// ([`super::host_step`]).
-    fn forward_packed_on_host(&self, seqs: &mut [PackedSequence<'_, B>]) -> Result<Tensor<B, 2>> {
+    fn forward_packed_on_host(&self, plan: HostPlan<'_>, seqs: &mut [PackedSequence<'_, B>]) -> Result<Tensor<B, 2>> {
         let spans = self.check_sequences(seqs)?;
         let windows = self.windows();
         let positions: Vec<usize> = seqs.iter().flat_map(|s| s.cache.len()..s.cache.len() + s.tokens.len()).collect();
@@ -83,7 +83,7 @@ impl<B: Backend> CausalLm<B> {
                 HostSegment { offset, len, masks: HostMasks::new(&spec, &windows), cache: &mut *s.cache }
             })
             .collect();
-        let normed = self.host_pass(embedded, &cos, &sin, &mut segments)?;
+        let normed = self.host_pass(plan, embedded, &cos, &sin, &mut segments)?;
         let d = self.config.d_model;
         let last: Vec<f32> = spans.iter().flat_map(|&(offset, len, _)| normed[(offset + len - 1) * d..(offset + len) * d].iter().copied()).collect();
         Ok(self.logits(Tensor::<B, 2>::from_data(TensorData::new(last, [spans.len(), d]), &self.device())))
