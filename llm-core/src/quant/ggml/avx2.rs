@@ -102,6 +102,12 @@ unsafe fn fifth_bits(p: &[u8]) -> __m256i {
 /// bytes per lane), by one instruction set. Both give the same exact sums.
 pub(super) trait Dot4 {
     unsafe fn dot(u: __m256i, s: __m256i) -> __m256i;
+
+    /// Bit `j` of the little-endian u32 at `p` -> byte `j` = 0x10 where set (Q5's fifth bits).
+    #[inline(always)]
+    unsafe fn fifth_bits(p: &[u8]) -> __m256i {
+        fifth_bits(p)
+    }
 }
 
 /// `vpmaddubsw` then `vpmaddwd` by ones (pairs are at most 2·128·127, below saturation).
@@ -120,14 +126,25 @@ impl Dot4 for Vnni {
     unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
     }
+
+    /// The mask register made bytes by one `vpmovm2b` (AVX-512 BW/VL).
+    #[inline(always)]
+    unsafe fn fifth_bits(p: &[u8]) -> __m256i {
+        let bits = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+        _mm256_and_si256(_mm256_movm_epi8(bits), _mm256_set1_epi8(0x10))
+    }
 }
 
-/// Whether this CPU runs the `_vnni` kernels (those of [`available`] and AVX-512 F/VL/VNNI),
+/// Whether this CPU runs the `_vnni` kernels (those of [`available`] and AVX-512 F/VL/BW/VNNI),
 /// checked once.
 pub fn vnni_available() -> bool {
     static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OK.get_or_init(|| {
-        available() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("avx512vnni")
+        available()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
     })
 }
 
@@ -145,7 +162,7 @@ macro_rules! with_vnni {
         }
 
         #[doc = concat!("[`", stringify!($name), "`] through AVX-512 VNNI.")]
-        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
         pub unsafe fn $vnni($($arg: $ty),*) -> $ret {
             #[allow(dead_code)]
             type D = Vnni;
@@ -265,14 +282,14 @@ with_vnni! {
 with_vnni! {
     /// [`q5_0`] for four weight rows.
     fn q5_0_w4, q5_0_w4_vnni(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
-        legacy_w4::<22, D>(w, a, |b| (_mm256_or_si256(nibbles(&b[6..22]), fifth_bits(&b[2..6])), d_offset(b, 16.0)))
+        legacy_w4::<22, D>(w, a, |b| (_mm256_or_si256(nibbles(&b[6..22]), D::fifth_bits(&b[2..6])), d_offset(b, 16.0)))
     }
 }
 
 with_vnni! {
     /// [`q5_1`] for four weight rows.
     fn q5_1_w4, q5_1_w4_vnni(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
-        legacy_w4::<24, D>(w, a, |b| (_mm256_or_si256(nibbles(&b[8..24]), fifth_bits(&b[4..8])), f16_pair(b, 0)))
+        legacy_w4::<24, D>(w, a, |b| (_mm256_or_si256(nibbles(&b[8..24]), D::fifth_bits(&b[4..8])), f16_pair(b, 0)))
     }
 }
 
@@ -333,14 +350,14 @@ with_vnni! {
 with_vnni! {
     /// Q5_0 row · activations.
     fn q5_0, q5_0_vnni(w: &[u8], a: &ActRow) -> f32 {
-        legacy::<22, D>(w, a, |b| (_mm256_or_si256(nibbles(&b[6..22]), fifth_bits(&b[2..6])), d_offset(b, 16.0)))
+        legacy::<22, D>(w, a, |b| (_mm256_or_si256(nibbles(&b[6..22]), D::fifth_bits(&b[2..6])), d_offset(b, 16.0)))
     }
 }
 
 with_vnni! {
     /// Q5_1 row · activations.
     fn q5_1, q5_1_vnni(w: &[u8], a: &ActRow) -> f32 {
-        legacy::<24, D>(w, a, |b| (_mm256_or_si256(nibbles(&b[8..24]), fifth_bits(&b[4..8])), f16_pair(b, 0)))
+        legacy::<24, D>(w, a, |b| (_mm256_or_si256(nibbles(&b[8..24]), D::fifth_bits(&b[4..8])), f16_pair(b, 0)))
     }
 }
 
