@@ -1,17 +1,17 @@
-//! Prompt-sized products (more input rows than [`super::GGML_TILE_MAX_ROWS`]) from Q4_0 and
-//! Q4_1 blocks on AVX-512 VNNI, instead of dequantizing the weight and multiplying in f32:
+//! Prompt-sized products ([`super::GEMM_MIN_ROWS`] input rows or more) from Q4_0 and Q4_1
+//! blocks on AVX-512 VNNI, instead of dequantizing the weight and multiplying in f32:
 //! the input rows are quantized to 8 bits per 32 values as for decoding and interleaved 16 to
 //! a tile ([`Tile16`], lane `r` of a 512-bit register is row `r`); each weight row is unpacked
 //! once to a byte per code ([`Unpacked`]), then per block and tile eight `vpdpbusd` sum a
 //! broadcast of four weight codes times the same four codes of the 16 rows into one exact
-//! integer sum per row, one multiply-add applies the two steps and one the minimum's term:
-//! about 12 vector instructions per 32 × 16 products, where the f32 matmul needs 32 fused
-//! multiply-adds and the dequantization besides.
+//! integer sum per row, one multiply-add applies the two steps and one the minimum's term, and
+//! four weight rows share each load of the tile: about 12 vector instructions per 32 × 16
+//! products, where the f32 matmul needs 32 fused multiply-adds and the dequantization besides.
 //!
 //! The integer sums are exact; the float sums run in another order than the decode kernels',
 //! so a prompt row's result may differ from the decode kernels' in the last bits (prompts and
 //! decode steps never share a product).
-//!
+
 #![allow(unsafe_op_in_unsafe_fn)]
 
 use std::arch::x86_64::*;
@@ -22,15 +22,10 @@ use crate::weights::gguf::quants::GgmlType;
 /// Rows of a tile: the 16 f32 / i32 lanes of a 512-bit register.
 pub(super) const ROWS: usize = 16;
 
-/// Whether this CPU runs these kernels (AVX-512 F/BW/VNNI, F16C), checked once.
+/// Whether this CPU runs these kernels (AVX-512 F/BW/VNNI), checked once.
 pub(super) fn available() -> bool {
     static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vnni")
-            && is_x86_feature_detected!("f16c")
-    })
+    *OK.get_or_init(|| is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vnni"))
 }
 
 /// Whether this CPU runs the prompt kernel of `ty`.
