@@ -27,8 +27,9 @@ pub const GGML_FUSED_MAX_ROWS: usize = 32;
 /// How a quantized linear layer computes its product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QuantExecution {
-    /// On CPU backends: the fused kernel for up to [`FUSED_MAX_ROWS`] rows, else dequantize per
-    /// call. On GPU backends: [`Self::Materialize`]. Under autodiff: [`Self::Dequantize`] (the
+    /// On CPU backends: the fused kernel where it pays ([`super::QuantizedWeight::fused_for`]:
+    /// up to [`FUSED_MAX_ROWS`] rows, for GGML blocks up to [`GGML_FUSED_MAX_ROWS`] and prompts
+    /// through the prompt kernels), else dequantize per call. On GPU backends: [`Self::Materialize`]. Under autodiff: [`Self::Dequantize`] (the
     /// fused kernel runs on the host and would cut the graph).
     #[default]
     Auto,
