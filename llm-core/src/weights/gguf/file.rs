@@ -132,6 +132,22 @@ impl GgufFile {
     pub fn tensor_bytes(&self, info: &GgufTensorInfo) -> &[u8] {
         &self.map[info.range.clone()]
     }
+
+    /// Tells the kernel that `bytes` (a range of this file's mapping, already copied) are not
+    /// needed again soon (`MADV_DONTNEED`): their pages leave this process's resident set instead
+    /// of staying there beside the copy, so a load peaks near the size of the weights, not twice
+    /// it. A later read of the range faults the pages in again from the file. Bytes outside the
+    /// mapping are ignored.
+    pub fn release(&self, bytes: &[u8]) {
+        let start = (bytes.as_ptr() as usize).wrapping_sub(self.map.as_ptr() as usize);
+        if bytes.is_empty() || start >= self.map.len() || start + bytes.len() > self.map.len() {
+            return;
+        }
+        #[cfg(unix)]
+        // SAFETY: the mapping is read-only and file-backed, so dropped pages come back from the
+        // file with the same bytes on the next access; nothing writes through it.
+        let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, bytes.len()) };
+    }
 }
 
 struct Parser<'a> {

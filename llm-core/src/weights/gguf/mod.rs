@@ -95,6 +95,7 @@ impl TensorSource for GgufSource {
                 return Err(LlmError::config(format!("GGUF tensor for `{name}`"), format!("shape {shape:?} is not a matrix")));
             };
             let w = GgmlWeight::new(name, info.ggml_type, d_out, d_in, bytes.to_vec())?;
+            self.file.release(bytes);
             Ok(match self.rope_heads(name) {
                 Some(heads) => {
                     check_rope_rows(name, &shape, heads)?;
