@@ -52,34 +52,35 @@ impl ActRow {
 /// Rows of a tile: the lanes of the tile kernels' registers.
 pub const TILE: usize = 8;
 
-/// Up to [`TILE`] quantized rows interleaved so that one register holds the same four codes,
-/// step or sum of every row of the tile (lane `r` is row `r`; rows past the last are zero).
+/// Up to `N` quantized rows interleaved so that one register holds the same four codes, step
+/// or sum of every row of the tile (lane `r` is row `r`; rows past the last are zero): [`TILE`]
+/// rows for the decode tile kernels, 16 for the prompt kernels (512-bit lanes).
 #[derive(Debug, Clone)]
-pub struct ActTile {
-    /// `[blocks][8][TILE]`: the codes of values `4k..4k + 4` of each block, as one `i32` per row.
+pub struct ActTile<const N: usize = TILE> {
+    /// `[blocks][8][N]`: the codes of values `4k..4k + 4` of each block, as one `i32` per row.
     pub codes: Vec<i32>,
-    /// `[blocks][TILE]` steps.
+    /// `[blocks][N]` steps.
     pub d: Vec<f32>,
-    /// `[blocks][TILE]` `d·Σq` of each block.
+    /// `[blocks][N]` `d·Σq` of each block.
     pub s: Vec<f32>,
     /// How many of the lanes hold rows.
     pub rows: usize,
 }
 
-impl ActTile {
-    /// The tile of `rows` (1 to [`TILE`] rows of one width).
+impl<const N: usize> ActTile<N> {
+    /// The tile of `rows` (1 to `N` rows of one width).
     pub fn new(rows: &[ActRow]) -> Self {
-        debug_assert!(!rows.is_empty() && rows.len() <= TILE);
+        debug_assert!(!rows.is_empty() && rows.len() <= N);
         let blocks = rows[0].d.len();
-        let mut t = Self { codes: vec![0; blocks * 8 * TILE], d: vec![0.0; blocks * TILE], s: vec![0.0; blocks * TILE], rows: rows.len() };
+        let mut t = Self { codes: vec![0; blocks * 8 * N], d: vec![0.0; blocks * N], s: vec![0.0; blocks * N], rows: rows.len() };
         for (r, a) in rows.iter().enumerate() {
             for b in 0..blocks {
                 for k in 0..8 {
                     let q = &a.qs[QA * b + 4 * k..QA * b + 4 * k + 4];
-                    t.codes[(b * 8 + k) * TILE + r] = i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]);
+                    t.codes[(b * 8 + k) * N + r] = i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]);
                 }
-                t.d[b * TILE + r] = a.d[b];
-                t.s[b * TILE + r] = a.ds[b][1];
+                t.d[b * N + r] = a.d[b];
+                t.s[b * N + r] = a.ds[b][1];
             }
         }
         t
@@ -87,7 +88,7 @@ impl ActTile {
 
     /// Blocks of 32 per row.
     pub fn blocks(&self) -> usize {
-        self.d.len() / TILE
+        self.d.len() / N
     }
 }
 

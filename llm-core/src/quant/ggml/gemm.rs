@@ -16,7 +16,7 @@
 
 use std::arch::x86_64::*;
 
-use super::act::{ActRow, QA};
+use super::act::{ActTile, QA};
 use crate::weights::gguf::quants::GgmlType;
 
 /// Rows of a tile: the 16 f32 / i32 lanes of a 512-bit register.
@@ -87,38 +87,8 @@ pub(super) fn dot(w: &Unpacked, t: &Tile16) -> [f32; ROWS] {
     unsafe { dot_rows([w], t)[0] }
 }
 
-/// Up to 16 quantized rows interleaved: one register holds the same four codes, the step or the
-/// sum of every row of the tile (rows past the last are zero).
-pub(super) struct Tile16 {
-    /// `[blocks][8][16]`: the codes of values `4k..4k + 4` of each block, one `i32` per row.
-    codes: Vec<i32>,
-    /// `[blocks][16]` steps.
-    d: Vec<f32>,
-    /// `[blocks][16]` `d·Σq` of each block.
-    s: Vec<f32>,
-    /// How many lanes hold rows.
-    pub rows: usize,
-}
-
-impl Tile16 {
-    /// The tile of `rows` (1 to 16 quantized rows of one width).
-    pub fn new(rows: &[ActRow]) -> Self {
-        debug_assert!(!rows.is_empty() && rows.len() <= ROWS);
-        let blocks = rows[0].d.len();
-        let mut t = Self { codes: vec![0; blocks * 8 * ROWS], d: vec![0.0; blocks * ROWS], s: vec![0.0; blocks * ROWS], rows: rows.len() };
-        for (r, a) in rows.iter().enumerate() {
-            for b in 0..blocks {
-                for k in 0..8 {
-                    let q = &a.qs[QA * b + 4 * k..QA * b + 4 * k + 4];
-                    t.codes[(b * 8 + k) * ROWS + r] = i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]);
-                }
-                t.d[b * ROWS + r] = a.d[b];
-                t.s[b * ROWS + r] = a.ds[b][1];
-            }
-        }
-        t
-    }
-}
+/// 16 quantized rows interleaved, one per lane of a 512-bit register.
+pub(super) type Tile16 = ActTile<ROWS>;
 
 /// `N` weight rows · a tile: per block the tile's eight registers of codes are loaded once and
 /// met by each row's eight broadcasts of four codes.
