@@ -69,8 +69,7 @@ fn integer_dot_kernels_match_the_dequantized_weight() {
         for r in 0..w.d_out {
             let row = &dense[r * w.d_in..(r + 1) * w.d_in];
             let got = row_dot(ty, w.row(r), &a) as f64;
-            let exact: f64 = row.iter().zip(&xq).map(|(&p, &q)| p as f64 * q as f64).sum();
-            let scale: f64 = row.iter().zip(&xq).map(|(&p, &q)| (p as f64 * q as f64).abs()).sum();
+            let (exact, scale) = exact_and_scale(row, &xq);
             assert!((got - exact).abs() <= 1e-5 * scale, "{name} row {r}: {got} vs {exact} (scale {scale})");
             let float: f64 = row.iter().zip(&x).map(|(&p, &q)| p as f64 * q as f64).sum();
             let bound: f64 = row.iter().enumerate().map(|(i, &p)| p.abs() as f64 * a.d[i / 32] as f64 / 2.0).sum();
@@ -169,13 +168,18 @@ fn prompt_sized_products_match_the_dequantized_weight() {
             let xq = a.dequantize();
             for o in 0..d_out {
                 let row = &dense[o * d_in..(o + 1) * d_in];
-                let exact: f64 = row.iter().zip(&xq).map(|(&p, &q)| p as f64 * q as f64).sum();
-                let scale: f64 = row.iter().zip(&xq).map(|(&p, &q)| (p as f64 * q as f64).abs()).sum();
+                let (exact, scale) = exact_and_scale(row, &xq);
                 let f = fast[r * d_out + o] as f64;
                 assert!((f - exact).abs() <= 1e-5 * scale, "{name} [{r}, {o}]: {f} vs exact {exact} (scale {scale})");
             }
         }
     }
+}
+
+/// `Σ row·x` in f64 and `Σ |row·x|`, the scale the kernels' tolerances are relative to.
+fn exact_and_scale(row: &[f32], x: &[f32]) -> (f64, f64) {
+    let products = row.iter().zip(x).map(|(&p, &q)| p as f64 * q as f64);
+    (products.clone().sum(), products.map(f64::abs).sum())
 }
 
 fn simd_rows_match(name: &str, w: &GgmlWeight, rows: usize) {
@@ -201,8 +205,7 @@ fn simd_rows_match(name: &str, w: &GgmlWeight, rows: usize) {
         let xq = a.dequantize();
         for o in 0..d_out {
             let row = &dense[o * d_in..(o + 1) * d_in];
-            let exact: f64 = row.iter().zip(&xq).map(|(&p, &q)| p as f64 * q as f64).sum();
-            let scale: f64 = row.iter().zip(&xq).map(|(&p, &q)| (p as f64 * q as f64).abs()).sum();
+            let (exact, scale) = exact_and_scale(row, &xq);
             let (f, p) = (fast[r * d_out + o] as f64, portable[r * d_out + o] as f64);
             assert!((f - p).abs() <= 1e-5 * scale, "{name} [{r}, {o}]: simd {f} vs portable {p} (scale {scale})");
             assert!((f - exact).abs() <= 1e-5 * scale, "{name} [{r}, {o}]: simd {f} vs exact {exact} (scale {scale})");
@@ -328,8 +331,7 @@ fn q8_0_with_a_float_input_is_the_dequantized_product() {
         for o in 0..d_out {
             let row = &dense[o * d_in..(o + 1) * d_in];
             let xr = &x[r * d_in..(r + 1) * d_in];
-            let exact: f64 = row.iter().zip(xr).map(|(&p, &q)| p as f64 * q as f64).sum();
-            let scale: f64 = row.iter().zip(xr).map(|(&p, &q)| (p as f64 * q as f64).abs()).sum();
+            let (exact, scale) = exact_and_scale(row, xr);
             for (name, got) in [("simd", fast[r * d_out + o]), ("portable", portable[r * d_out + o])] {
                 assert!((got as f64 - exact).abs() <= 1e-5 * scale, "{name} [{r}, {o}]: {got} vs {exact}");
             }
