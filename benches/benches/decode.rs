@@ -177,17 +177,7 @@ fn transformers(model: &CausalLm<B>, ids: &[u32]) -> Option<serde_json::Value> {
         .arg(&export)
         .args(["--prompt-ids", &ids.join(","), "--prefill", &prefills.join(","), "--threads", &threads.to_string()])
         .output();
-    match out {
-        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).map_err(|e| println!("transformers: unreadable output: {e}")).ok(),
-        Ok(o) => {
-            println!("transformers failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr));
-            None
-        }
-        Err(e) => {
-            println!("transformers: could not start {python}: {e}");
-            None
-        }
-    }
+    json_line("transformers", &python, out)
 }
 
 /// llama.cpp on the same file and ids, or `None` (with the reason printed).
@@ -207,14 +197,20 @@ fn llama_cpp(path: &std::path::Path, ids: &[u32]) -> Option<serde_json::Value> {
         .args(["--prompt-ids", &ids.join(","), "--prefill", &prefills.join(","), "--decode", &DECODE_CHUNK.to_string()])
         .args(["--threads", &threads.to_string()])
         .output();
+    json_line("llama.cpp", &python.display().to_string(), out)
+}
+
+/// The JSON line a peer's script printed, or `None` with the reason printed (`peer` names it,
+/// `python` the interpreter that ran it).
+fn json_line(peer: &str, python: &str, out: std::io::Result<std::process::Output>) -> Option<serde_json::Value> {
     match out {
-        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).map_err(|e| println!("llama.cpp: unreadable output: {e}")).ok(),
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).map_err(|e| println!("{peer}: unreadable output: {e}")).ok(),
         Ok(o) => {
-            println!("llama.cpp failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr));
+            println!("{peer} failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr));
             None
         }
         Err(e) => {
-            println!("llama.cpp: could not start {}: {e}", python.display());
+            println!("{peer}: could not start {python}: {e}");
             None
         }
     }
