@@ -3,7 +3,9 @@
 //!   (Burn's matmul) against each format's fused dequantize-matmul kernel, for one input row
 //!   (decode) and 128 rows (prefill, where `Auto` dequantizes and uses the dense matmul);
 //! - `smollm2_decode_quant`: per-token decode of SmolLM2-135M with every decoder linear layer
-//!   in each format (the LM head stays f32 as in every tool), and the bytes of those weights.
+//!   in each format (the LM head stays f32 as in every tool), the bytes of those weights, and
+//!   each format's time against its memory bound (bytes read per token over the measured
+//!   read bandwidth).
 //!
 //! GPTQ output runs on the same group-affine kernel as `rtn4-g64` (same layout, same bits), so
 //! its speed is that row's.
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use burn::tensor::{Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use llm_benches::{prompt_ids, smollm2_gguf, timed_decode};
+use llm_benches::{criterion_mean_s, prompt_ids, read_bandwidth_gbs, smollm2_gguf, timed_decode};
 use llm_core::nn::Linear;
 use llm_core::quant::QuantExecution;
 use llm_core::weights::{load_model, LoadOptions};
@@ -92,6 +94,27 @@ fn decode(c: &mut Criterion) {
         });
     }
     group.finish();
+    memory_bound_table(&models);
+}
+
+/// Each format's decode against its memory bound: the bytes a token reads (decoder linear
+/// weights, the f32 head, norms) over the machine's read bandwidth.
+fn memory_bound_table(models: &[(&str, CausalLm<B>)]) {
+    let bandwidth = read_bandwidth_gbs();
+    println!("\nread bandwidth {bandwidth:.1} GB/s");
+    println!("| format | decoder linear weights | bytes read per token | ms / token | memory bound, ms | % of bound | vs dense |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let ms = |name: &str| criterion_mean_s("smollm2_decode_quant", name).map(|s| s * 1e3);
+    let dense_ms = ms("dense-f32");
+    for (name, model) in models {
+        let c = &model.config;
+        let other = 4 * (c.vocab_size * c.d_model + (2 * c.n_layers + 1) * c.d_model);
+        let bytes = (linear_bytes(model) + other) as f64;
+        let bound_ms = bytes / (bandwidth * 1e9) * 1e3;
+        let Some(t) = ms(name) else { continue };
+        let vs = dense_ms.map_or("-".into(), |d| format!("{:.2}x", d / t));
+        println!("| {name} | {:.1} MB | {:.1} MB | {t:.2} | {bound_ms:.2} | {:.0}% | {vs} |", linear_bytes(model) as f64 / 1e6, bytes / 1e6, 100.0 * bound_ms / t);
+    }
 }
 
 fn main() {

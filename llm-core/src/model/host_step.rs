@@ -23,6 +23,7 @@ use burn::tensor::{DType, Tensor};
 use super::{CausalLm, FeedForward};
 use crate::error::{LlmError, Result};
 use crate::nn::host_attention::{self, Geometry};
+use crate::nn::host_dense;
 use crate::nn::linear::LinearWeight;
 use crate::nn::{KvCache, Linear, MaskSpec, RmsNorm};
 use crate::quant::{ggml, GgmlWeight, QuantizedWeight};
@@ -81,10 +82,6 @@ enum HostWeight<'m> {
     Dense(burn_flex::FlexTensor),
 }
 
-/// Input rows up to which dense weights run on the host (decode steps, where the product is a
-/// read of the weight); prompts keep Burn's matmul.
-const DENSE_MAX_ROWS: usize = 8;
-
 impl<'m> HostLinear<'m> {
     /// `layer` when the host pass runs its product on `rows` rows (a quantized weight whose
     /// fused kernel takes them, or a dense f32 one on Flex for a few rows) and no adapter adds
@@ -96,7 +93,7 @@ impl<'m> HostLinear<'m> {
         let weight = match &layer.weight {
             LinearWeight::Quantized(q) if q.fused_for(rows) => HostWeight::Quantized(&q.weight),
             #[cfg(feature = "flex")]
-            LinearWeight::Dense(w) if rows <= DENSE_MAX_ROWS => HostWeight::Dense(flex_dense(w.val())?),
+            LinearWeight::Dense(w) if rows <= host_dense::MAX_ROWS => HostWeight::Dense(host_dense::flex_f32(w.val())?),
             _ => return None,
         };
         Some(Self { weight, bias: layer.bias.as_ref().map(|b| host(b.val())) })
@@ -107,62 +104,7 @@ impl<'m> HostLinear<'m> {
         match &self.weight {
             HostWeight::Quantized(q) => q.matmul(x, rows),
             #[cfg(feature = "flex")]
-            HostWeight::Dense(w) => dense::matmul(w.storage::<f32>(), w.layout().shape()[1], x, rows),
-        }
-    }
-}
-
-/// The Flex tensor behind `w` when it is a plain f32 `[d_out, d_in]` buffer of Flex.
-#[cfg(feature = "flex")]
-fn flex_dense<B: Backend>(w: Tensor<B, 2>) -> Option<burn_flex::FlexTensor> {
-    let prim = match w.into_primitive() {
-        burn::tensor::TensorPrimitive::Float(p) => p,
-        _ => return None,
-    };
-    let boxed: Box<dyn std::any::Any> = Box::new(prim);
-    let t = *boxed.downcast::<burn_flex::FlexTensor>().ok()?;
-    let plain = t.dtype() == DType::F32 && t.is_contiguous() && t.layout().start_offset() == 0 && t.layout().shape().num_dims() == 2;
-    plain.then_some(t)
-}
-
-/// Dense f32 products of a few rows, split by output rows across the pool.
-#[cfg(feature = "flex")]
-mod dense {
-    use rayon::prelude::*;
-
-    use crate::quant::kernels::{dot, multiversion};
-
-    /// Weight rows one task takes.
-    const ROWS_PER_TASK: usize = 64;
-
-    /// `x · Wᵀ`. w: `[d_out, d_in]`, x: `[rows, d_in]` -> `[rows, d_out]`.
-    pub(super) fn matmul(w: &[f32], d_in: usize, x: &[f32], rows: usize) -> Vec<f32> {
-        let d_out = w.len() / d_in;
-        // `[d_out, rows]`, each task its own weight rows.
-        let mut t = vec![0f32; d_out * rows];
-        t.par_chunks_mut(ROWS_PER_TASK * rows)
-            .zip(w.par_chunks(ROWS_PER_TASK * d_in))
-            .for_each(|(out, w)| rows_dot(w, d_in, x, out));
-        if rows == 1 {
-            return t;
-        }
-        let mut y = vec![0f32; rows * d_out];
-        for (o, col) in t.chunks_exact(rows).enumerate() {
-            for (r, &v) in col.iter().enumerate() {
-                y[r * d_out + o] = v;
-            }
-        }
-        y
-    }
-
-    multiversion! {
-        fn rows_dot(w: &[f32], d_in: usize, x: &[f32], out: &mut [f32]) {
-            let rows = x.len() / d_in;
-            for (wr, col) in w.chunks_exact(d_in).zip(out.chunks_exact_mut(rows)) {
-                for (y, xr) in col.iter_mut().zip(x.chunks_exact(d_in)) {
-                    *y = dot(wr, xr);
-                }
-            }
+            HostWeight::Dense(w) => host_dense::matmul(w.storage::<f32>(), w.layout().shape()[1], x, rows),
         }
     }
 }

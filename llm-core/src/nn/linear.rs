@@ -173,14 +173,15 @@ impl<B: Backend> Linear<B> {
 ///
 /// The input is flattened to 2-D so the weight is only ever viewed transposed: reshaping a
 /// transposed view (as `burn::tensor::module::linear` does to broadcast it) makes backends
-/// copy the whole weight on every call.
+/// copy the whole weight on every call. A decode-sized product (up to 8 f32 rows) against a
+/// plain f32 Flex weight runs on the host, reading the weight in place (`host_dense`).
 pub fn linear_forward<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     weight: Tensor<B, 2>,
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, D> {
     let [d_out, _] = weight.dims();
-    per_row(x, d_out, bias, |x2| x2.matmul(weight.transpose()))
+    per_row(x, d_out, bias, |x2| super::host_dense::product(&x2, &weight).unwrap_or_else(|| x2.matmul(weight.transpose())))
 }
 
 /// Flattens x: `[..., d_in]` to `[rows, d_in]`, applies `product` (-> `[rows, d_out]`), adds

@@ -3,6 +3,7 @@
 pub mod attention;
 pub mod embedding;
 pub(crate) mod host_attention;
+pub(crate) mod host_dense;
 pub mod kv_cache;
 pub mod linear;
 pub mod lora;

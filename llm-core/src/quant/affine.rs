@@ -157,9 +157,11 @@ impl AffineWeight {
         }
     }
 
-    /// x: `[rows, d_in]` -> `[rows, d_out]`, from the codes: each weight row is dequantized
-    /// once into an L1-sized buffer (bit-exactly as [`Self::dequantize`]) and dotted with
-    /// every input row.
+    /// x: `[rows, d_in]` -> `[rows, d_out]`, from the codes. With AVX-512, 1- to 4-bit codes
+    /// become their weights in registers through each group's 16-value table (`lut.rs`);
+    /// 4- and 8-bit rows otherwise take the codes in registers with the scale applied per
+    /// group, and anything else dequantizes each weight row once into an L1-sized buffer
+    /// (bit-exactly as [`Self::dequantize`]) and dots it with every input row.
     pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
         // [rows, d_in] in stored order.
         let gathered;
@@ -174,15 +176,28 @@ impl AffineWeight {
         };
         // [d_out, rows], a tile of output rows per task.
         let mut out_t = vec![0f32; self.d_out * rows];
+        let tile = tile_rows(self.d_out);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(lut) = super::lut::Lut::detect().filter(|_| super::lut::Lut::affine_applies(self.bits, &self.bounds)) {
+            out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
+                for (i, y) in dst.chunks_mut(rows).enumerate() {
+                    let o = t * tile + i;
+                    let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
+                    let groups = o * self.n_groups..(o + 1) * self.n_groups;
+                    lut.affine_rows(self.bits, row, &self.bounds, &self.scales[groups.clone()], &self.zeros[groups], xs, y);
+                }
+            });
+            return transpose(&out_t, self.d_out, rows);
+        }
         if affine_dot_applies(self.bits, &self.bounds) {
             // [rows, n_groups] sums of each group's inputs, for the zero-point term.
             let xsums: Vec<f32> = xs
                 .chunks_exact(self.d_in)
                 .flat_map(|xr| self.bounds.windows(2).map(move |b| xr[b[0]..b[1]].iter().sum::<f32>()))
                 .collect();
-            out_t.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, dst)| {
+            out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
                 for (i, y) in dst.chunks_mut(rows).enumerate() {
-                    let o = t * TILE + i;
+                    let o = t * tile + i;
                     let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
                     let (scales, zeros) = (&self.scales[o * self.n_groups..], &self.zeros[o * self.n_groups..]);
                     fused::affine_rows_direct(self.bits, row, &self.bounds, scales, zeros, xs, &xsums, y);
@@ -190,10 +205,10 @@ impl AffineWeight {
             });
             return transpose(&out_t, self.d_out, rows);
         }
-        out_t.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, dst)| {
+        out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
             let mut scratch = vec![0f32; self.d_in];
             for (i, y) in dst.chunks_mut(rows).enumerate() {
-                let o = t * TILE + i;
+                let o = t * tile + i;
                 let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
                 let (scales, zeros) = (&self.scales[o * self.n_groups..], &self.zeros[o * self.n_groups..]);
                 fused::affine_row(self.bits, row, &self.bounds, scales, zeros, xs, &mut scratch, y);
@@ -215,8 +230,11 @@ impl AffineWeight {
     }
 }
 
-/// Output rows per parallel task: enough work to amortise the task, few enough to balance.
-pub(super) const TILE: usize = 16;
+/// Output rows per parallel task: a few tasks per thread (a decode step runs hundreds of
+/// products, and each task costs the pool microseconds), at least 16 rows.
+pub(super) fn tile_rows(d_out: usize) -> usize {
+    d_out.div_ceil(4 * rayon::current_num_threads().max(1)).max(16)
+}
 
 mod fused {
     use crate::quant::kernels::{affine_dot, dequant_span, dot, multiversion};

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::affine::{transpose, TILE};
+use super::affine::{tile_rows, transpose};
 use crate::error::{LlmError, Result};
 
 /// Which 16-value code table.
@@ -162,17 +162,33 @@ impl Fp4Weight {
             .collect()
     }
 
-    /// x: `[rows, d_in]` -> `[rows, d_out]`: each weight row is dequantized (bit-exactly as
-    /// [`Self::dequantize`]) into an L1-sized buffer and dotted with every input row.
+    /// x: `[rows, d_in]` -> `[rows, d_out]`. With AVX-512 and blocks of whole 32-element
+    /// runs, codes become weights in registers through each block's 16-value table (`lut.rs`);
+    /// otherwise each weight row is dequantized (bit-exactly as [`Self::dequantize`]) into an
+    /// L1-sized buffer and dotted with every input row.
     pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
         // Rows start on a byte and hold whole blocks in the common case (d_in a multiple of
         // the block size); anything else takes the per-element path.
         let aligned = self.d_in.is_multiple_of(self.blocksize);
         let mut out_t = vec![0f32; self.d_out * rows];
-        out_t.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, dst)| {
+        let tile = tile_rows(self.d_out);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(lut) = super::lut::Lut::detect().filter(|_| super::lut::Lut::fp4_applies(self.d_in, self.blocksize)) {
+            let xs = super::lut::deinterleave(x);
+            let blocks_per_row = self.d_in / self.blocksize;
+            out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
+                for (i, y) in dst.chunks_mut(rows).enumerate() {
+                    let o = t * tile + i;
+                    let bytes = &self.packed[o * self.d_in / 2..(o + 1) * self.d_in / 2];
+                    lut.fp4_rows(&self.code, bytes, &self.absmax[o * blocks_per_row..(o + 1) * blocks_per_row], &xs, y);
+                }
+            });
+            return transpose(&out_t, self.d_out, rows);
+        }
+        out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
             let mut scratch = vec![0f32; self.d_in];
             for (i, y) in dst.chunks_mut(rows).enumerate() {
-                let o = t * TILE + i;
+                let o = t * tile + i;
                 if aligned {
                     let bytes = &self.packed[o * self.d_in / 2..(o + 1) * self.d_in / 2];
                     let blocks_per_row = self.d_in / self.blocksize;

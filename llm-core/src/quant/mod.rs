@@ -18,6 +18,8 @@ pub mod frozen;
 pub mod ggml;
 pub(crate) mod kernels;
 mod linear;
+#[cfg(target_arch = "x86_64")]
+mod lut;
 mod outlier;
 
 pub use affine::AffineWeight;

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::affine::{transpose, TILE};
+use super::affine::{tile_rows, transpose};
 use crate::error::{LlmError, Result};
 
 /// An LLM.int8() weight `[d_out, d_in]`.
@@ -75,9 +75,10 @@ impl OutlierInt8Weight {
             }
         }
         let mut out_t = vec![0f32; self.d_out * rows];
-        out_t.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, dst)| {
+        let tile = tile_rows(self.d_out);
+        out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
             for (i, ys) in dst.chunks_mut(rows).enumerate() {
-                let o = t * TILE + i;
+                let o = t * tile + i;
                 let w = &self.codes[o * self.d_in..(o + 1) * self.d_in];
                 let scb = self.row_absmax[o];
                 for (r, y) in ys.iter_mut().enumerate() {
