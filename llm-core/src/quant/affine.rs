@@ -158,7 +158,7 @@ impl AffineWeight {
     }
 
     /// x: `[rows, d_in]` -> `[rows, d_out]`, from the codes. With AVX-512, 1- to 4-bit codes
-    /// become their weights in registers through each group's 16-value table (`lut.rs`);
+    /// become their weights in registers through each group's 16-value table (`lut`);
     /// 4- and 8-bit rows otherwise take the codes in registers with the scale applied per
     /// group, and anything else dequantizes each weight row once into an L1-sized buffer
     /// (bit-exactly as [`Self::dequantize`]) and dots it with every input row.
@@ -178,13 +178,14 @@ impl AffineWeight {
         let mut out_t = vec![0f32; self.d_out * rows];
         let tile = tile_rows(self.d_out);
         #[cfg(target_arch = "x86_64")]
-        if let Some(lut) = super::lut::Lut::detect().filter(|_| super::lut::Lut::affine_applies(self.bits, &self.bounds)) {
+        if let Some((lut, order)) = super::lut::Lut::detect().zip(super::lut::Lut::affine_order(self.bits, &self.bounds)) {
+            let xs = order.apply(xs, self.d_in);
             out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
                 for (i, y) in dst.chunks_mut(rows).enumerate() {
                     let o = t * tile + i;
                     let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
                     let groups = o * self.n_groups..(o + 1) * self.n_groups;
-                    lut.affine_rows(self.bits, row, &self.bounds, &self.scales[groups.clone()], &self.zeros[groups], xs, y);
+                    lut.affine_rows(order, self.bits, row, &self.bounds, &self.scales[groups.clone()], &self.zeros[groups], &xs, y);
                 }
             });
             return transpose(&out_t, self.d_out, rows);

@@ -163,7 +163,7 @@ impl Fp4Weight {
     }
 
     /// x: `[rows, d_in]` -> `[rows, d_out]`. With AVX-512 and blocks of whole 32-element
-    /// runs, codes become weights in registers through each block's 16-value table (`lut.rs`);
+    /// runs, codes become weights in registers through each block's 16-value table (`lut`);
     /// otherwise each weight row is dequantized (bit-exactly as [`Self::dequantize`]) into an
     /// L1-sized buffer and dotted with every input row.
     pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
@@ -173,14 +173,14 @@ impl Fp4Weight {
         let mut out_t = vec![0f32; self.d_out * rows];
         let tile = tile_rows(self.d_out);
         #[cfg(target_arch = "x86_64")]
-        if let Some(lut) = super::lut::Lut::detect().filter(|_| super::lut::Lut::fp4_applies(self.d_in, self.blocksize)) {
-            let xs = super::lut::deinterleave(x);
+        if let Some((lut, order)) = super::lut::Lut::detect().zip(super::lut::Lut::fp4_order(self.d_in, self.blocksize)) {
+            let xs = order.apply(x, self.d_in);
             let blocks_per_row = self.d_in / self.blocksize;
             out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
                 for (i, y) in dst.chunks_mut(rows).enumerate() {
                     let o = t * tile + i;
                     let bytes = &self.packed[o * self.d_in / 2..(o + 1) * self.d_in / 2];
-                    lut.fp4_rows(&self.code, bytes, &self.absmax[o * blocks_per_row..(o + 1) * blocks_per_row], &xs, y);
+                    lut.fp4_rows(order, &self.code, bytes, &self.absmax[o * blocks_per_row..(o + 1) * blocks_per_row], &xs, y);
                 }
             });
             return transpose(&out_t, self.d_out, rows);
