@@ -439,15 +439,44 @@ pub unsafe fn q3_k(w: &[u8], a: &ActRow) -> f32 {
     hsum(acc) - lane0(offs)
 }
 
-/// Q4_K / Q5_K row · activations (`SIZE` 144 or 176).
+/// A Q4_K / Q5_K super-block's (`blk`) factors per sub-block `u` (lane `u`), for the activation
+/// blocks `8·sb..8·sb + 8`: `scale = d·(sc[u]·dx[u])`, `min = (mn[u]·dx[u])·Σx[u]`. Computed as
+/// eight lanes at once instead of a scalar chain and a broadcast per sub-block.
+#[inline(always)]
+unsafe fn k_factors(blk: &[u8], a: &ActRow, sb: usize) -> (__m256, __m256) {
+    let (d, (sc, mn)) = (f16(blk, 0), k_scale_min(&blk[4..16]));
+    let dx = _mm256_loadu_ps(a.d.as_ptr().add(8 * sb));
+    let mut sums = [0f32; 8];
+    for (u, v) in sums.iter_mut().enumerate() {
+        *v = sum32(a, 8 * sb + u) as f32;
+    }
+    let scale = _mm256_mul_ps(d, _mm256_mul_ps(u8_lanes(sc), dx));
+    let min = _mm256_mul_ps(_mm256_mul_ps(u8_lanes(mn), dx), _mm256_loadu_ps(sums.as_ptr()));
+    (scale, min)
+}
+
+/// Eight bytes as eight f32 lanes.
+#[inline(always)]
+unsafe fn u8_lanes(v: [u8; 8]) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(v.as_ptr().cast())))
+}
+
+/// Lane `u` of `v` in all eight lanes.
+#[inline(always)]
+unsafe fn lane(v: __m256, u: usize) -> __m256 {
+    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(u as i32))
+}
+
+/// Q4_K / Q5_K row · activations (`SIZE` 144 or 176): per sub-block `u`,
+/// `acc += scale[u]·(q·x)`; per super-block, `mins += dmin·min` lane by lane ([`k_factors`]).
 #[inline(always)]
 unsafe fn q45_k<const SIZE: usize, D: Dot4>(w: &[u8], a: &ActRow) -> f32 {
     let five = SIZE == 176;
     let mut acc = _mm256_setzero_ps();
     let mut mins = _mm256_setzero_ps();
     for (sb, blk) in w.chunks_exact(SIZE).enumerate() {
-        let (d, dmin) = (f16(blk, 0), f16(blk, 2));
-        let (sc, mn) = k_scale_min(&blk[4..16]);
+        let (scale, min) = k_factors(blk, a, sb);
+        mins = _mm256_fmadd_ps(f16(blk, 2), min, mins);
         let (qh, qs) = if five { (&blk[16..48], &blk[48..176]) } else { (&blk[..0], &blk[16..144]) };
         let hv = if five { _mm256_loadu_si256(qh.as_ptr().cast()) } else { _mm256_setzero_si256() };
         for pair in 0..4 {
@@ -459,13 +488,11 @@ unsafe fn q45_k<const SIZE: usize, D: Dot4>(w: &[u8], a: &ActRow) -> f32 {
                 if five {
                     q = _mm256_or_si256(q, _mm256_slli_epi16(bits(hv, u as i32, 1), 4));
                 }
-                let dx = a.d[b];
-                acc = _mm256_fmadd_ps(_mm256_mul_ps(d, splat(f32::from(sc[u]) * dx)), dot_us::<D>(q, act(a, b)), acc);
-                mins = _mm256_fmadd_ps(dmin, splat(f32::from(mn[u]) * dx * sum32(a, b) as f32), mins);
+                acc = _mm256_fmadd_ps(lane(scale, u), dot_us::<D>(q, act(a, b)), acc);
             }
         }
     }
-    hsum(acc) - lane0(mins)
+    hsum(acc) - hsum(mins)
 }
 
 with_vnni! {
@@ -493,9 +520,11 @@ unsafe fn q45_k_w4<const SIZE: usize, D: Dot4>(w: [&[u8]; 4], a: &ActRow) -> [f3
     for sb in 0..w[0].len() / SIZE {
         prefetch(next.wrapping_add(4 * SIZE * sb), 4 * SIZE);
         let blk: [&[u8]; 4] = std::array::from_fn(|r| w[r].get_unchecked(sb * SIZE..(sb + 1) * SIZE));
-        let d: [__m256; 4] = std::array::from_fn(|r| f16(blk[r], 0));
-        let dmin: [__m256; 4] = std::array::from_fn(|r| f16(blk[r], 2));
-        let scm: [([u8; 8], [u8; 8]); 4] = std::array::from_fn(|r| k_scale_min(&blk[r][4..16]));
+        // Spelled out: through `array::from_fn` or a closure the factors were not inlined.
+        let factors = [k_factors(blk[0], a, sb), k_factors(blk[1], a, sb), k_factors(blk[2], a, sb), k_factors(blk[3], a, sb)];
+        for r in 0..4 {
+            mins[r] = _mm256_fmadd_ps(f16(blk[r], 2), factors[r].1, mins[r]);
+        }
         let qs_at = if five { 48 } else { 16 };
         let hv: [__m256i; 4] =
             std::array::from_fn(|r| if five { _mm256_loadu_si256(blk[r][16..48].as_ptr().cast()) } else { _mm256_setzero_si256() });
@@ -503,21 +532,18 @@ unsafe fn q45_k_w4<const SIZE: usize, D: Dot4>(w: [&[u8]; 4], a: &ActRow) -> [f3
             let packed: [__m256i; 4] = std::array::from_fn(|r| _mm256_loadu_si256(blk[r][qs_at + 32 * pair..].as_ptr().cast()));
             for half in 0..2 {
                 let u = 2 * pair + half;
-                let b = sb * 8 + u;
-                let (x, dx, s) = (act(a, b), a.d[b], sum32(a, b) as f32);
+                let x = act(a, sb * 8 + u);
                 for r in 0..4 {
                     let mut q = bits(packed[r], 4 * half as i32, 0x0F);
                     if five {
                         q = _mm256_or_si256(q, _mm256_slli_epi16(bits(hv[r], u as i32, 1), 4));
                     }
-                    let (sc, mn) = &scm[r];
-                    acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d[r], splat(f32::from(sc[u]) * dx)), dot_us::<D>(q, x), acc[r]);
-                    mins[r] = _mm256_fmadd_ps(dmin[r], splat(f32::from(mn[u]) * dx * s), mins[r]);
+                    acc[r] = _mm256_fmadd_ps(lane(factors[r].0, u), dot_us::<D>(q, x), acc[r]);
                 }
             }
         }
     }
-    std::array::from_fn(|r| hsum(acc[r]) - lane0(mins[r]))
+    std::array::from_fn(|r| hsum(acc[r]) - hsum(mins[r]))
 }
 
 with_vnni! {
@@ -534,6 +560,34 @@ with_vnni! {
     }
 }
 
+/// A Q6_K super-block's factors per sub-block `u` (lane `u`), for the activation blocks
+/// `8·sb..8·sb + 8`: `ddx = d·dx[u]`, and the offset term of codes stored `+32`:
+/// `32·(s0·Σx[0..16] + s1·Σx[16..32])` with the sub-block's two scales `s0, s1`.
+#[inline(always)]
+unsafe fn q6_k_factors(blk: &[u8], a: &ActRow, sb: usize) -> (__m256, __m256) {
+    let ddx = _mm256_mul_ps(f16(blk, 208), _mm256_loadu_ps(a.d.as_ptr().add(8 * sb)));
+    let scales = &blk[192..208];
+    let mut offs = [0f32; 8];
+    for (u, o) in offs.iter_mut().enumerate() {
+        let b = 8 * sb + u;
+        let (s0, s1) = (i32::from(scales[2 * u] as i8), i32::from(scales[2 * u + 1] as i8));
+        *o = (32 * (s0 * a.sums[2 * b] + s1 * a.sums[2 * b + 1])) as f32;
+    }
+    (ddx, _mm256_loadu_ps(offs.as_ptr()))
+}
+
+/// Sub-block `u` of a Q6_K block (`blk`) · its 32 activations `x`: eight i32 partial sums of
+/// the codes `low | high << 4` (before their `−32`) times the two scales.
+#[inline(always)]
+unsafe fn q6_k_sub(blk: &[u8], high: __m256i, h: usize, t: usize, x: __m256i) -> __m256i {
+    let u = 4 * h + t;
+    let low = _mm256_loadu_si256(blk[64 * h + 32 * (t % 2)..].as_ptr().cast());
+    let low = bits(low, 4 * (t / 2) as i32, 0x0F);
+    let q = _mm256_or_si256(low, _mm256_slli_epi16(bits(high, 2 * t as i32, 3), 4));
+    let scales = &blk[192..208];
+    dot_us_scaled(q, x, i16::from(scales[2 * u] as i8), i16::from(scales[2 * u + 1] as i8))
+}
+
 /// [`q6_k`] for four weight rows (see [`legacy_w4`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q6_k_w4(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
@@ -543,55 +597,43 @@ pub unsafe fn q6_k_w4(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
     for sb in 0..w[0].len() / 210 {
         prefetch(next.wrapping_add(4 * 210 * sb), 4 * 210);
         let blk: [&[u8]; 4] = std::array::from_fn(|r| w[r].get_unchecked(sb * 210..(sb + 1) * 210));
-        let d: [__m256; 4] = std::array::from_fn(|r| f16(blk[r], 208));
+        // Spelled out: through `array::from_fn` the factors were not inlined (7% of a decode).
+        let factors = [q6_k_factors(blk[0], a, sb), q6_k_factors(blk[1], a, sb), q6_k_factors(blk[2], a, sb), q6_k_factors(blk[3], a, sb)];
+        for r in 0..4 {
+            offs[r] = _mm256_fmadd_ps(factors[r].0, factors[r].1, offs[r]);
+        }
         for h in 0..2 {
             let high: [__m256i; 4] = std::array::from_fn(|r| _mm256_loadu_si256(blk[r][128 + 32 * h..].as_ptr().cast()));
             for t in 0..4 {
-                let u = 4 * h + t;
-                let b = sb * 8 + u;
-                let (x, dx) = (act(a, b), splat(a.d[b]));
+                let x = act(a, sb * 8 + 4 * h + t);
                 for r in 0..4 {
-                    let low = _mm256_loadu_si256(blk[r][64 * h + 32 * (t % 2)..].as_ptr().cast());
-                    let low = bits(low, 4 * (t / 2) as i32, 0x0F);
-                    let q = _mm256_or_si256(low, _mm256_slli_epi16(bits(high[r], 2 * t as i32, 3), 4));
-                    let scales = &blk[r][192..208];
-                    let (s0, s1) = (i32::from(scales[2 * u] as i8), i32::from(scales[2 * u + 1] as i8));
-                    let isc = dot_us_scaled(q, x, s0 as i16, s1 as i16);
-                    let ddx = _mm256_mul_ps(d[r], dx);
-                    acc[r] = _mm256_fmadd_ps(ddx, _mm256_cvtepi32_ps(isc), acc[r]);
-                    offs[r] = _mm256_fmadd_ps(ddx, splat((32 * (s0 * a.sums[2 * b] + s1 * a.sums[2 * b + 1])) as f32), offs[r]);
+                    let isc = q6_k_sub(blk[r], high[r], h, t, x);
+                    acc[r] = _mm256_fmadd_ps(lane(factors[r].0, 4 * h + t), _mm256_cvtepi32_ps(isc), acc[r]);
                 }
             }
         }
     }
-    std::array::from_fn(|r| hsum(acc[r]) - lane0(offs[r]))
+    std::array::from_fn(|r| hsum(acc[r]) - hsum(offs[r]))
 }
 
-/// Q6_K row · activations: codes `(low | high << 4) − 32`.
+/// Q6_K row · activations: codes `(low | high << 4) − 32`; per sub-block `u`,
+/// `acc += ddx[u]·(s·q·x)`, per super-block `offs += ddx·offset` lane by lane ([`q6_k_factors`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q6_k(w: &[u8], a: &ActRow) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut offs = _mm256_setzero_ps();
     for (sb, blk) in w.chunks_exact(210).enumerate() {
-        let (ql, qh, scales) = (&blk[..128], &blk[128..192], &blk[192..208]);
-        let d = f16(blk, 208);
+        let (ddx, off) = q6_k_factors(blk, a, sb);
+        offs = _mm256_fmadd_ps(ddx, off, offs);
         for h in 0..2 {
-            let high = _mm256_loadu_si256(qh[32 * h..].as_ptr().cast());
+            let high = _mm256_loadu_si256(blk[128 + 32 * h..].as_ptr().cast());
             for t in 0..4 {
-                let u = 4 * h + t;
-                let b = sb * 8 + u;
-                let low = _mm256_loadu_si256(ql[64 * h + 32 * (t % 2)..].as_ptr().cast());
-                let low = bits(low, 4 * (t / 2) as i32, 0x0F);
-                let q = _mm256_or_si256(low, _mm256_slli_epi16(bits(high, 2 * t as i32, 3), 4));
-                let (s0, s1) = (i32::from(scales[2 * u] as i8), i32::from(scales[2 * u + 1] as i8));
-                let isc = dot_us_scaled(q, act(a, b), s0 as i16, s1 as i16);
-                let ddx = _mm256_mul_ps(d, splat(a.d[b]));
-                acc = _mm256_fmadd_ps(ddx, _mm256_cvtepi32_ps(isc), acc);
-                offs = _mm256_fmadd_ps(ddx, splat((32 * (s0 * a.sums[2 * b] + s1 * a.sums[2 * b + 1])) as f32), offs);
+                let isc = q6_k_sub(blk, high, h, t, act(a, sb * 8 + 4 * h + t));
+                acc = _mm256_fmadd_ps(lane(ddx, 4 * h + t), _mm256_cvtepi32_ps(isc), acc);
             }
         }
     }
-    hsum(acc) - lane0(offs)
+    hsum(acc) - hsum(offs)
 }
 
 /// Q8_0 row · a float row `x` (`[d_in]`): each block's 32 codes widened to f32 in registers,

@@ -174,6 +174,7 @@ fn q3_k(b: &[u8], out: &mut Vec<f32>) {
 }
 
 /// The 8 six-bit `(scale, min)` pairs of a Q4_K / Q5_K block (`scales`: 12 bytes).
+#[inline]
 pub fn k_scale_min(scales: &[u8]) -> ([u8; 8], [u8; 8]) {
     let sc = std::array::from_fn(|j| {
         if j < 4 {
