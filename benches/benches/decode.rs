@@ -12,7 +12,9 @@
 //!   from the file's weights exported as an f32 checkpoint, when `LLM_TORCH_PYTHON` names a
 //!   Python with torch and transformers.
 //!
-//! Prints tokens/s, the ratios, and the memory-bandwidth bound of decode.
+//! Prints tokens/s, the ratios, the memory-bandwidth bound of decode, the per-token cost that
+//! does not grow with depth (`smollm2_decode_depth`: the model cut to one layer against all),
+//! and decode of the other GGUF files in the cache against llama.cpp ([`VARIANTS`]).
 //!
 //! ```text
 //! scripts/fetch-models.sh && scripts/fetch-llama-cpp.sh && \
@@ -119,22 +121,33 @@ fn bench(c: &mut Criterion) {
     let llama = llama_cpp(&path, &longest);
     let torch = transformers(&floats, &longest);
     summary(&blocks, llama.as_ref(), torch.as_ref());
+    fixed_cost(c, &blocks, &longest);
     variants(c, &longest);
 }
 
-/// Decode of the Q8_0 and Q4_K_M variants made by llama.cpp's quantizer (scripts/
-/// llama_cpp_quantize.py), where present: ours from the blocks against llama.cpp.
+/// GGUF files in the model cache decoded against llama.cpp, where present: the Q8_0 and
+/// Q4_K_M variants of SmolLM2 made by llama.cpp's quantizer (scripts/llama_cpp_quantize.py;
+/// 576-wide rows, so the K-quant mix falls back to legacy types in most tensors) and the
+/// Llama-3.2-1B-shaped file of random weights (scripts/random_llama_gguf.py), whose Q4_K_M
+/// has true 256-wide Q4_K / Q6_K blocks.
+const VARIANTS: [(&str, &str); 3] = [
+    ("SmolLM2 Q8_0", "SmolLM2-135M-Instruct.Q8_0.gguf"),
+    ("SmolLM2 Q4_K_M", "SmolLM2-135M-Instruct.Q4_K_M.gguf"),
+    ("Llama-3.2-1B-shaped Q4_K_M", "Llama-3.2-1B-shaped-random.Q4_K_M.gguf"),
+];
+
+/// Decode of each of [`VARIANTS`] present: ours from the blocks against llama.cpp.
 fn variants(c: &mut Criterion, ids: &[u32]) {
     let device = Default::default();
     let mut rows = vec![];
-    for kind in ["Q8_0", "Q4_K_M"] {
-        let path = llm_core::weights::cache_dir().join(format!("SmolLM2-135M-Instruct.{kind}.gguf"));
+    for (label, file) in VARIANTS {
+        let path = llm_core::weights::cache_dir().join(file);
         if !path.exists() {
-            println!("{}: missing (make it with scripts/llama_cpp_quantize.py)", path.display());
+            println!("{}: missing (see scripts/llama_cpp_quantize.py, scripts/random_llama_gguf.py)", path.display());
             continue;
         }
         let model = load_model::<B>(&path, LoadOptions::default(), &device).expect("variant loads");
-        let group_name = format!("smollm2_{}_decode", kind.to_lowercase());
+        let group_name = format!("decode_{}", file.trim_end_matches(".gguf").to_lowercase().replace('.', "_"));
         let mut group = c.benchmark_group(&group_name);
         group.sample_size(10).measurement_time(Duration::from_secs(10)).throughput(Throughput::Elements(1));
         group.bench_function("llm-core-blocks", |b| {
@@ -143,14 +156,41 @@ fn variants(c: &mut Criterion, ids: &[u32]) {
         group.finish();
         let ours = criterion_mean_s(&group_name, "llm-core-blocks").map(|s| 1.0 / s);
         let theirs = llama_cpp(&path, ids).and_then(|l| l["decode_tok_s"].as_f64());
-        rows.push((kind, ours, theirs));
+        rows.push((label, ours, theirs));
     }
-    println!("| SmolLM2 decode, tokens/s | llm-core-blocks | llama.cpp | ratio |");
+    println!("| decode, tokens/s | llm-core-blocks | llama.cpp | ratio |");
     println!("|---|---|---|---|");
-    for (kind, ours, theirs) in rows {
+    for (label, ours, theirs) in rows {
         let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         let ratio = ours.zip(theirs).map_or("-".into(), |(a, b)| format!("{:.2}x", a / b));
-        println!("| {kind} | {} | {} | {ratio} |", cell(ours), cell(theirs));
+        println!("| {label} | {} | {} | {ratio} |", cell(ours), cell(theirs));
+    }
+}
+
+/// The per-token cost that does not grow with depth (embedding lookup, final norm, LM head,
+/// sampling, the call itself): decode with the model cut to its first layer against all its
+/// layers, in the same run. Per layer = `(t_all − t_1) / (n − 1)`, fixed = `t_1 − per layer`.
+fn fixed_cost(c: &mut Criterion, model: &CausalLm<B>, ids: &[u32]) {
+    let mut one = model.clone();
+    one.layers.truncate(1);
+    one.config.n_layers = 1;
+    one.config.sliding_window.truncate(1);
+    let n = model.config.n_layers;
+    let all_id = format!("{n}-layers");
+    let mut group = c.benchmark_group("smollm2_decode_depth");
+    group.sample_size(10).measurement_time(Duration::from_secs(10)).throughput(Throughput::Elements(1));
+    for (id, m) in [("1-layer", &one), (all_id.as_str(), model)] {
+        group.bench_function(id, |b| b.iter_custom(|iters| timed_decode(m, &ids[..PREFILL], iters, DECODE_CHUNK)));
+    }
+    group.finish();
+    let ms = |id: &str| criterion_mean_s("smollm2_decode_depth", id).map(|s| s * 1e3);
+    if let (Some(t1), Some(tn)) = (ms("1-layer"), ms(&all_id)) {
+        let per_layer = (tn - t1) / (n - 1) as f64;
+        println!(
+            "decode per token: 1 layer {t1:.3} ms, {n} layers {tn:.3} ms -> {per_layer:.3} ms per layer, {:.3} ms fixed ({:.0}% of a token)",
+            t1 - per_layer,
+            100.0 * (t1 - per_layer) / tn
+        );
     }
 }
 
