@@ -174,21 +174,19 @@ impl AffineWeight {
                 &gathered
             }
         };
-        // [d_out, rows], a tile of output rows per task.
-        let mut out_t = vec![0f32; self.d_out * rows];
-        let tile = tile_rows(self.d_out);
+        let row = |o: usize| &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
+        // Output row `o`'s scales and zeros.
+        let stats = |o: usize| {
+            let groups = o * self.n_groups..(o + 1) * self.n_groups;
+            (&self.scales[groups.clone()], &self.zeros[groups])
+        };
         #[cfg(target_arch = "x86_64")]
         if let Some((lut, order)) = super::lut::Lut::detect().zip(super::lut::Lut::affine_order(self.bits, &self.bounds)) {
             let xs = order.apply(xs, self.d_in);
-            out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
-                for (i, y) in dst.chunks_mut(rows).enumerate() {
-                    let o = t * tile + i;
-                    let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
-                    let groups = o * self.n_groups..(o + 1) * self.n_groups;
-                    lut.affine_rows(order, self.bits, row, &self.bounds, &self.scales[groups.clone()], &self.zeros[groups], &xs, y);
-                }
+            return by_output_row(self.d_out, rows, || (), |_, o, y| {
+                let (scales, zeros) = stats(o);
+                lut.affine_rows(order, self.bits, row(o), &self.bounds, scales, zeros, &xs, y);
             });
-            return transpose(&out_t, self.d_out, rows);
         }
         if affine_dot_applies(self.bits, &self.bounds) {
             // [rows, n_groups] sums of each group's inputs, for the zero-point term.
@@ -196,26 +194,15 @@ impl AffineWeight {
                 .chunks_exact(self.d_in)
                 .flat_map(|xr| self.bounds.windows(2).map(move |b| xr[b[0]..b[1]].iter().sum::<f32>()))
                 .collect();
-            out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
-                for (i, y) in dst.chunks_mut(rows).enumerate() {
-                    let o = t * tile + i;
-                    let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
-                    let (scales, zeros) = (&self.scales[o * self.n_groups..], &self.zeros[o * self.n_groups..]);
-                    fused::affine_rows_direct(self.bits, row, &self.bounds, scales, zeros, xs, &xsums, y);
-                }
+            return by_output_row(self.d_out, rows, || (), |_, o, y| {
+                let (scales, zeros) = stats(o);
+                fused::affine_rows_direct(self.bits, row(o), &self.bounds, scales, zeros, xs, &xsums, y);
             });
-            return transpose(&out_t, self.d_out, rows);
         }
-        out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
-            let mut scratch = vec![0f32; self.d_in];
-            for (i, y) in dst.chunks_mut(rows).enumerate() {
-                let o = t * tile + i;
-                let row = &self.packed[o * self.row_bytes..(o + 1) * self.row_bytes];
-                let (scales, zeros) = (&self.scales[o * self.n_groups..], &self.zeros[o * self.n_groups..]);
-                fused::affine_row(self.bits, row, &self.bounds, scales, zeros, xs, &mut scratch, y);
-            }
-        });
-        transpose(&out_t, self.d_out, rows)
+        by_output_row(self.d_out, rows, || vec![0f32; self.d_in], |scratch, o, y| {
+            let (scales, zeros) = stats(o);
+            fused::affine_row(self.bits, row(o), &self.bounds, scales, zeros, xs, scratch, y);
+        })
     }
 
     /// Codes plus statistics, in bytes.
@@ -233,8 +220,29 @@ impl AffineWeight {
 
 /// Output rows per parallel task: a few tasks per thread (a decode step runs hundreds of
 /// products, and each task costs the pool microseconds), at least 16 rows.
-pub(super) fn tile_rows(d_out: usize) -> usize {
+fn tile_rows(d_out: usize) -> usize {
     d_out.div_ceil(4 * rayon::current_num_threads().max(1)).max(16)
+}
+
+/// A product's `[rows, d_out]` result from `row(state, o, y)`, which fills `y` (`[rows]`: output
+/// row `o` against every input row): output rows split over the pool in tiles of
+/// [`tile_rows`], each tile with its own `state` (a scratch buffer, or `()`).
+pub(super) fn by_output_row<S>(
+    d_out: usize,
+    rows: usize,
+    state: impl Fn() -> S + Sync,
+    row: impl Fn(&mut S, usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    // [d_out, rows], a tile of output rows per task.
+    let mut out_t = vec![0f32; d_out * rows];
+    let tile = tile_rows(d_out);
+    out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
+        let mut s = state();
+        for (i, y) in dst.chunks_mut(rows).enumerate() {
+            row(&mut s, t * tile + i, y);
+        }
+    });
+    transpose(&out_t, d_out, rows)
 }
 
 mod fused {
@@ -283,7 +291,7 @@ mod fused {
 }
 
 /// `[rows, cols]` -> `[cols, rows]`.
-pub(super) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     if cols == 1 || rows == 1 {
         return a.to_vec();
     }

@@ -1,9 +1,8 @@
 //! NF4 and FP4 (bitsandbytes `quantize_4bit`): the flattened weight in blocks, each block
 //! scaled by its absmax, each element the index of the nearest of 16 code values.
 
-use rayon::prelude::*;
 
-use super::affine::{tile_rows, transpose};
+use super::affine::by_output_row;
 use crate::error::{LlmError, Result};
 
 /// Which 16-value code table.
@@ -170,42 +169,27 @@ impl Fp4Weight {
         // Rows start on a byte and hold whole blocks in the common case (d_in a multiple of
         // the block size); anything else takes the per-element path.
         let aligned = self.d_in.is_multiple_of(self.blocksize);
-        let mut out_t = vec![0f32; self.d_out * rows];
-        let tile = tile_rows(self.d_out);
+        let blocks_per_row = self.d_in / self.blocksize;
+        let bytes = |o: usize| &self.packed[o * self.d_in / 2..(o + 1) * self.d_in / 2];
+        let absmax = |o: usize| &self.absmax[o * blocks_per_row..(o + 1) * blocks_per_row];
         #[cfg(target_arch = "x86_64")]
         if let Some((lut, order)) = super::lut::Lut::detect().zip(super::lut::Lut::fp4_order(self.d_in, self.blocksize)) {
             let xs = order.apply(x, self.d_in);
-            let blocks_per_row = self.d_in / self.blocksize;
-            out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
-                for (i, y) in dst.chunks_mut(rows).enumerate() {
-                    let o = t * tile + i;
-                    let bytes = &self.packed[o * self.d_in / 2..(o + 1) * self.d_in / 2];
-                    lut.fp4_rows(order, &self.code, bytes, &self.absmax[o * blocks_per_row..(o + 1) * blocks_per_row], &xs, y);
-                }
-            });
-            return transpose(&out_t, self.d_out, rows);
+            return by_output_row(self.d_out, rows, || (), |_, o, y| lut.fp4_rows(order, &self.code, bytes(o), absmax(o), &xs, y));
         }
-        out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
-            let mut scratch = vec![0f32; self.d_in];
-            for (i, y) in dst.chunks_mut(rows).enumerate() {
-                let o = t * tile + i;
-                if aligned {
-                    let bytes = &self.packed[o * self.d_in / 2..(o + 1) * self.d_in / 2];
-                    let blocks_per_row = self.d_in / self.blocksize;
-                    let absmax = &self.absmax[o * blocks_per_row..(o + 1) * blocks_per_row];
-                    fused::fp4_row(&self.code, bytes, absmax, x, &mut scratch, y);
-                } else {
-                    for (c, v) in scratch.iter_mut().enumerate() {
-                        let i = o * self.d_in + c;
-                        *v = self.code[self.code_index(i) as usize] * self.absmax[i / self.blocksize];
-                    }
-                    for (r, y) in y.iter_mut().enumerate() {
-                        *y = x[r * self.d_in..(r + 1) * self.d_in].iter().zip(&scratch).map(|(a, b)| a * b).sum();
-                    }
+        by_output_row(self.d_out, rows, || vec![0f32; self.d_in], |scratch, o, y| {
+            if aligned {
+                fused::fp4_row(&self.code, bytes(o), absmax(o), x, scratch, y);
+            } else {
+                for (c, v) in scratch.iter_mut().enumerate() {
+                    let i = o * self.d_in + c;
+                    *v = self.code[self.code_index(i) as usize] * self.absmax[i / self.blocksize];
+                }
+                for (r, y) in y.iter_mut().enumerate() {
+                    *y = x[r * self.d_in..(r + 1) * self.d_in].iter().zip(scratch.iter()).map(|(a, b)| a * b).sum();
                 }
             }
-        });
-        transpose(&out_t, self.d_out, rows)
+        })
     }
 
     /// Codes plus statistics, in bytes (compressed statistics when double-quantized).

@@ -3,9 +3,8 @@
 //! (`|x| ≥ threshold`) are multiplied in float against the dequantized weight columns, the rest
 //! is quantized per input row to int8 and multiplied in integers.
 
-use rayon::prelude::*;
 
-use super::affine::{tile_rows, transpose};
+use super::affine::by_output_row;
 use crate::error::{LlmError, Result};
 
 /// An LLM.int8() weight `[d_out, d_in]`.
@@ -74,22 +73,15 @@ impl OutlierInt8Weight {
                 row[c] = 0;
             }
         }
-        let mut out_t = vec![0f32; self.d_out * rows];
-        let tile = tile_rows(self.d_out);
-        out_t.par_chunks_mut(tile * rows).enumerate().for_each(|(t, dst)| {
-            for (i, ys) in dst.chunks_mut(rows).enumerate() {
-                let o = t * tile + i;
-                let w = &self.codes[o * self.d_in..(o + 1) * self.d_in];
-                let scb = self.row_absmax[o];
-                for (r, y) in ys.iter_mut().enumerate() {
-                    let acc = fused::dot_i8(&qx8[r * self.d_in..(r + 1) * self.d_in], w);
-                    let float: f32 =
-                        outliers.iter().map(|&c| x[r * self.d_in + c] * (f32::from(w[c]) * scb * (1.0 / 127.0))).sum();
-                    *y = acc as f32 * (x_absmax[r] * scb / (127.0 * 127.0)) + float;
-                }
+        by_output_row(self.d_out, rows, || (), |_, o, ys| {
+            let w = &self.codes[o * self.d_in..(o + 1) * self.d_in];
+            let scb = self.row_absmax[o];
+            for (r, y) in ys.iter_mut().enumerate() {
+                let acc = fused::dot_i8(&qx8[r * self.d_in..(r + 1) * self.d_in], w);
+                let float: f32 = outliers.iter().map(|&c| x[r * self.d_in + c] * (f32::from(w[c]) * scb * (1.0 / 127.0))).sum();
+                *y = acc as f32 * (x_absmax[r] * scb / (127.0 * 127.0)) + float;
             }
-        });
-        transpose(&out_t, self.d_out, rows)
+        })
     }
 
     /// Codes plus statistics, in bytes.

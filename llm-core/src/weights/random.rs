@@ -70,7 +70,7 @@ fn name_hash(s: &str) -> u64 {
 }
 
 /// `n` values uniform in `[-scale, scale)` from SplitMix64 (fast enough for 1B weights).
-fn noise(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+pub(crate) fn noise(seed: u64, n: usize, scale: f32) -> Vec<f32> {
     let mut state = seed;
     (0..n)
         .map(|_| {

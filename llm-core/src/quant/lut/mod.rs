@@ -352,16 +352,9 @@ mod tests {
     use super::*;
     use crate::quant::kernels::{dequant_span, pack_codes, row_bytes};
 
+    /// `n` seeded values in `[-1, 1)`.
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
+        crate::weights::random::noise(seed, n, 1.0)
     }
 
     /// `Σ x·w` in f64.
