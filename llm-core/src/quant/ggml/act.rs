@@ -49,6 +49,85 @@ impl ActRow {
     }
 }
 
+/// Values per super-block activation block ([`ActRowK`]).
+pub const QK: usize = 256;
+
+/// One input row `[d_in]` quantized for the K-quant weights (Q4_K, Q5_K, Q6_K) as llama.cpp's
+/// Q8_K: one f32 step `d = max|x| / 127` per 256 values (a weight super-block), codes
+/// `round(x / d)` (half to even) and the sum of each 16 codes. With one activation step per
+/// super-block, a super-block's eight (or sixteen) sub-block products are summed in integers,
+/// each times its integer sub-block scale, and scaled in f32 once.
+#[derive(Debug, Clone, Default)]
+pub struct ActRowK {
+    /// `[d_in / 256]` step of each block.
+    pub d: Vec<f32>,
+    /// `[d_in]` codes.
+    pub qs: Vec<i8>,
+    /// `[d_in / 16]` sum of the codes of each 16 values.
+    pub bsums: Vec<i16>,
+}
+
+impl ActRowK {
+    /// `x` (`[d_in]`, a multiple of 256) quantized.
+    pub fn from_row(x: &[f32]) -> Self {
+        let mut a = Self::default();
+        a.quantize(x);
+        a
+    }
+
+    /// Quantizes `x` (`[d_in]`, `d_in` a multiple of 256) into `self`, reusing its buffers.
+    pub fn quantize(&mut self, x: &[f32]) {
+        debug_assert!(x.len().is_multiple_of(QK));
+        self.d.resize(x.len() / QK, 0.0);
+        self.qs.resize(x.len(), 0);
+        self.bsums.resize(x.len() / 16, 0);
+        quantize_super_blocks(x, &mut self.d, &mut self.qs, &mut self.bsums);
+    }
+
+    /// The value the codes stand for: `[d_in]`.
+    pub fn dequantize(&self) -> Vec<f32> {
+        self.qs.iter().enumerate().map(|(i, &q)| self.d[i / QK] * f32::from(q)).collect()
+    }
+}
+
+/// An input row quantized to the activation blocks a weight type pairs with: blocks of 32
+/// ([`ActRow`]) for the 32-value formats, Q2_K and Q3_K; super-blocks of 256 ([`ActRowK`]) for
+/// Q4_K, Q5_K and Q6_K ([`super::dot::pairs_with_q8_k`]).
+#[derive(Debug, Clone)]
+pub enum QuantizedRow {
+    /// Blocks of 32 values.
+    Blocks(ActRow),
+    /// Super-blocks of 256 values.
+    SuperBlocks(ActRowK),
+}
+
+impl QuantizedRow {
+    /// `x` (`[d_in]`) quantized for weights of type `ty`.
+    pub fn new(ty: crate::weights::gguf::quants::GgmlType, x: &[f32]) -> Self {
+        if super::dot::pairs_with_q8_k(ty) {
+            Self::SuperBlocks(ActRowK::from_row(x))
+        } else {
+            Self::Blocks(ActRow::from_row(x))
+        }
+    }
+
+    /// The values the codes stand for: `[d_in]`.
+    pub fn dequantize(&self) -> Vec<f32> {
+        match self {
+            Self::Blocks(a) => a.dequantize(),
+            Self::SuperBlocks(a) => a.dequantize(),
+        }
+    }
+
+    /// The step of value `i`'s block (half of it bounds that value's rounding).
+    pub fn step(&self, i: usize) -> f32 {
+        match self {
+            Self::Blocks(a) => a.d[i / QA],
+            Self::SuperBlocks(a) => a.d[i / QK],
+        }
+    }
+}
+
 /// Rows of a tile: the lanes of the tile kernels' registers.
 pub const TILE: usize = 8;
 
@@ -104,6 +183,25 @@ multiversion! {
                 for (q, &v) in qh.iter_mut().zip(xh) {
                     *q = (v * inv).round_ties_even() as i8;
                     sum += i32::from(*q);
+                }
+                *s = sum;
+            }
+        }
+    }
+}
+
+multiversion! {
+    fn quantize_super_blocks(x: &[f32], d: &mut [f32], qs: &mut [i8], bsums: &mut [i16]) {
+        for (((xb, db), qb), sb) in x.chunks_exact(QK).zip(d.iter_mut()).zip(qs.chunks_exact_mut(QK)).zip(bsums.chunks_exact_mut(QK / 16)) {
+            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let step = amax / 127.0;
+            let inv = if step > 0.0 { 1.0 / step } else { 0.0 };
+            *db = step;
+            for ((xh, qh), s) in xb.chunks_exact(16).zip(qb.chunks_exact_mut(16)).zip(sb.iter_mut()) {
+                let mut sum = 0i16;
+                for (q, &v) in qh.iter_mut().zip(xh) {
+                    *q = (v * inv).round_ties_even() as i8;
+                    sum += i16::from(*q);
                 }
                 *s = sum;
             }

@@ -21,7 +21,7 @@
 use std::arch::x86_64::*;
 
 use super::act::{ActRow, QA};
-use crate::weights::gguf::quants::{k_scale_min, q3_k_scales};
+use crate::weights::gguf::quants::q3_k_scales;
 
 /// Whether this CPU runs these kernels (AVX2, FMA, F16C), checked once.
 pub fn available() -> bool {
@@ -33,14 +33,14 @@ pub fn available() -> bool {
 /// `vcvtph2ps` from memory is emitted as a `vpinsrw` merging into whatever register holds the
 /// running sum, which chains every block of a row on the previous one.
 #[inline(always)]
-unsafe fn f16(b: &[u8], i: usize) -> __m256 {
+pub(super) unsafe fn f16(b: &[u8], i: usize) -> __m256 {
     let bits = u16::from_le_bytes([b[i], b[i + 1]]);
     _mm256_cvtph_ps(_mm_set1_epi16(bits as i16))
 }
 
 /// `v` in all eight lanes.
 #[inline(always)]
-unsafe fn splat(v: f32) -> __m256 {
+pub(super) unsafe fn splat(v: f32) -> __m256 {
     _mm256_set1_ps(v)
 }
 
@@ -55,12 +55,6 @@ unsafe fn lane0(v: __m256) -> f32 {
 unsafe fn act(a: &ActRow, b: usize) -> __m256i {
     debug_assert!(QA * b + QA <= a.qs.len());
     _mm256_loadu_si256(a.qs.as_ptr().add(QA * b).cast())
-}
-
-/// `Σ x` over block `b`'s 32 activation codes.
-#[inline(always)]
-fn sum32(a: &ActRow, b: usize) -> i32 {
-    a.sums[2 * b] + a.sums[2 * b + 1]
 }
 
 /// 16 bytes of nibbles -> 32 bytes: low nibbles (values 0..16), then high (16..32). The 16
@@ -103,6 +97,12 @@ unsafe fn fifth_bits(p: &[u8]) -> __m256i {
 pub(super) trait Dot4 {
     unsafe fn dot(u: __m256i, s: __m256i) -> __m256i;
 
+    /// `acc` plus eight i32 lanes of `Σ₂ p·s` (signed 16-bit pairs; `vpmaddwd` + `vpaddd`).
+    #[inline(always)]
+    unsafe fn madd_acc(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
+        _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
+    }
+
     /// Bit `j` of the little-endian u32 at `p` -> byte `j` = 0x10 where set (Q5's fifth bits).
     #[inline(always)]
     unsafe fn fifth_bits(p: &[u8]) -> __m256i {
@@ -125,6 +125,12 @@ impl Dot4 for Vnni {
     #[inline(always)]
     unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+    }
+
+    /// One `vpdpwssd` (AVX-512 VNNI): the same exact sums.
+    #[inline(always)]
+    unsafe fn madd_acc(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpwssd_epi32(acc, p, s)
     }
 
     /// The mask register made bytes by one `vpmovm2b` (AVX-512 BW/VL).
@@ -171,6 +177,8 @@ macro_rules! with_vnni {
     };
 }
 
+pub(super) use with_vnni;
+
 /// Eight i32 partial sums of `w·x` (w unsigned bytes, x signed), as f32.
 #[inline(always)]
 unsafe fn dot_us<D: Dot4>(w: __m256i, x: __m256i) -> __m256 {
@@ -187,7 +195,7 @@ unsafe fn dot_us_scaled(w: __m256i, x: __m256i, s0: i16, s1: i16) -> __m256i {
 }
 
 #[inline(always)]
-unsafe fn hsum(v: __m256) -> f32 {
+pub(super) unsafe fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -382,7 +390,7 @@ unsafe fn q8_0_row<D: Dot4>(w: &[u8], a: &ActRow) -> f32 {
 
 /// `(v >> shift) & mask` per byte (shift < 8).
 #[inline(always)]
-unsafe fn bits(v: __m256i, shift: i32, mask: i8) -> __m256i {
+pub(super) unsafe fn bits(v: __m256i, shift: i32, mask: i8) -> __m256i {
     _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(shift)), _mm256_set1_epi8(mask))
 }
 
@@ -437,203 +445,6 @@ pub unsafe fn q3_k(w: &[u8], a: &ActRow) -> f32 {
         }
     }
     hsum(acc) - lane0(offs)
-}
-
-/// A Q4_K / Q5_K super-block's (`blk`) factors per sub-block `u` (lane `u`), for the activation
-/// blocks `8·sb..8·sb + 8`: `scale = d·(sc[u]·dx[u])`, `min = (mn[u]·dx[u])·Σx[u]`. Computed as
-/// eight lanes at once instead of a scalar chain and a broadcast per sub-block.
-#[inline(always)]
-unsafe fn k_factors(blk: &[u8], a: &ActRow, sb: usize) -> (__m256, __m256) {
-    let (d, (sc, mn)) = (f16(blk, 0), k_scale_min(&blk[4..16]));
-    let dx = _mm256_loadu_ps(a.d.as_ptr().add(8 * sb));
-    let mut sums = [0f32; 8];
-    for (u, v) in sums.iter_mut().enumerate() {
-        *v = sum32(a, 8 * sb + u) as f32;
-    }
-    let scale = _mm256_mul_ps(d, _mm256_mul_ps(u8_lanes(sc), dx));
-    let min = _mm256_mul_ps(_mm256_mul_ps(u8_lanes(mn), dx), _mm256_loadu_ps(sums.as_ptr()));
-    (scale, min)
-}
-
-/// Eight bytes as eight f32 lanes.
-#[inline(always)]
-unsafe fn u8_lanes(v: [u8; 8]) -> __m256 {
-    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(v.as_ptr().cast())))
-}
-
-/// Lane `u` of `v` in all eight lanes.
-#[inline(always)]
-unsafe fn lane(v: __m256, u: usize) -> __m256 {
-    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(u as i32))
-}
-
-/// Q4_K / Q5_K row · activations (`SIZE` 144 or 176): per sub-block `u`,
-/// `acc += scale[u]·(q·x)`; per super-block, `mins += dmin·min` lane by lane ([`k_factors`]).
-#[inline(always)]
-unsafe fn q45_k<const SIZE: usize, D: Dot4>(w: &[u8], a: &ActRow) -> f32 {
-    let five = SIZE == 176;
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = _mm256_setzero_ps();
-    for (sb, blk) in w.chunks_exact(SIZE).enumerate() {
-        let (scale, min) = k_factors(blk, a, sb);
-        mins = _mm256_fmadd_ps(f16(blk, 2), min, mins);
-        let (qh, qs) = if five { (&blk[16..48], &blk[48..176]) } else { (&blk[..0], &blk[16..144]) };
-        let hv = if five { _mm256_loadu_si256(qh.as_ptr().cast()) } else { _mm256_setzero_si256() };
-        for pair in 0..4 {
-            let packed = _mm256_loadu_si256(qs[32 * pair..].as_ptr().cast());
-            for half in 0..2 {
-                let u = 2 * pair + half;
-                let b = sb * 8 + u;
-                let mut q = bits(packed, 4 * half as i32, 0x0F);
-                if five {
-                    q = _mm256_or_si256(q, _mm256_slli_epi16(bits(hv, u as i32, 1), 4));
-                }
-                acc = _mm256_fmadd_ps(lane(scale, u), dot_us::<D>(q, act(a, b)), acc);
-            }
-        }
-    }
-    hsum(acc) - hsum(mins)
-}
-
-with_vnni! {
-    /// Q4_K row · activations.
-    fn q4_k, q4_k_vnni(w: &[u8], a: &ActRow) -> f32 {
-        q45_k::<144, D>(w, a)
-    }
-}
-
-with_vnni! {
-    /// Q5_K row · activations.
-    fn q5_k, q5_k_vnni(w: &[u8], a: &ActRow) -> f32 {
-        q45_k::<176, D>(w, a)
-    }
-}
-
-/// [`q45_k`] for four weight rows (see [`legacy_w4`]): each row's arithmetic exactly the
-/// one-row kernel's, the rows' sums interleaved per sub-block.
-#[inline(always)]
-unsafe fn q45_k_w4<const SIZE: usize, D: Dot4>(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
-    let five = SIZE == 176;
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut mins = [_mm256_setzero_ps(); 4];
-    let next = w[3].as_ptr().wrapping_add(w[3].len());
-    for sb in 0..w[0].len() / SIZE {
-        prefetch(next.wrapping_add(4 * SIZE * sb), 4 * SIZE);
-        let blk: [&[u8]; 4] = std::array::from_fn(|r| w[r].get_unchecked(sb * SIZE..(sb + 1) * SIZE));
-        // Spelled out: through `array::from_fn` or a closure the factors were not inlined.
-        let factors = [k_factors(blk[0], a, sb), k_factors(blk[1], a, sb), k_factors(blk[2], a, sb), k_factors(blk[3], a, sb)];
-        for r in 0..4 {
-            mins[r] = _mm256_fmadd_ps(f16(blk[r], 2), factors[r].1, mins[r]);
-        }
-        let qs_at = if five { 48 } else { 16 };
-        let hv: [__m256i; 4] =
-            std::array::from_fn(|r| if five { _mm256_loadu_si256(blk[r][16..48].as_ptr().cast()) } else { _mm256_setzero_si256() });
-        for pair in 0..4 {
-            let packed: [__m256i; 4] = std::array::from_fn(|r| _mm256_loadu_si256(blk[r][qs_at + 32 * pair..].as_ptr().cast()));
-            for half in 0..2 {
-                let u = 2 * pair + half;
-                let x = act(a, sb * 8 + u);
-                for r in 0..4 {
-                    let mut q = bits(packed[r], 4 * half as i32, 0x0F);
-                    if five {
-                        q = _mm256_or_si256(q, _mm256_slli_epi16(bits(hv[r], u as i32, 1), 4));
-                    }
-                    acc[r] = _mm256_fmadd_ps(lane(factors[r].0, u), dot_us::<D>(q, x), acc[r]);
-                }
-            }
-        }
-    }
-    std::array::from_fn(|r| hsum(acc[r]) - hsum(mins[r]))
-}
-
-with_vnni! {
-    /// [`q4_k`] for four weight rows.
-    fn q4_k_w4, q4_k_w4_vnni(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
-        q45_k_w4::<144, D>(w, a)
-    }
-}
-
-with_vnni! {
-    /// [`q5_k`] for four weight rows.
-    fn q5_k_w4, q5_k_w4_vnni(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
-        q45_k_w4::<176, D>(w, a)
-    }
-}
-
-/// A Q6_K super-block's factors per sub-block `u` (lane `u`), for the activation blocks
-/// `8·sb..8·sb + 8`: `ddx = d·dx[u]`, and the offset term of codes stored `+32`:
-/// `32·(s0·Σx[0..16] + s1·Σx[16..32])` with the sub-block's two scales `s0, s1`.
-#[inline(always)]
-unsafe fn q6_k_factors(blk: &[u8], a: &ActRow, sb: usize) -> (__m256, __m256) {
-    let ddx = _mm256_mul_ps(f16(blk, 208), _mm256_loadu_ps(a.d.as_ptr().add(8 * sb)));
-    let scales = &blk[192..208];
-    let mut offs = [0f32; 8];
-    for (u, o) in offs.iter_mut().enumerate() {
-        let b = 8 * sb + u;
-        let (s0, s1) = (i32::from(scales[2 * u] as i8), i32::from(scales[2 * u + 1] as i8));
-        *o = (32 * (s0 * a.sums[2 * b] + s1 * a.sums[2 * b + 1])) as f32;
-    }
-    (ddx, _mm256_loadu_ps(offs.as_ptr()))
-}
-
-/// Sub-block `u` of a Q6_K block (`blk`) · its 32 activations `x`: eight i32 partial sums of
-/// the codes `low | high << 4` (before their `−32`) times the two scales.
-#[inline(always)]
-unsafe fn q6_k_sub(blk: &[u8], high: __m256i, h: usize, t: usize, x: __m256i) -> __m256i {
-    let u = 4 * h + t;
-    let low = _mm256_loadu_si256(blk[64 * h + 32 * (t % 2)..].as_ptr().cast());
-    let low = bits(low, 4 * (t / 2) as i32, 0x0F);
-    let q = _mm256_or_si256(low, _mm256_slli_epi16(bits(high, 2 * t as i32, 3), 4));
-    let scales = &blk[192..208];
-    dot_us_scaled(q, x, i16::from(scales[2 * u] as i8), i16::from(scales[2 * u + 1] as i8))
-}
-
-/// [`q6_k`] for four weight rows (see [`legacy_w4`]).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q6_k_w4(w: [&[u8]; 4], a: &ActRow) -> [f32; 4] {
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut offs = [_mm256_setzero_ps(); 4];
-    let next = w[3].as_ptr().wrapping_add(w[3].len());
-    for sb in 0..w[0].len() / 210 {
-        prefetch(next.wrapping_add(4 * 210 * sb), 4 * 210);
-        let blk: [&[u8]; 4] = std::array::from_fn(|r| w[r].get_unchecked(sb * 210..(sb + 1) * 210));
-        // Spelled out: through `array::from_fn` the factors were not inlined (7% of a decode).
-        let factors = [q6_k_factors(blk[0], a, sb), q6_k_factors(blk[1], a, sb), q6_k_factors(blk[2], a, sb), q6_k_factors(blk[3], a, sb)];
-        for r in 0..4 {
-            offs[r] = _mm256_fmadd_ps(factors[r].0, factors[r].1, offs[r]);
-        }
-        for h in 0..2 {
-            let high: [__m256i; 4] = std::array::from_fn(|r| _mm256_loadu_si256(blk[r][128 + 32 * h..].as_ptr().cast()));
-            for t in 0..4 {
-                let x = act(a, sb * 8 + 4 * h + t);
-                for r in 0..4 {
-                    let isc = q6_k_sub(blk[r], high[r], h, t, x);
-                    acc[r] = _mm256_fmadd_ps(lane(factors[r].0, 4 * h + t), _mm256_cvtepi32_ps(isc), acc[r]);
-                }
-            }
-        }
-    }
-    std::array::from_fn(|r| hsum(acc[r]) - hsum(offs[r]))
-}
-
-/// Q6_K row · activations: codes `(low | high << 4) − 32`; per sub-block `u`,
-/// `acc += ddx[u]·(s·q·x)`, per super-block `offs += ddx·offset` lane by lane ([`q6_k_factors`]).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q6_k(w: &[u8], a: &ActRow) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut offs = _mm256_setzero_ps();
-    for (sb, blk) in w.chunks_exact(210).enumerate() {
-        let (ddx, off) = q6_k_factors(blk, a, sb);
-        offs = _mm256_fmadd_ps(ddx, off, offs);
-        for h in 0..2 {
-            let high = _mm256_loadu_si256(blk[128 + 32 * h..].as_ptr().cast());
-            for t in 0..4 {
-                let isc = q6_k_sub(blk, high, h, t, act(a, sb * 8 + 4 * h + t));
-                acc = _mm256_fmadd_ps(lane(ddx, 4 * h + t), _mm256_cvtepi32_ps(isc), acc);
-            }
-        }
-    }
-    hsum(acc) - hsum(offs)
 }
 
 /// Q8_0 row · a float row `x` (`[d_in]`): each block's 32 codes widened to f32 in registers,

@@ -4,11 +4,13 @@
 //! (and minimums) are applied once per 32 (or per 16) values in f32.
 //!
 //! With `w = d·q + m` per block (or `d·(q − offset)`) and `x = dₓ·qₓ`:
-//! `Σ w·x = d·dₓ·Σ q·qₓ + m·dₓ·Σ qₓ`, where `Σ qₓ` comes with the activation row. The integer
-//! sums are exact; only the per-block f32 products round, so a kernel differs from the f64 sum
-//! of the dequantized weight times the dequantized activations by f32 rounding alone.
+//! `Σ w·x = d·dₓ·Σ q·qₓ + m·dₓ·Σ qₓ`, where `Σ qₓ` comes with the activation row. Q4_K, Q5_K
+//! and Q6_K take activations quantized per 256 values ([`ActRowK`]) and sum a whole
+//! super-block in integers before one f32 scaling. The integer sums are exact; only the
+//! per-block f32 products round, so a kernel differs from the f64 sum of the dequantized weight
+//! times the dequantized activations by f32 rounding alone.
 
-use super::act::{ActRow, QA};
+use super::act::{ActRow, ActRowK, QuantizedRow, QA, QK};
 use crate::weights::gguf::quants::{k_scale_min, q3_k_scales, GgmlType, QK_K};
 
 /// `Σ c[k]·x[k]` over 16 codes.
@@ -38,9 +40,10 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
     half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 
-/// The dot product of a stored row of `ty` (whole blocks) with `a`.
+/// The dot product of a stored row of `ty` (whole blocks, a type that pairs with blocks of 32)
+/// with `a`.
 #[inline(always)]
-pub fn row_dot(ty: GgmlType, w: &[u8], a: &ActRow) -> f32 {
+pub(super) fn row_dot(ty: GgmlType, w: &[u8], a: &ActRow) -> f32 {
     match ty {
         GgmlType::Q4_0 => legacy::<18>(w, a, |blk, c| {
             nibbles(&blk[2..18], c, 8);
@@ -66,10 +69,7 @@ pub fn row_dot(ty: GgmlType, w: &[u8], a: &ActRow) -> f32 {
         }),
         GgmlType::Q2_K => q2_k(w, a),
         GgmlType::Q3_K => q3_k(w, a),
-        GgmlType::Q4_K => q45_k::<144>(w, a),
-        GgmlType::Q5_K => q45_k::<176>(w, a),
-        GgmlType::Q6_K => q6_k(w, a),
-        _ => unreachable!("GgmlWeight admits only the quantized block types"),
+        _ => unreachable!("GgmlWeight admits only the quantized block types; K-quants from Q4_K take row_dot_k"),
     }
 }
 
@@ -159,9 +159,11 @@ fn q3_k(w: &[u8], a: &ActRow) -> f32 {
     acc
 }
 
-/// Q4_K / Q5_K: unit `u` is nibble `u % 2` of `qs[32(u / 2)..]` (Q5_K: fifth bit `u` of `qh[k]`).
+/// Q4_K / Q5_K · a Q8_K row: unit `u` is nibble `u % 2` of `qs[32(u / 2)..]` (Q5_K: fifth bit
+/// `u` of `qh[k]`). A super-block's sums are integers, `Σᵤ sc[u]·(q·x)ᵤ` and
+/// `Σᵤ mn[u]·Σxᵤ`, scaled once by `d·dₓ` and `dmin·dₓ`.
 #[inline(always)]
-fn q45_k<const SIZE: usize>(w: &[u8], a: &ActRow) -> f32 {
+fn q45_k<const SIZE: usize>(w: &[u8], a: &ActRowK) -> f32 {
     let five = SIZE == 176;
     let mut acc = 0f32;
     let mut c = [0i8; 32];
@@ -169,6 +171,7 @@ fn q45_k<const SIZE: usize>(w: &[u8], a: &ActRow) -> f32 {
         let (d, dmin) = (f16_at(blk, 0), f16_at(blk, 2));
         let (sc, mn) = k_scale_min(&blk[4..16]);
         let (qh, qs) = if five { (&blk[16..48], &blk[48..176]) } else { (&blk[..0], &blk[16..144]) };
+        let (mut isum, mut imin) = (0i32, 0i32);
         for u in 0..8 {
             let shift = 4 * (u % 2);
             let q = &qs[32 * (u / 2)..32 * (u / 2) + 32];
@@ -180,23 +183,26 @@ fn q45_k<const SIZE: usize>(w: &[u8], a: &ActRow) -> f32 {
                     c[k] |= (((qh[k] >> u) & 1) << 4) as i8;
                 }
             }
-            let b = sb * 8 + u;
-            let i = idot32(&c, &a.qs[QA * b..QA * b + QA]);
-            let sum = a.sums[2 * b] + a.sums[2 * b + 1];
-            acc += a.d[b] * (d * (i32::from(sc[u]) * i) as f32 - dmin * (i32::from(mn[u]) * sum) as f32);
+            let x = &a.qs[QK * sb + 32 * u..QK * sb + 32 * u + 32];
+            isum += i32::from(sc[u]) * idot32(&c, x);
+            imin += i32::from(mn[u]) * (i32::from(a.bsums[16 * sb + 2 * u]) + i32::from(a.bsums[16 * sb + 2 * u + 1]));
         }
+        let dx = a.d[sb];
+        acc += d * dx * isum as f32 - dmin * dx * imin as f32;
     }
     acc
 }
 
-/// Q6_K `[ql 128][qh 64][scales 16 (i8)][d]`, codes offset by 32.
+/// Q6_K `[ql 128][qh 64][scales 16 (i8)][d]` · a Q8_K row: codes stored `+32`; a super-block's
+/// integer sum `Σ s·(q·x) − 32·Σ s·Σx` (per 16 values) scaled once by `d·dₓ`.
 #[inline(always)]
-fn q6_k(w: &[u8], a: &ActRow) -> f32 {
+fn q6_k(w: &[u8], a: &ActRowK) -> f32 {
     let mut acc = 0f32;
     let mut c = [0i8; 32];
     for (sb, blk) in w.chunks_exact(210).enumerate() {
         let (ql, qh, scales) = (&blk[..128], &blk[128..192], &blk[192..208]);
         let d = f16_at(blk, 208);
+        let mut isum = 0i32;
         for u in 0..8 {
             let (h, t) = (u / 4, u % 4);
             let low = &ql[64 * h + 32 * (t % 2)..][..32];
@@ -204,15 +210,42 @@ fn q6_k(w: &[u8], a: &ActRow) -> f32 {
             for k in 0..32 {
                 let l = (low[k] >> (4 * (t / 2))) & 0xF;
                 let hb = (high[k] >> (2 * t)) & 3;
-                c[k] = (l | hb << 4) as i8 - 32;
+                c[k] = (l | hb << 4) as i8;
             }
-            let b = sb * 8 + u;
-            let (lo, hi) = idot_halves(&c, &a.qs[QA * b..QA * b + QA]);
-            let isc = i32::from(scales[2 * u] as i8) * lo + i32::from(scales[2 * u + 1] as i8) * hi;
-            acc += a.d[b] * d * isc as f32;
+            let (lo, hi) = idot_halves(&c, &a.qs[QK * sb + 32 * u..QK * sb + 32 * u + 32]);
+            isum += i32::from(scales[2 * u] as i8) * lo + i32::from(scales[2 * u + 1] as i8) * hi;
         }
+        let offset: i32 = (0..16).map(|k| i32::from(scales[k] as i8) * i32::from(a.bsums[16 * sb + k])).sum();
+        acc += d * a.d[sb] * (isum - 32 * offset) as f32;
     }
     acc
+}
+
+/// Whether weights of `ty` take their activations in super-blocks of 256 ([`ActRowK`], as
+/// llama.cpp pairs them with Q8_K) rather than blocks of 32 ([`ActRow`]).
+pub fn pairs_with_q8_k(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
+}
+
+/// The dot product of a stored row of `ty` (whole blocks) with `a`, quantized for `ty`
+/// ([`QuantizedRow::new`]); `None` if `a` holds the other kind of activation blocks.
+pub fn dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> Option<f32> {
+    match (a, pairs_with_q8_k(ty)) {
+        (QuantizedRow::Blocks(a), false) => Some(row_dot(ty, w, a)),
+        (QuantizedRow::SuperBlocks(a), true) => Some(row_dot_k(ty, w, a)),
+        _ => None,
+    }
+}
+
+/// The dot product of a stored row of a type [`pairs_with_q8_k`] with `a`.
+#[inline(always)]
+pub(super) fn row_dot_k(ty: GgmlType, w: &[u8], a: &ActRowK) -> f32 {
+    match ty {
+        GgmlType::Q4_K => q45_k::<144>(w, a),
+        GgmlType::Q5_K => q45_k::<176>(w, a),
+        GgmlType::Q6_K => q6_k(w, a),
+        _ => unreachable!("only the types that pair with Q8_K"),
+    }
 }
 
 /// Elements per block of a quantized type, if it is one [`row_dot`] serves.

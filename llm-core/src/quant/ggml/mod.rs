@@ -12,14 +12,16 @@ mod avx512;
 mod gemm;
 pub mod dot;
 #[cfg(target_arch = "x86_64")]
+mod q8k;
+#[cfg(target_arch = "x86_64")]
 mod tile;
 
 use rayon::prelude::*;
 
 use super::kernels::multiversion;
 
-pub use act::{ActRow, ActTile, TILE};
-pub use dot::block_elems;
+pub use act::{ActRow, ActRowK, ActTile, QuantizedRow, TILE};
+pub use dot::{block_elems, pairs_with_q8_k};
 
 use crate::error::{LlmError, Result};
 use crate::weights::gguf::quants::{self, GgmlType};
@@ -54,7 +56,8 @@ pub fn matmul_group(weights: &[&GgmlWeight], x: &[f32], rows: usize) -> Vec<Vec<
     }
     let tiled = weights.iter().any(|w| simd_kernels(w.ty, w.force_scalar).is_some_and(|k| k.tile.is_some()));
     let prompt = rows >= GEMM_MIN_ROWS && weights.iter().all(|w| w.prompt_kernel());
-    let acts = Acts::new(x, d_in, tiled, prompt);
+    let kinds = ActKinds::of(weights.iter().map(|w| w.ty));
+    let acts = Acts::new(x, d_in, kinds, tiled, prompt);
     let bytes: usize = weights.iter().map(|w| w.data.len()).sum();
     let d_outs: Vec<usize> = weights.iter().map(|w| w.d_out).collect();
     fill_group(&d_outs, rows, bytes * rows < SERIAL_BYTES, |i, first, cols| weights[i].rows_dot(first, &acts, cols))
@@ -176,7 +179,8 @@ impl GgmlWeight {
             return vec![0f32; rows * self.d_out];
         }
         let tiled = simd_kernels(self.ty, self.force_scalar).is_some_and(|k| k.tile.is_some());
-        let acts = Acts::new(x, self.d_in, tiled, rows >= GEMM_MIN_ROWS && self.prompt_kernel());
+        let kinds = ActKinds::of([self.ty]);
+        let acts = Acts::new(x, self.d_in, kinds, tiled, rows >= GEMM_MIN_ROWS && self.prompt_kernel());
         let serial = self.data.len() * rows < SERIAL_BYTES;
         fill_group(&[self.d_out], rows, serial, |_, first, cols| self.rows_dot(first, &acts, cols)).remove(0)
     }
@@ -214,6 +218,12 @@ impl GgmlWeight {
     /// Output rows `first..` (as many as `out` holds, `[n, rows]`) against every input row,
     /// through this CPU's fastest kernels for the type.
     fn rows_dot(&self, first: usize, acts: &Acts, out: &mut [f32]) {
+        if pairs_with_q8_k(self.ty) {
+            return match k_kernels(self.ty, self.force_scalar) {
+                Some(k) => rows_dot_k_simd(k, &self.data, self.row_bytes, first, &acts.rows_k, out),
+                None => rows_dot_k(self.ty, &self.data, self.row_bytes, first, &acts.rows_k, out),
+            };
+        }
         #[cfg(target_arch = "x86_64")]
         if self.prompt_kernel() && !acts.tiles16.is_empty() {
             let rows = acts.rows.len();
@@ -287,7 +297,10 @@ pub const GEMM_MIN_ROWS: usize = 64;
 /// The input rows of a matmul, quantized once, and interleaved into tiles of [`TILE`] rows
 /// where the weights have a tile kernel, or of 16 rows for the prompt kernels.
 struct Acts {
+    /// Every row in blocks of 32, when a weight takes them.
     rows: Vec<ActRow>,
+    /// Every row in super-blocks of 256, when a weight takes them ([`pairs_with_q8_k`]).
+    rows_k: Vec<ActRowK>,
     /// Tiles of rows `0..TILE * tiles.len()` (the last may be partial), when built.
     tiles: Vec<ActTile>,
     /// Tiles of 16 rows covering every row, when built for the prompt kernels.
@@ -302,12 +315,13 @@ const TILE_MIN_ROWS: usize = 5;
 impl Acts {
     /// `x` (`[rows, d_in]`) quantized; tiled for the prompt kernels when `prompt`, else for the
     /// tile kernels when `tiled`.
-    fn new(x: &[f32], d_in: usize, tiled: bool, prompt: bool) -> Self {
-        let rows: Vec<ActRow> = x.chunks_exact(d_in).map(ActRow::from_row).collect();
+    fn new(x: &[f32], d_in: usize, kinds: ActKinds, tiled: bool, prompt: bool) -> Self {
+        let rows: Vec<ActRow> = if kinds.blocks { x.chunks_exact(d_in).map(ActRow::from_row).collect() } else { vec![] };
+        let rows_k: Vec<ActRowK> = if kinds.super_blocks { x.chunks_exact(d_in).map(ActRowK::from_row).collect() } else { vec![] };
         #[cfg(target_arch = "x86_64")]
         if prompt {
             let tiles16 = rows.chunks(gemm::ROWS).map(gemm::Tile16::new).collect();
-            return Self { rows, tiles: vec![], tiles16 };
+            return Self { rows, rows_k, tiles: vec![], tiles16 };
         }
         let _ = prompt;
         let mut tiles = vec![];
@@ -318,6 +332,7 @@ impl Acts {
         }
         Self {
             rows,
+            rows_k,
             tiles,
             #[cfg(target_arch = "x86_64")]
             tiles16: vec![],
@@ -327,6 +342,27 @@ impl Acts {
     /// Rows the tiles hold.
     fn tiled_rows(&self) -> usize {
         self.tiles.iter().map(|t| t.rows).sum()
+    }
+}
+
+/// Which activation rows a group of weights takes: blocks of 32, super-blocks of 256, or both.
+#[derive(Clone, Copy)]
+struct ActKinds {
+    blocks: bool,
+    super_blocks: bool,
+}
+
+impl ActKinds {
+    fn of(types: impl IntoIterator<Item = GgmlType>) -> Self {
+        let mut k = Self { blocks: false, super_blocks: false };
+        for ty in types {
+            if pairs_with_q8_k(ty) {
+                k.super_blocks = true;
+            } else {
+                k.blocks = true;
+            }
+        }
+        k
     }
 }
 
@@ -368,9 +404,6 @@ fn simd_kernels(ty: GgmlType, force_scalar: bool) -> Option<Kernels> {
             GgmlType::Q5_0 => Some(if vnni { avx2::q5_0_w4_vnni } else { avx2::q5_0_w4 }),
             GgmlType::Q5_1 => Some(if vnni { avx2::q5_1_w4_vnni } else { avx2::q5_1_w4 }),
             GgmlType::Q8_0 => Some(if vnni { avx2::q8_0_w4_vnni } else { avx2::q8_0_w4 }),
-            GgmlType::Q4_K => Some(if vnni { avx2::q4_k_w4_vnni } else { avx2::q4_k_w4 }),
-            GgmlType::Q5_K => Some(if vnni { avx2::q5_k_w4_vnni } else { avx2::q5_k_w4 }),
-            GgmlType::Q6_K => Some(avx2::q6_k_w4),
             _ => None,
         };
         let (one, four): (RowDot, Option<RowDot4>) = match ty {
@@ -381,9 +414,6 @@ fn simd_kernels(ty: GgmlType, force_scalar: bool) -> Option<Kernels> {
             GgmlType::Q8_0 => (pick(avx2::q8_0, avx2::q8_0_vnni), None),
             GgmlType::Q2_K => (avx2::q2_k, None),
             GgmlType::Q3_K => (avx2::q3_k, None),
-            GgmlType::Q4_K => (pick(avx2::q4_k, avx2::q4_k_vnni), None),
-            GgmlType::Q5_K => (pick(avx2::q5_k, avx2::q5_k_vnni), None),
-            GgmlType::Q6_K => (avx2::q6_k, None),
             _ => return None,
         };
         let tile: Option<TileDot> = match ty {
@@ -394,6 +424,67 @@ fn simd_kernels(ty: GgmlType, force_scalar: bool) -> Option<Kernels> {
         return Some(Kernels { one, four, wide, tile });
     }
     None
+}
+
+/// One stored row · one activation row of 256-value blocks, compiled for an instruction set.
+type RowDotK = unsafe fn(&[u8], &ActRowK) -> f32;
+
+/// Four stored rows · one activation row of 256-value blocks.
+type WideDotK = unsafe fn([&[u8]; 4], &ActRowK) -> [f32; 4];
+
+/// The kernels of a type that [`pairs_with_q8_k`] on this CPU: `wide` gives each row exactly
+/// what `one` gives it, bit for bit.
+#[derive(Clone, Copy)]
+struct KKernels {
+    one: RowDotK,
+    wide: WideDotK,
+}
+
+/// The SIMD kernels of Q4_K, Q5_K or Q6_K this CPU runs, if any (AVX2, or AVX-512 VNNI).
+#[allow(unused_variables)]
+fn k_kernels(ty: GgmlType, force_scalar: bool) -> Option<KKernels> {
+    #[cfg(target_arch = "x86_64")]
+    if !force_scalar && avx2::available() {
+        let vnni = avx2::vnni_available();
+        let (one, wide): (RowDotK, WideDotK) = match (ty, vnni) {
+            (GgmlType::Q4_K, false) => (q8k::q4_k, q8k::q4_k_w4),
+            (GgmlType::Q4_K, true) => (q8k::q4_k_vnni, q8k::q4_k_w4_vnni),
+            (GgmlType::Q5_K, false) => (q8k::q5_k, q8k::q5_k_w4),
+            (GgmlType::Q5_K, true) => (q8k::q5_k_vnni, q8k::q5_k_w4_vnni),
+            (GgmlType::Q6_K, false) => (q8k::q6_k, q8k::q6_k_w4),
+            (GgmlType::Q6_K, true) => (q8k::q6_k_vnni, q8k::q6_k_w4_vnni),
+            _ => return None,
+        };
+        return Some(KKernels { one, wide });
+    }
+    None
+}
+
+/// [`rows_dot_k`] through SIMD kernels: four weight rows at a time against each activation
+/// row, the last few weight rows one by one.
+fn rows_dot_k_simd(k: KKernels, data: &[u8], row_bytes: usize, first: usize, acts: &[ActRowK], out: &mut [f32]) {
+    let rows = acts.len();
+    let row = |i: usize| &data[(first + i) * row_bytes..(first + i + 1) * row_bytes];
+    let n = out.len() / rows.max(1);
+    let wide = n / 4 * 4;
+    for i in (0..wide).step_by(4) {
+        let w = [row(i), row(i + 1), row(i + 2), row(i + 3)];
+        for (r, a) in acts.iter().enumerate() {
+            // SAFETY: `k_kernels` returned these kernels only after checking the CPU's
+            // instruction sets at run time; each weight row holds whole super-blocks of the
+            // kernel's type and `a` was quantized from a row of as many values.
+            let y = unsafe { (k.wide)(w, a) };
+            for (j, v) in y.into_iter().enumerate() {
+                out[(i + j) * rows + r] = v;
+            }
+        }
+    }
+    for i in wide..n {
+        for (r, a) in acts.iter().enumerate() {
+            // SAFETY: as above.
+            out[i * rows + r] = unsafe { (k.one)(row(i), a) };
+        }
+    }
 }
 
 /// [`rows_dot`] through SIMD kernels: the tiled rows through the tile kernel, the others four
@@ -446,6 +537,18 @@ fn rows_dot_simd(k: Kernels, data: &[u8], row_bytes: usize, first: usize, acts: 
             // the CPU has its instruction set; `w` holds whole blocks of the kernel's type and
             // `a` was quantized from a row of `d_in` values, so every load is in bounds.
             *y = unsafe { (k.one)(w, a) };
+        }
+    }
+}
+
+multiversion! {
+    fn rows_dot_k(ty: GgmlType, data: &[u8], row_bytes: usize, first: usize, acts: &[ActRowK], out: &mut [f32]) {
+        let rows = acts.len();
+        for (i, col) in out.chunks_exact_mut(rows).enumerate() {
+            let w = &data[(first + i) * row_bytes..(first + i + 1) * row_bytes];
+            for (y, a) in col.iter_mut().zip(acts) {
+                *y = dot::row_dot_k(ty, w, a);
+            }
         }
     }
 }
