@@ -106,9 +106,10 @@ impl<B: Backend> CausalLm<B> {
     pub fn forward_with(&self, input: ModelInput<B>, cache: Option<&mut KvCache<B>>) -> Result<ModelOutput<B>> {
         // On the CPU the pass runs on a thread of the pool its kernels split work on: called from
         // outside the pool, each parallel op would hand its work to the pool and put this thread
-        // to sleep until it is done, two context switches per op and hundreds of ops per token.
+        // to sleep until it is done, two context switches per op and hundreds of ops per token;
+        // the pool's other threads poll for its work meanwhile instead of parking between ops.
         if crate::quant::host_backend::<B>(&self.device()) && rayon::current_thread_index().is_none() {
-            return rayon::scope(|_| self.forward_in_place(input, cache));
+            return super::on_pool::run(|| self.forward_in_place(input, cache));
         }
         self.forward_in_place(input, cache)
     }

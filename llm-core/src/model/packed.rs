@@ -32,7 +32,7 @@ impl<B: Backend> CausalLm<B> {
     /// Returns the logits of each sequence's last new token: `[sequences, vocab_size]`, f32.
     pub fn forward_packed(&self, seqs: &mut [PackedSequence<'_, B>]) -> Result<Tensor<B, 2>> {
         if crate::quant::host_backend::<B>(&self.device()) && rayon::current_thread_index().is_none() {
-            return rayon::scope(|_| self.forward_packed_in_place(seqs));
+            return super::on_pool::run(|| self.forward_packed_in_place(seqs));
         }
         self.forward_packed_in_place(seqs)
     }
