@@ -25,10 +25,11 @@ pub struct MicroLoss<B: Backend> {
     pub metrics: BTreeMap<String, f64>,
 }
 
-/// A training objective over examples of type [`Objective::Example`].
-pub trait Objective {
-    /// What the dataset holds.
-    type Example;
+/// A training objective over examples of type [`Objective::Example`]. `Sync`: a step's
+/// passes run on a thread of the CPU pool ([`llm_core::model::on_pool`]).
+pub trait Objective: Sync {
+    /// What the dataset holds (shared with the thread pool a step runs on).
+    type Example: Sync;
 
     /// What the step's micro-batch losses are divided by (trained tokens for SFT, pairs for
     /// preference losses); an error when the step has nothing to learn from.

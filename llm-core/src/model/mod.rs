@@ -7,7 +7,7 @@ mod decoder;
 mod host_step;
 pub(crate) mod init;
 mod layers;
-mod on_pool;
+pub mod on_pool;
 mod packed;
 
 pub use causal_lm::{CausalLm, ModelInput, ModelOutput};

@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `op()` on a thread of the global pool (called from outside it, this thread waits), the
 /// pool's other threads taking its parallel work as soon as it appears until `op` returns (or
-/// unwinds). Called from inside the pool, `op` runs here as it is.
-pub(crate) fn run<R: Send>(op: impl FnOnce() -> R + Send) -> R {
+/// unwinds). Called from inside the pool, `op` runs here as it is. CPU forward passes run this
+/// way ([`crate::CausalLm::forward_with`]); a trainer's step (forward and backward through
+/// Burn's Flex ops, each its own parallel region) gains the same.
+pub fn run<R: Send>(op: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return op();
     }

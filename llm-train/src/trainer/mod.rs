@@ -149,9 +149,27 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// whole step's micro-batches: this rank runs its share and the sums cover all ranks.
     pub fn loss_and_grads_with<O: Objective>(&self, objective: &O, micro: &[Vec<&O::Example>]) -> Result<StepOutput<B>> {
         let normalizer = objective.normalizer(micro)?;
-        let mut out = StepOutput { loss: 0.0, grads: BTreeMap::new(), tokens: 0, target_tokens: 0, metrics: BTreeMap::new() };
-        let mut model = self.model.clone();
+        let out = StepOutput { loss: 0.0, grads: BTreeMap::new(), tokens: 0, target_tokens: 0, metrics: BTreeMap::new() };
         let (rank, world) = self.rank();
+        // On a thread of the pool, its other threads polling for the ops' work (see
+        // `llm_core::model::on_pool`): each Flex op is a parallel region of its own.
+        let mut out = llm_core::model::on_pool::run(|| self.micro_steps(objective, micro, normalizer, (rank, world), out))?;
+        if world > 1 {
+            out = all_reduce(self.collective().as_mut(), &self.model, out)?;
+        }
+        Ok(out)
+    }
+
+    /// The forward and backward passes of this rank's share of `micro`, added to `out`.
+    fn micro_steps<O: Objective>(
+        &self,
+        objective: &O,
+        micro: &[Vec<&O::Example>],
+        normalizer: f64,
+        (rank, world): (usize, usize),
+        mut out: StepOutput<B>,
+    ) -> Result<StepOutput<B>> {
+        let mut model = self.model.clone();
         for (i, batch) in micro.iter().enumerate().filter(|(i, _)| i % world == rank) {
             seed_dropout(&mut model, self.config.seed, self.optimizer.step, i);
             if self.config.gradient_checkpointing {
@@ -169,9 +187,6 @@ impl<B: AutodiffBackend> Trainer<B> {
             if let Some(tape) = &model.checkpoint {
                 backward_through_layers(&model, tape, &grads, &mut out.grads);
             }
-        }
-        if world > 1 {
-            out = all_reduce(self.collective().as_mut(), &self.model, out)?;
         }
         Ok(out)
     }
