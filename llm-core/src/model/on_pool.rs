@@ -33,6 +33,17 @@ pub fn run<R: Send>(op: impl FnOnce() -> R + Send) -> R {
     out.expect("op returned")
 }
 
+/// [`run`] where `B` computes on the host (Flex, autodiff over it, ndarray), whose ops split
+/// their work over the pool; elsewhere (a GPU backend) `op` runs here as it is, with no thread
+/// spinning beside it.
+pub fn run_for<B: burn::tensor::backend::Backend, R: Send>(device: &B::Device, op: impl FnOnce() -> R + Send) -> R {
+    if crate::quant::host_backend::<B>(device) {
+        run(op)
+    } else {
+        op()
+    }
+}
+
 /// Sets its flag when dropped.
 struct Stop<'a>(&'a AtomicBool);
 

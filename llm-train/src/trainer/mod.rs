@@ -151,9 +151,10 @@ impl<B: AutodiffBackend> Trainer<B> {
         let normalizer = objective.normalizer(micro)?;
         let out = StepOutput { loss: 0.0, grads: BTreeMap::new(), tokens: 0, target_tokens: 0, metrics: BTreeMap::new() };
         let (rank, world) = self.rank();
-        // On a thread of the pool, its other threads polling for the ops' work (see
+        // On the CPU, on a thread of the pool, its other threads polling for the ops' work (see
         // `llm_core::model::on_pool`): each Flex op is a parallel region of its own.
-        let mut out = llm_core::model::on_pool::run(|| self.micro_steps(objective, micro, normalizer, (rank, world), out))?;
+        let device = self.model.device();
+        let mut out = llm_core::model::on_pool::run_for::<B, _>(&device, || self.micro_steps(objective, micro, normalizer, (rank, world), out))?;
         if world > 1 {
             out = all_reduce(self.collective().as_mut(), &self.model, out)?;
         }
