@@ -171,40 +171,34 @@ impl<const N: usize> ActTile<N> {
     }
 }
 
-multiversion! {
-    fn quantize_blocks(x: &[f32], d: &mut [f32], qs: &mut [i8], sums: &mut [i32]) {
-        for (((xb, db), qb), sb) in x.chunks_exact(QA).zip(d.iter_mut()).zip(qs.chunks_exact_mut(QA)).zip(sums.chunks_exact_mut(2)) {
-            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let step = amax / 127.0;
-            let inv = if step > 0.0 { 1.0 / step } else { 0.0 };
-            *db = step;
-            for ((xh, qh), s) in xb.chunks_exact(16).zip(qb.chunks_exact_mut(16)).zip(sb.iter_mut()) {
-                let mut sum = 0i32;
-                for (q, &v) in qh.iter_mut().zip(xh) {
-                    *q = (v * inv).round_ties_even() as i8;
-                    sum += i32::from(*q);
-                }
-                *s = sum;
+/// Blocks of `block` values of `x`: each block's step `max|x| / 127` into `d`, its codes
+/// (rounded half to even) into `qs`, the sum of each 16 codes into `sums`.
+#[inline(always)]
+fn quantize<S: From<i8> + std::ops::AddAssign + Default>(x: &[f32], block: usize, d: &mut [f32], qs: &mut [i8], sums: &mut [S]) {
+    for (((xb, db), qb), sb) in x.chunks_exact(block).zip(d.iter_mut()).zip(qs.chunks_exact_mut(block)).zip(sums.chunks_exact_mut(block / 16)) {
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let step = amax / 127.0;
+        let inv = if step > 0.0 { 1.0 / step } else { 0.0 };
+        *db = step;
+        for ((xh, qh), s) in xb.chunks_exact(16).zip(qb.chunks_exact_mut(16)).zip(sb.iter_mut()) {
+            let mut sum = S::default();
+            for (q, &v) in qh.iter_mut().zip(xh) {
+                *q = (v * inv).round_ties_even() as i8;
+                sum += S::from(*q);
             }
+            *s = sum;
         }
     }
 }
 
 multiversion! {
+    fn quantize_blocks(x: &[f32], d: &mut [f32], qs: &mut [i8], sums: &mut [i32]) {
+        quantize(x, QA, d, qs, sums)
+    }
+}
+
+multiversion! {
     fn quantize_super_blocks(x: &[f32], d: &mut [f32], qs: &mut [i8], bsums: &mut [i16]) {
-        for (((xb, db), qb), sb) in x.chunks_exact(QK).zip(d.iter_mut()).zip(qs.chunks_exact_mut(QK)).zip(bsums.chunks_exact_mut(QK / 16)) {
-            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let step = amax / 127.0;
-            let inv = if step > 0.0 { 1.0 / step } else { 0.0 };
-            *db = step;
-            for ((xh, qh), s) in xb.chunks_exact(16).zip(qb.chunks_exact_mut(16)).zip(sb.iter_mut()) {
-                let mut sum = 0i16;
-                for (q, &v) in qh.iter_mut().zip(xh) {
-                    *q = (v * inv).round_ties_even() as i8;
-                    sum += i16::from(*q);
-                }
-                *s = sum;
-            }
-        }
+        quantize(x, QK, d, qs, bsums)
     }
 }
